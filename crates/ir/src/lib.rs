@@ -1,0 +1,23 @@
+//! whittle's graph IR.
+//!
+//! A [`Graph`] mirrors ONNX semantics so that import and export are faithful:
+//! nodes name their inputs and outputs by string, attributes are typed
+//! ([`Attr`]), and constant tensors ([`Tensor`]) live in `initializers`.
+//! Everything that transforms a model (simplification, quantization, pruning,
+//! autodiff) is a pass from `Graph` to `Graph`; see [`passes`].
+
+mod attr;
+mod dtype;
+mod error;
+mod graph;
+pub mod passes;
+mod tensor;
+
+pub use attr::Attr;
+pub use dtype::DType;
+pub use error::IrError;
+pub use graph::{Dim, Graph, Node, ValueInfo};
+pub use tensor::{checked_numel, Tensor, TensorData};
+
+/// Result alias for IR operations.
+pub type Result<T, E = IrError> = std::result::Result<T, E>;

@@ -1,0 +1,11 @@
+//! Compute kernels: plain functions over slices, with no knowledge of graphs,
+//! so generated MCU code can reuse them. `no_std`; SIMD paths are chosen at
+//! run time when the `std` feature can detect CPU features.
+#![no_std]
+
+#[cfg(feature = "std")]
+extern crate std;
+
+pub mod activation;
+
+pub use activation::Activation;

@@ -1,0 +1,140 @@
+use whittle_ir::{DType, Tensor};
+
+/// A read-only view of one kernel input: element type plus raw bytes.
+///
+/// Buffers handed to kernels are always aligned to at least 64 bytes (arena
+/// offsets and constant storage guarantee it), so the typed accessors can
+/// reinterpret without copying. An *aliased* view stands for an input that
+/// shares its buffer with output 0 (in-place execution): its data is read
+/// from the output. Only kernels that report
+/// [`Kernel::inplace_input`](crate::Kernel::inplace_input) ever receive one.
+#[derive(Clone, Copy, Debug)]
+pub struct View<'a> {
+    dtype: DType,
+    bytes: &'a [u8],
+    aliased: bool,
+}
+
+impl<'a> View<'a> {
+    /// A view over `bytes` holding elements of `dtype`.
+    pub fn new(dtype: DType, bytes: &'a [u8]) -> View<'a> {
+        View {
+            dtype,
+            bytes,
+            aliased: false,
+        }
+    }
+
+    /// A view of a host tensor.
+    pub fn of(t: &'a Tensor) -> View<'a> {
+        View::new(t.dtype(), t.as_bytes())
+    }
+
+    /// The marker for an input that lives in output 0's buffer.
+    pub fn aliased(dtype: DType) -> View<'static> {
+        View {
+            dtype,
+            bytes: &[],
+            aliased: true,
+        }
+    }
+
+    /// True when this input's data is in output 0 (in-place).
+    pub fn is_aliased(&self) -> bool {
+        self.aliased
+    }
+
+    /// Element type.
+    pub fn dtype(&self) -> DType {
+        self.dtype
+    }
+
+    /// Raw bytes.
+    pub fn bytes(&self) -> &'a [u8] {
+        self.bytes
+    }
+
+    /// As f32 elements.
+    pub fn f32(&self) -> &'a [f32] {
+        bytemuck::cast_slice(self.bytes)
+    }
+
+    /// As i64 elements.
+    pub fn i64(&self) -> &'a [i64] {
+        bytemuck::cast_slice(self.bytes)
+    }
+
+    /// As i32 elements.
+    pub fn i32(&self) -> &'a [i32] {
+        bytemuck::cast_slice(self.bytes)
+    }
+
+    /// As i8 elements.
+    pub fn i8(&self) -> &'a [i8] {
+        bytemuck::cast_slice(self.bytes)
+    }
+
+    /// As u8 elements (also bool, stored as 0/1).
+    pub fn u8(&self) -> &'a [u8] {
+        self.bytes
+    }
+}
+
+/// A writable view of one kernel output.
+#[derive(Debug)]
+pub struct ViewMut<'a> {
+    dtype: DType,
+    bytes: &'a mut [u8],
+}
+
+impl<'a> ViewMut<'a> {
+    /// A view over `bytes` holding elements of `dtype`.
+    pub fn new(dtype: DType, bytes: &'a mut [u8]) -> ViewMut<'a> {
+        ViewMut { dtype, bytes }
+    }
+
+    /// A view of a host tensor.
+    pub fn of(t: &'a mut Tensor) -> ViewMut<'a> {
+        ViewMut::new(t.dtype(), t.data_mut().as_bytes_mut())
+    }
+
+    /// Element type.
+    pub fn dtype(&self) -> DType {
+        self.dtype
+    }
+
+    /// Raw bytes.
+    pub fn bytes(&mut self) -> &mut [u8] {
+        self.bytes
+    }
+
+    /// Read-only raw bytes.
+    pub fn bytes_ref(&self) -> &[u8] {
+        self.bytes
+    }
+
+    /// As f32 elements.
+    pub fn f32(&mut self) -> &mut [f32] {
+        bytemuck::cast_slice_mut(self.bytes)
+    }
+
+    /// As i64 elements.
+    pub fn i64(&mut self) -> &mut [i64] {
+        bytemuck::cast_slice_mut(self.bytes)
+    }
+
+    /// As i32 elements.
+    pub fn i32(&mut self) -> &mut [i32] {
+        bytemuck::cast_slice_mut(self.bytes)
+    }
+
+    /// As i8 elements.
+    pub fn i8(&mut self) -> &mut [i8] {
+        bytemuck::cast_slice_mut(self.bytes)
+    }
+
+    /// As u8 elements (also bool, stored as 0/1).
+    pub fn u8(&mut self) -> &mut [u8] {
+        self.bytes
+    }
+}
