@@ -7,5 +7,9 @@
 extern crate std;
 
 pub mod activation;
+pub mod conv;
+pub mod depthwise;
+pub mod gemm;
+pub mod pool;
 
 pub use activation::Activation;
