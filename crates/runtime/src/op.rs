@@ -108,11 +108,7 @@ impl<'a> BuildCtx<'a> {
     }
 }
 
-/// Internal attribute set by the activation-fusion pass on Conv, ConvTranspose,
-/// Gemm and MatMul: the ONNX op type of the fused activation. Its parameters
-/// travel as the same node's `whittle.act.*` attributes named after the ONNX
-/// attribute (`alpha`, `beta`, `min`, `max`).
-pub const FUSED_ACTIVATION: &str = "whittle.act";
+pub use whittle_ir::passes::FUSED_ACTIVATION;
 
 /// Reads the fused activation of a node.
 pub fn fused_activation(node: &Node) -> Result<Activation, OpError> {
