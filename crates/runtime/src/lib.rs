@@ -2,12 +2,15 @@
 //! [`Plan`] (static shapes, a schedule, one memory arena, a kernel per node)
 //! and executes it without allocating.
 
+pub mod compile;
 mod eager;
 mod error;
 mod fact;
 pub mod op;
 pub mod ops;
 mod parallel;
+mod plan;
+pub mod report;
 mod registry;
 mod view;
 
@@ -15,6 +18,8 @@ pub use eager::{eval_node, EvalError};
 pub use error::{OpError, RunError};
 pub use fact::Fact;
 pub use op::{BuildCtx, Built, InputFact, Kernel, RunCtx};
+pub use compile::{compile, compile_with, CompileError, CompileOptions};
 pub use parallel::Parallel;
+pub use plan::{ExecError, IoInfo, MemoryStats, Plan};
 pub use registry::Registry;
 pub use view::{View, ViewMut};

@@ -1,0 +1,282 @@
+//! The compiled, memory-planned form of a model and its executor.
+
+use std::time::{Duration, Instant};
+
+use smallvec::SmallVec;
+use whittle_ir::{DType, Tensor};
+
+use crate::op::RunCtx;
+use crate::{Fact, Kernel, Parallel, RunError, View, ViewMut};
+
+/// A byte range of the arena.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub(crate) struct Region {
+    pub offset: usize,
+    pub len: usize,
+}
+
+/// Where a kernel input comes from.
+#[derive(Clone, Copy, Debug)]
+pub(crate) enum InputSlot {
+    /// `regions[i]` of the step.
+    Region(usize),
+    /// A constant of the plan.
+    Const(usize),
+    /// Shares output 0's buffer (in-place).
+    Aliased,
+    /// An omitted optional input.
+    Empty,
+}
+
+/// One scheduled kernel call with its arena regions resolved.
+pub(crate) struct PlanStep {
+    pub name: String,
+    pub op_type: String,
+    pub kernel: Box<dyn Kernel>,
+    /// Distinct arena regions the step touches, sorted by offset, disjoint.
+    pub regions: SmallVec<[Region; 8]>,
+    pub inputs: SmallVec<[(InputSlot, DType); 4]>,
+    /// Region index and dtype of each output.
+    pub outputs: SmallVec<[(usize, DType); 2]>,
+    /// Region index of the scratch workspace, if any.
+    pub scratch: Option<usize>,
+    /// For reports.
+    pub output_facts: Vec<Fact>,
+    pub params: usize,
+    pub inplace: bool,
+}
+
+/// Where a graph output lives after a run.
+#[derive(Clone, Copy, Debug)]
+pub(crate) enum OutputSource {
+    Arena(Region),
+    Const(usize),
+}
+
+/// Name and type of a graph input or output.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct IoInfo {
+    /// Value name.
+    pub name: String,
+    /// Static type.
+    pub fact: Fact,
+}
+
+/// Memory figures of a plan, in bytes.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub struct MemoryStats {
+    /// Size of the one arena holding every run-time tensor and workspace.
+    pub arena: usize,
+    /// Peak of simultaneously live bytes for the chosen schedule: no
+    /// placement can do better.
+    pub lower_bound: usize,
+    /// Sum of all intermediates and workspaces, as if nothing were reused.
+    pub naive: usize,
+    /// Constant tensors the steps read (the model's weights as stored).
+    pub weights: usize,
+    /// Extra bytes kernels hold in their own layouts (pre-packed weights).
+    pub packed_weights: usize,
+}
+
+/// Why a run failed.
+#[derive(Debug, thiserror::Error)]
+pub enum ExecError {
+    /// Wrong number of inputs.
+    #[error("expected {expected} inputs, got {got}")]
+    InputCount { expected: usize, got: usize },
+    /// An input of the wrong type or shape.
+    #[error("input '{name}': expected {expected_dtype} {expected:?}, got {got_dtype} {got:?}")]
+    InputMismatch {
+        name: String,
+        expected_dtype: DType,
+        expected: Vec<usize>,
+        got_dtype: DType,
+        got: Vec<usize>,
+    },
+    /// A kernel failed on this data.
+    #[error("node '{node}': {err}")]
+    Kernel { node: String, err: RunError },
+    /// The plan violates its own invariants (a bug in whittle).
+    #[error("internal error: {0}")]
+    Internal(&'static str),
+}
+
+/// A compiled model: schedule, arena, kernels. Running it allocates nothing.
+pub struct Plan {
+    pub(crate) steps: Vec<PlanStep>,
+    pub(crate) arena: Vec<ArenaBlock>,
+    pub(crate) consts: Vec<Tensor>,
+    pub(crate) inputs: Vec<(IoInfo, Region)>,
+    pub(crate) outputs: Vec<(IoInfo, OutputSource)>,
+    pub(crate) par: Parallel,
+    pub(crate) memory: MemoryStats,
+    pub(crate) report: crate::report::PlanReport,
+}
+
+/// 64-byte aligned storage unit of the arena.
+#[derive(Clone, Copy, bytemuck::Pod, bytemuck::Zeroable)]
+#[repr(C, align(64))]
+pub(crate) struct ArenaBlock([u8; 64]);
+
+impl ArenaBlock {
+    pub(crate) const ZERO: ArenaBlock = ArenaBlock([0; 64]);
+}
+
+impl Plan {
+    /// Graph inputs in declaration order.
+    pub fn inputs(&self) -> impl ExactSizeIterator<Item = &IoInfo> {
+        self.inputs.iter().map(|(i, _)| i)
+    }
+
+    /// Graph outputs in declaration order.
+    pub fn outputs(&self) -> impl ExactSizeIterator<Item = &IoInfo> {
+        self.outputs.iter().map(|(i, _)| i)
+    }
+
+    /// Memory figures.
+    pub fn memory(&self) -> MemoryStats {
+        self.memory
+    }
+
+    /// Per-node report (op, kernel, shapes, params, MACs) and totals.
+    pub fn report(&self) -> &crate::report::PlanReport {
+        &self.report
+    }
+
+    /// Threads kernels may use.
+    pub fn threads(&self) -> usize {
+        self.par.threads()
+    }
+
+    fn arena_bytes(&mut self) -> &mut [u8] {
+        bytemuck::cast_slice_mut(&mut self.arena)
+    }
+
+    /// Copies input `i` into the arena (no allocation).
+    pub fn set_input(&mut self, i: usize, dtype: DType, shape: &[usize], bytes: &[u8]) -> Result<(), ExecError> {
+        let (info, region) = self.inputs.get(i).ok_or(ExecError::InputCount { expected: self.inputs.len(), got: i + 1 })?;
+        if info.fact.dtype != dtype || info.fact.shape != shape || bytes.len() != region.len {
+            return Err(ExecError::InputMismatch {
+                name: info.name.clone(),
+                expected_dtype: info.fact.dtype,
+                expected: info.fact.shape.clone(),
+                got_dtype: dtype,
+                got: shape.to_vec(),
+            });
+        }
+        let region = *region;
+        self.arena_bytes()[region.offset..region.offset + region.len].copy_from_slice(bytes);
+        Ok(())
+    }
+
+    /// Copies a host tensor into input `i`.
+    pub fn set_input_tensor(&mut self, i: usize, t: &Tensor) -> Result<(), ExecError> {
+        self.set_input(i, t.dtype(), t.shape(), t.as_bytes())
+    }
+
+    /// Runs every step on the inputs already set. Allocates nothing.
+    pub fn execute(&mut self) -> Result<(), ExecError> {
+        self.execute_inner(None)
+    }
+
+    /// Like [`Plan::execute`], recording each step's wall time in `times`
+    /// (which must have one entry per step: see [`Plan::num_steps`]).
+    pub fn execute_profiled(&mut self, times: &mut [Duration]) -> Result<(), ExecError> {
+        if times.len() != self.steps.len() {
+            return Err(ExecError::Internal("profile buffer has the wrong length"));
+        }
+        self.execute_inner(Some(times))
+    }
+
+    /// Number of scheduled steps.
+    pub fn num_steps(&self) -> usize {
+        self.steps.len()
+    }
+
+    fn execute_inner(&mut self, mut times: Option<&mut [Duration]>) -> Result<(), ExecError> {
+        let arena: &mut [u8] = bytemuck::cast_slice_mut(&mut self.arena);
+        for (si, step) in self.steps.iter().enumerate() {
+            let t0 = times.as_ref().map(|_| Instant::now());
+            run_step(step, arena, &self.consts, &self.par)?;
+            if let (Some(times), Some(t0)) = (times.as_deref_mut(), t0) {
+                times[si] = t0.elapsed();
+            }
+        }
+        Ok(())
+    }
+
+    /// A view of output `i` after [`Plan::execute`].
+    pub fn output(&self, i: usize) -> Option<View<'_>> {
+        let (info, src) = self.outputs.get(i)?;
+        Some(match *src {
+            OutputSource::Arena(r) => {
+                let bytes: &[u8] = bytemuck::cast_slice(&self.arena);
+                View::new(info.fact.dtype, &bytes[r.offset..r.offset + r.len])
+            }
+            OutputSource::Const(c) => View::of(&self.consts[c]),
+        })
+    }
+
+    /// Convenience: sets every input, runs, and copies the outputs out.
+    pub fn run(&mut self, inputs: &[Tensor]) -> Result<Vec<Tensor>, ExecError> {
+        if inputs.len() != self.inputs.len() {
+            return Err(ExecError::InputCount { expected: self.inputs.len(), got: inputs.len() });
+        }
+        for (i, t) in inputs.iter().enumerate() {
+            self.set_input_tensor(i, t)?;
+        }
+        self.execute()?;
+        (0..self.outputs.len())
+            .map(|i| {
+                let view = self.output(i).ok_or(ExecError::Internal("missing output"))?;
+                let fact = &self.outputs[i].0.fact;
+                let data = whittle_ir::TensorData::from_le_bytes(fact.dtype, view.bytes())
+                    .map_err(|_| ExecError::Internal("output size"))?;
+                Tensor::new(fact.shape.clone(), data).map_err(|_| ExecError::Internal("output shape"))
+            })
+            .collect()
+    }
+}
+
+/// Splits the arena into the step's regions (sorted, disjoint) without
+/// unsafe code, hands outputs and scratch out mutably and inputs shared.
+fn run_step(step: &PlanStep, arena: &mut [u8], consts: &[Tensor], par: &Parallel) -> Result<(), ExecError> {
+    let mut parts: SmallVec<[Option<&mut [u8]>; 8]> = SmallVec::new();
+    let mut rest: &mut [u8] = arena;
+    let mut pos = 0;
+    for r in &step.regions {
+        let tail = std::mem::take(&mut rest);
+        let skip = r.offset.checked_sub(pos).ok_or(ExecError::Internal("regions out of order"))?;
+        if skip + r.len > tail.len() {
+            return Err(ExecError::Internal("region outside the arena"));
+        }
+        let (_, tail) = tail.split_at_mut(skip);
+        let (mine, tail) = tail.split_at_mut(r.len);
+        parts.push(Some(mine));
+        rest = tail;
+        pos = r.offset + r.len;
+    }
+    let mut outs: SmallVec<[ViewMut<'_>; 4]> = SmallVec::new();
+    for &(ri, dt) in &step.outputs {
+        let bytes = parts.get_mut(ri).and_then(Option::take).ok_or(ExecError::Internal("output region reused"))?;
+        outs.push(ViewMut::new(dt, bytes));
+    }
+    let scratch: &mut [u8] = match step.scratch {
+        Some(ri) => parts.get_mut(ri).and_then(Option::take).ok_or(ExecError::Internal("scratch region reused"))?,
+        None => &mut [],
+    };
+    let shared: SmallVec<[&[u8]; 8]> = parts.into_iter().map(|p| p.map_or(&[][..], |m| &*m)).collect();
+    let mut ins: SmallVec<[View<'_>; 8]> = SmallVec::new();
+    for &(slot, dt) in &step.inputs {
+        ins.push(match slot {
+            InputSlot::Region(ri) => View::new(dt, shared.get(ri).copied().ok_or(ExecError::Internal("input region"))?),
+            InputSlot::Const(c) => View::of(consts.get(c).ok_or(ExecError::Internal("constant index"))?),
+            InputSlot::Aliased => View::aliased(dt),
+            InputSlot::Empty => View::new(dt, &[]),
+        });
+    }
+    let mut ctx = RunCtx { scratch, par };
+    step.kernel
+        .run(&ins, &mut outs, &mut ctx)
+        .map_err(|err| ExecError::Kernel { node: step.name.clone(), err })
+}
