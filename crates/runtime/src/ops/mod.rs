@@ -3,15 +3,25 @@
 
 use crate::Registry;
 
+mod concat;
 mod conv;
 mod elementwise;
+mod expand;
+mod gather;
 mod linear;
 mod norm;
+mod pad;
 mod pool;
 mod reduce;
 mod resize;
 mod rnn;
 mod shape;
+mod shape_const;
+mod shape_util;
+mod shape_view;
+mod slice;
+mod strided;
+mod transpose;
 mod unary;
 
 /// Registers every op family.
