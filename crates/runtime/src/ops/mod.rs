@@ -3,6 +3,7 @@
 
 use crate::Registry;
 
+mod argmax;
 mod concat;
 mod conv;
 mod elementwise;
@@ -13,6 +14,7 @@ mod norm;
 mod pad;
 mod pool;
 mod reduce;
+mod reduce_kernel;
 mod resize;
 mod rnn;
 mod shape;
@@ -20,7 +22,12 @@ mod shape_const;
 mod shape_util;
 mod shape_view;
 mod slice;
+mod softmax;
 mod strided;
+#[cfg(test)]
+mod test_refs;
+#[cfg(test)]
+mod test_support;
 mod transpose;
 mod unary;
 

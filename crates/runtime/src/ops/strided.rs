@@ -250,7 +250,7 @@ mod tests {
 
     #[test]
     fn matches_naive_walk() {
-        let src: Vec<u32> = (0..200).collect();
+        let src: Vec<u32> = (0..400).collect();
         let cases: &[(&[usize], &[isize], usize)] = &[
             (&[4, 5], &[1, 4], 0),          // 2-D transpose
             (&[2, 20, 3], &[60, 1, 20], 0), // NCHW -> NHWC style
