@@ -3,15 +3,32 @@
 
 use crate::Registry;
 
+mod argmax;
+mod concat;
 mod conv;
 mod elementwise;
+mod expand;
+mod gather;
 mod linear;
 mod norm;
+mod pad;
 mod pool;
 mod reduce;
+mod reduce_kernel;
 mod resize;
 mod rnn;
 mod shape;
+mod shape_const;
+mod shape_util;
+mod shape_view;
+mod slice;
+mod softmax;
+mod strided;
+#[cfg(test)]
+mod test_refs;
+#[cfg(test)]
+mod test_support;
+mod transpose;
 mod unary;
 
 /// Registers every op family.
