@@ -3,6 +3,8 @@
 
 use crate::Registry;
 
+#[cfg(test)]
+mod case_check;
 mod conv;
 mod elementwise;
 mod linear;
