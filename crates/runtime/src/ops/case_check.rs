@@ -4,9 +4,11 @@
 //! by `testdata/gen_cases.py`; see there for where each expectation comes
 //! from.
 
+use smallvec::SmallVec;
 use whittle_ir::{Attr, Node, Tensor, TensorData};
 
-use crate::{eval_node, Registry};
+use crate::op::{BuildCtx, Built, InputFact, RunCtx};
+use crate::{eval_node, Fact, Parallel, Registry, View, ViewMut};
 
 /// An attribute value in a case table.
 pub(crate) enum A {
@@ -86,17 +88,77 @@ pub(crate) fn node(case: &Case) -> Node {
     n
 }
 
-/// Evaluates a case and compares every requested output.
+/// Builds a node with no input known at build time, then runs it on
+/// `threads` threads: the path compiled graphs take, where activations and
+/// often weights are not constants. `None` when the op needs constants.
+fn eval_dynamic(
+    n: &Node,
+    inputs: &[Option<Tensor>],
+    opset: i64,
+    threads: usize,
+) -> Option<Vec<Tensor>> {
+    let build = Registry::standard()
+        .get("", &n.op_type)
+        .expect("registered");
+    let ctx = BuildCtx {
+        node: n,
+        inputs: inputs
+            .iter()
+            .map(|t| {
+                t.as_ref().map(|t| InputFact {
+                    fact: Fact::new(t.dtype(), t.shape().to_vec()),
+                    value: None,
+                })
+            })
+            .collect(),
+        opset,
+    };
+    let (facts, kernel) = match build(&ctx) {
+        Ok(Built::Kernel { outputs, kernel }) => (outputs, kernel),
+        Ok(Built::Constant(v)) => return Some(v),
+        // Ops whose shapes depend on an input's value need it constant.
+        Err(e) if e.to_string().contains("compile-time constant") => return None,
+        Err(e) => panic!("{e}"),
+    };
+    let mut outs: Vec<Tensor> = facts
+        .iter()
+        .map(|f| Tensor::zeros(f.dtype, f.shape.clone()).unwrap())
+        .collect();
+    let views: SmallVec<[View<'_>; 8]> = inputs
+        .iter()
+        .map(|t| match t {
+            Some(t) => View::of(t),
+            None => View::new(whittle_ir::DType::F32, &[]),
+        })
+        .collect();
+    let mut out_views: Vec<ViewMut<'_>> = outs.iter_mut().map(ViewMut::of).collect();
+    // NaN-filled scratch: kernels must not rely on zeroed workspace.
+    let mut scratch = vec![0x7fc0_0001u32; kernel.scratch_bytes().div_ceil(4)];
+    let par = Parallel::new(threads).unwrap();
+    let mut run = RunCtx {
+        scratch: bytemuck::cast_slice_mut(&mut scratch),
+        par: &par,
+    };
+    kernel.run(&views, &mut out_views, &mut run).expect("run");
+    drop(out_views);
+    Some(outs)
+}
+
+/// Evaluates a case (all inputs constant, then none constant on two
+/// threads) and compares every requested output.
 pub(crate) fn check(case: &Case) {
     let n = node(case);
     let inputs: Vec<Option<Tensor>> = case.inputs.iter().map(tensor).collect();
-    let got = eval_node(
-        &Registry::standard(),
-        &n,
-        &inputs[..n.inputs.len()],
-        case.opset,
-    )
-    .unwrap_or_else(|e| panic!("case {}: {e}", case.name));
+    let inputs = &inputs[..n.inputs.len()];
+    let got = eval_node(&Registry::standard(), &n, inputs, case.opset)
+        .unwrap_or_else(|e| panic!("case {}: {e}", case.name));
+    compare(case, &got, "constant inputs");
+    if let Some(got) = eval_dynamic(&n, inputs, case.opset, 2) {
+        compare(case, &got, "runtime inputs");
+    }
+}
+
+fn compare(case: &Case, got: &[Tensor], how: &str) {
     for (i, want) in case.outputs.iter().enumerate() {
         let Some(want) = tensor(want) else { continue };
         let got = &got[i];
@@ -119,7 +181,11 @@ pub(crate) fn check(case: &Case) {
             } else {
                 (a - b).abs() <= f64::from(case.tol) * (1.0 + b.abs())
             };
-            assert!(ok, "case {} output {i}[{j}]: got {a}, want {b}", case.name);
+            assert!(
+                ok,
+                "case {} ({how}) output {i}[{j}]: got {a}, want {b}",
+                case.name
+            );
         }
     }
 }

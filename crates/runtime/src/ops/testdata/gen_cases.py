@@ -198,6 +198,46 @@ def pool_cases():
     t.write()
 
 
+def norm_cases():
+    t = Table("norm_cases.rs")
+    x = rand(2, 3, 4, 5)
+    c = 3
+    sc, b, m = rand(c), rand(c), rand(c)
+    v = rand(c, lo=0.1, hi=2.0)
+    t.add("batchnorm_15", "BatchNormalization", 15, dict(epsilon=1e-3), [x, sc, b, m, v])
+    t.add("batchnorm_9", "BatchNormalization", 9, {}, [x, sc, b, m, v])
+    t.add("batchnorm_7_spatial", "BatchNormalization", 7, dict(spatial=1), [x, sc, b, m, v])
+    t.add("batchnorm_rank2", "BatchNormalization", 14, {}, [rand(4, 3), sc, b, m, v])
+    t.add("batchnorm_rank3", "BatchNormalization", 14, {}, [rand(2, 3, 7), sc, b, m, v])
+    # spatial=0: statistics per (channel, position); onnxruntime dropped it,
+    # so the expectation is the formula in numpy.
+    ps = [rand(3, 4, 5), rand(3, 4, 5), rand(3, 4, 5), rand(3, 4, 5, lo=0.1, hi=2.0)]
+    y = (x - ps[2]) / np.sqrt(ps[3] + 1e-5) * ps[0] + ps[1]
+    t.cases.append(case_lit("batchnorm_7_nonspatial", "BatchNormalization", 7, dict(spatial=0),
+                            [x] + ps, [y.astype(np.float32)], 1e-4))
+    t.add("instancenorm", "InstanceNormalization", 6, dict(epsilon=1e-2), [x, sc, b])
+    t.add("instancenorm_3d", "InstanceNormalization", 6, {}, [rand(2, 3, 2, 3, 4), sc, b])
+    for axis in [-1, -2, 0, 1, 2, 3]:
+        xs = x.shape[axis:] if axis != 0 else x.shape
+        t.add(f"layernorm_axis{axis}", "LayerNormalization", 17, dict(axis=axis, epsilon=1e-4),
+              [x, rand(*x.shape[axis:]), rand(*x.shape[axis:])], (True, True, True))
+    t.add("layernorm_nobias", "LayerNormalization", 17, {}, [x, rand(5)], (True, True, True))
+    t.add("layernorm_bcast", "LayerNormalization", 17, dict(axis=1),
+          [x, rand(4, 1), rand(5)], (True, False, True), ref="onnx")
+    t.add("layernorm_y_only", "LayerNormalization", 17, dict(axis=2), [x, rand(4, 5), rand(4, 5)])
+    xg = rand(2, 6, 3, 3)
+    t.add("groupnorm_18", "GroupNormalization", 18, dict(num_groups=3, epsilon=1e-3),
+          [xg, rand(3), rand(3)], ref="onnx")
+    t.add("groupnorm_21", "GroupNormalization", 21, dict(num_groups=2),
+          [xg, rand(6), rand(6)], ref="onnx")
+    t.add("groupnorm_21_ort", "GroupNormalization", 21, dict(num_groups=3), [xg, rand(6), rand(6)])
+    for cname in sorted(os.listdir(CONFORMANCE)):
+        if (cname.startswith(("test_batchnorm", "test_instancenorm", "test_layer_normalization"))
+                and not cname.endswith(("_expanded", "training_mode"))):
+            t.conformance(cname)
+    t.write()
+
+
 if __name__ == "__main__":
     which = sys.argv[1:] or ["pool", "norm", "resize", "rnn"]
     for w in which:
