@@ -516,10 +516,7 @@ impl Kernel for LayerNorm {
             bytemuck::cast_slice_mut(&mut ctx.scratch[..self.scratch_bytes()]);
         let (s_buf, b_buf) = scratch.split_at_mut(self.scale.scratch_len());
         let scale = self.scale.get(inputs[1].f32(), s_buf);
-        let bias = match &self.bias {
-            Some(b) => Some(b.get(inputs[2].f32(), b_buf)),
-            None => None,
-        };
+        let bias = self.bias.as_ref().map(|b| b.get(inputs[2].f32(), b_buf));
         let x = inputs[0].f32();
         let (y, stats) = outputs
             .split_first_mut()

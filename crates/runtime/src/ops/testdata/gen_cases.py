@@ -60,7 +60,8 @@ def lit_f(v):
         return "f32::NAN"
     if np.isinf(v):
         return "f32::INFINITY" if v > 0 else "f32::NEG_INFINITY"
-    s = repr(float(np.float32(v)))
+    # Shortest text that reads back as the same f32.
+    s = str(np.float32(v)).replace("e+", "e")
     return s if ("." in s or "e" in s) else s + ".0"
 
 
