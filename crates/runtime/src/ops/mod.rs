@@ -4,6 +4,8 @@
 use crate::Registry;
 
 mod argmax;
+#[cfg(test)]
+mod case_check;
 mod concat;
 mod conv;
 mod elementwise;
