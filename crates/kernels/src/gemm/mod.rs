@@ -22,6 +22,11 @@ mod pack;
 mod avx2;
 #[cfg(test)]
 mod tests;
+/// Helpers shared by the kernels' tests.
+#[cfg(test)]
+pub(crate) mod tests_support {
+    pub(crate) use super::tests::{rand_vec, Threads, ACTS};
+}
 
 use core::ops::Range;
 
@@ -229,7 +234,7 @@ unsafe fn gemm_block<A: Lhs + ?Sized, B: Rhs + ?Sized>(
     ep: &Epilogue<'_>,
     buf: &mut [f32],
 ) {
-    debug_assert!(rows.start % MR == 0 && cols.start % NR == 0);
+    debug_assert!(rows.start.is_multiple_of(MR) && cols.start.is_multiple_of(NR));
     let k = a.k();
     let (vact, scalar_act) = split_act(ep.act);
     let a_len = if a.is_prepacked() {

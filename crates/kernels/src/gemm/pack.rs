@@ -273,7 +273,7 @@ impl Lhs for PackedA {
         kc: usize,
         _buf: &'s mut [f32],
     ) -> &'s [f32] {
-        debug_assert!(i0 % MR == 0 && k0 % KC == 0);
+        debug_assert!(i0.is_multiple_of(MR) && k0.is_multiple_of(KC));
         let mp = self.m.div_ceil(MR) * MR;
         &self.data[mp * k0 + i0 * kc..][..mc.div_ceil(MR) * MR * kc]
     }
@@ -323,8 +323,30 @@ impl Rhs for PackedB {
         nc: usize,
         _buf: &'s mut [f32],
     ) -> &'s [f32] {
-        debug_assert!(j0 % NR == 0 && k0 % KC == 0);
+        debug_assert!(j0.is_multiple_of(NR) && k0.is_multiple_of(KC));
         let np = self.n.div_ceil(NR) * NR;
         &self.data[np * k0 + j0 * kc..][..nc.div_ceil(NR) * NR * kc]
+    }
+}
+
+impl<T: Lhs + ?Sized> Lhs for &T {
+    fn m(&self) -> usize {
+        (**self).m()
+    }
+    fn k(&self) -> usize {
+        (**self).k()
+    }
+    fn is_prepacked(&self) -> bool {
+        (**self).is_prepacked()
+    }
+    fn panels<'s>(
+        &'s self,
+        i0: usize,
+        mc: usize,
+        k0: usize,
+        kc: usize,
+        buf: &'s mut [f32],
+    ) -> &'s [f32] {
+        (**self).panels(i0, mc, k0, kc, buf)
     }
 }
