@@ -526,4 +526,4 @@ fn col2im(g: &ConvGeom, col: &[f32], y: &mut [f32]) {
 
 #[cfg(test)]
 #[path = "conv/tests.rs"]
-mod tests;
+pub(crate) mod tests;

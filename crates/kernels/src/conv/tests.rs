@@ -6,7 +6,7 @@ use crate::gemm::tests_support::{rand_vec, Threads, ACTS};
 use crate::gemm::Serial;
 
 /// Direct-definition conv in f64.
-fn reference(
+pub(crate) fn reference(
     g: &ConvGeom,
     x: &[f32],
     w: &[f32],
@@ -100,7 +100,7 @@ pub(crate) fn geom(
     }
 }
 
-fn check(got: &[f32], want: &[f32], what: &str) {
+pub(crate) fn check(got: &[f32], want: &[f32], what: &str) {
     assert_eq!(got.len(), want.len(), "{what}");
     for (i, (g, w)) in got.iter().zip(want).enumerate() {
         assert!(

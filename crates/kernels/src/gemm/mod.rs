@@ -30,6 +30,8 @@ pub(crate) mod tests_support {
 
 use core::ops::Range;
 
+#[cfg(target_arch = "x86_64")]
+pub(crate) use avx2::act as avx2_act;
 pub use exec::{for_each_chunk_mut, Exec, Serial};
 pub(crate) use exec::{task_range, SharedMut};
 pub use isa::Isa;
