@@ -66,8 +66,8 @@ impl ConvGeom {
     /// strides and dilations are positive.
     pub fn is_valid(&self) -> bool {
         self.groups > 0
-            && self.cin % self.groups == 0
-            && self.cout % self.groups == 0
+            && self.cin.is_multiple_of(self.groups)
+            && self.cout.is_multiple_of(self.groups)
             && self.stride.iter().all(|&s| s > 0)
             && self.dilation.iter().all(|&d| d > 0)
             && self.kernel.iter().all(|&k| k > 0)

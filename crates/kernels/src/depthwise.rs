@@ -49,7 +49,7 @@ impl DwVariant {
 pub fn is_depthwise(g: &ConvGeom) -> bool {
     g.is_valid()
         && g.groups == g.cin
-        && g.cout % g.cin == 0
+        && g.cout.is_multiple_of(g.cin)
         && g.input[0] == 1
         && g.kernel[0] == 1
         && g.output[0] == 1
@@ -415,10 +415,10 @@ mod avx2 {
                 } else {
                     for o in ox..hi {
                         let mut s = bias;
-                        for r in 0..R {
-                            let p = ptr[r].add(o * stride - pl);
-                            for k in 0..3 {
-                                s += taps[r][k] * *p.add(k);
+                        for (p, t) in ptr.iter().zip(taps) {
+                            let p = p.add(o * stride - pl);
+                            for (k, w) in t.iter().enumerate() {
+                                s += w * *p.add(k);
                             }
                         }
                         *op.add(o) = act.apply(s);
