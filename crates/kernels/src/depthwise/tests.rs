@@ -20,6 +20,7 @@ fn run_case(g: &ConvGeom, act: Activation, seed: u64) {
     }
 }
 
+#[allow(clippy::too_many_arguments)]
 fn dw(
     c: usize,
     mult: usize,
