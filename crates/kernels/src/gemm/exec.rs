@@ -1,0 +1,85 @@
+//! Splitting kernel work into tasks that may run on other threads.
+
+/// Runs indexed tasks, possibly concurrently. Kernels size one scratch slot
+/// per task and write disjoint outputs per task index, so soundness relies on
+/// the implementation's promise below.
+///
+/// # Safety
+/// `run(n, f)` must call `f(i)` exactly once for each `i` in `0..n` and
+/// return only after every call has finished.
+pub unsafe trait Exec: Sync {
+    /// Upper bound on tasks worth creating (usually the thread count).
+    fn max_tasks(&self) -> usize;
+
+    /// Calls `f(i)` once for each `i` in `0..n`.
+    fn run(&self, n: usize, f: &(dyn Fn(usize) + Sync));
+}
+
+/// Runs every task on the calling thread, in order.
+#[derive(Clone, Copy, Debug, Default)]
+pub struct Serial;
+
+// SAFETY: the loop calls each index exactly once and finishes before returning.
+unsafe impl Exec for Serial {
+    fn max_tasks(&self) -> usize {
+        1
+    }
+
+    fn run(&self, n: usize, f: &(dyn Fn(usize) + Sync)) {
+        (0..n).for_each(f)
+    }
+}
+
+/// A raw pointer that tasks share; each task touches a disjoint part.
+#[derive(Clone, Copy)]
+pub(crate) struct SharedMut<T>(pub(crate) *mut T);
+
+// SAFETY: `SharedMut` is only created by kernels that hand each task a
+// disjoint region of the pointee (documented at each use), so no two threads
+// ever access the same element.
+unsafe impl<T: Send> Sync for SharedMut<T> {}
+// SAFETY: as above; moving the pointer between threads is harmless.
+unsafe impl<T: Send> Send for SharedMut<T> {}
+
+/// Task `i` of `tasks` gets the `i`-th of `tasks` near-equal ranges of
+/// `0..units`.
+pub(crate) fn task_range(units: usize, tasks: usize, i: usize) -> core::ops::Range<usize> {
+    let base = units / tasks;
+    let extra = units % tasks;
+    let start = i * base + i.min(extra);
+    let len = base + usize::from(i < extra);
+    start..start + len
+}
+
+/// Splits `out` into consecutive chunks of `chunk` elements (the last may be
+/// shorter) and calls `f(chunk_index, chunk)` for each, spreading the chunks
+/// over at most `exec.max_tasks()` tasks.
+pub fn for_each_chunk_mut(
+    exec: &dyn Exec,
+    out: &mut [f32],
+    chunk: usize,
+    f: &(dyn Fn(usize, &mut [f32]) + Sync),
+) {
+    let chunk = chunk.max(1);
+    let n = out.len().div_ceil(chunk);
+    let tasks = exec.max_tasks().clamp(1, n.max(1));
+    if tasks <= 1 {
+        out.chunks_mut(chunk).enumerate().for_each(|(i, c)| f(i, c));
+        return;
+    }
+    let len = out.len();
+    let base = SharedMut(out.as_mut_ptr());
+    exec.run(tasks, &|t| {
+        let base = &base;
+        for i in task_range(n, tasks, t) {
+            let start = i * chunk;
+            let end = (start + chunk).min(len);
+            // SAFETY: chunk `i` covers `start..end`, inside `out` (end <=
+            // len); each chunk index belongs to exactly one task and `Exec`
+            // runs each task once, so the slices are disjoint and `out` stays
+            // mutably borrowed for the whole call.
+            let c = unsafe { core::slice::from_raw_parts_mut(base.0.add(start), end - start) };
+            f(i, c);
+        }
+    });
+}
