@@ -5,7 +5,7 @@
 
 mod npy;
 
-pub use npy::{read_npy, read_npy_bytes, write_npy, npy_bytes};
+pub use npy::{npy_bytes, read_npy, read_npy_bytes, write_npy};
 
 use std::path::PathBuf;
 
@@ -14,7 +14,10 @@ use std::path::PathBuf;
 pub enum DataError {
     /// The file could not be read or written.
     #[error("{path}: {source}")]
-    Io { path: PathBuf, source: std::io::Error },
+    Io {
+        path: PathBuf,
+        source: std::io::Error,
+    },
     /// The file is not valid for its format.
     #[error("{path}: {msg}")]
     Format { path: PathBuf, msg: String },
@@ -24,7 +27,10 @@ pub enum DataError {
 /// flushed, then renamed over the destination).
 pub fn atomic_write(path: &std::path::Path, bytes: &[u8]) -> Result<(), DataError> {
     use std::io::Write;
-    let io = |source| DataError::Io { path: path.to_path_buf(), source };
+    let io = |source| DataError::Io {
+        path: path.to_path_buf(),
+        source,
+    };
     let dir = match path.parent() {
         Some(p) if !p.as_os_str().is_empty() => p,
         _ => std::path::Path::new("."),

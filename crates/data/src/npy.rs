@@ -10,16 +10,24 @@ const MAX_ELEMENTS: usize = 1 << 31;
 
 /// Reads a `.npy` file into a tensor.
 pub fn read_npy(path: &Path) -> Result<Tensor, DataError> {
-    let bytes = std::fs::read(path).map_err(|source| DataError::Io { path: path.to_path_buf(), source })?;
+    let bytes = std::fs::read(path).map_err(|source| DataError::Io {
+        path: path.to_path_buf(),
+        source,
+    })?;
     read_npy_bytes(&bytes, path)
 }
 
 /// Parses `.npy` bytes; `path` names the source in errors.
 pub fn read_npy_bytes(bytes: &[u8], path: &Path) -> Result<Tensor, DataError> {
-    let bad = |msg: String| DataError::Format { path: PathBuf::from(path), msg };
+    let bad = |msg: String| DataError::Format {
+        path: PathBuf::from(path),
+        msg,
+    };
     let npy = npyz::NpyFile::new(bytes).map_err(|e| bad(format!("not a .npy file: {e}")))?;
     if npy.order() == npyz::Order::Fortran {
-        return Err(bad("Fortran-ordered arrays are not supported; save with np.ascontiguousarray".into()));
+        return Err(bad(
+            "Fortran-ordered arrays are not supported; save with np.ascontiguousarray".into(),
+        ));
     }
     let shape: Vec<usize> = npy
         .shape()
@@ -47,18 +55,34 @@ pub fn read_npy_bytes(bytes: &[u8], path: &Path) -> Result<Tensor, DataError> {
         "u2" => TensorData::U16(npy.into_vec::<u16>().map_err(conv)?),
         "u4" => TensorData::U32(npy.into_vec::<u32>().map_err(conv)?),
         "u8" => TensorData::U64(npy.into_vec::<u64>().map_err(conv)?),
-        "b1" => TensorData::Bool(npy.into_vec::<bool>().map_err(conv)?.into_iter().map(u8::from).collect()),
+        "b1" => TensorData::Bool(
+            npy.into_vec::<bool>()
+                .map_err(conv)?
+                .into_iter()
+                .map(u8::from)
+                .collect(),
+        ),
         other => return Err(bad(format!("unsupported dtype '{other}'"))),
     };
     if data.len() != numel {
-        return Err(bad(format!("has {} elements but its shape {shape:?} needs {numel}", data.len())));
+        return Err(bad(format!(
+            "has {} elements but its shape {shape:?} needs {numel}",
+            data.len()
+        )));
     }
     Tensor::new(shape, data).map_err(|e| bad(e.to_string()))
 }
 
-fn encode<T: npyz::Serialize + npyz::AutoSerialize + Copy>(shape: &[u64], values: &[T]) -> std::io::Result<Vec<u8>> {
+fn encode<T: npyz::Serialize + npyz::AutoSerialize + Copy>(
+    shape: &[u64],
+    values: &[T],
+) -> std::io::Result<Vec<u8>> {
     let mut buf = Vec::new();
-    let mut w = npyz::WriteOptions::<T>::new().default_dtype().shape(shape).writer(&mut buf).begin_nd()?;
+    let mut w = npyz::WriteOptions::<T>::new()
+        .default_dtype()
+        .shape(shape)
+        .writer(&mut buf)
+        .begin_nd()?;
     w.extend(values.iter().copied())?;
     w.finish()?;
     Ok(buf)
@@ -67,7 +91,10 @@ fn encode<T: npyz::Serialize + npyz::AutoSerialize + Copy>(shape: &[u64], values
 /// Encodes a tensor as `.npy` bytes.
 pub fn npy_bytes(t: &Tensor) -> Result<Vec<u8>, DataError> {
     let shape: Vec<u64> = t.shape().iter().map(|&d| d as u64).collect();
-    let io = |source| DataError::Io { path: PathBuf::from("<npy>"), source };
+    let io = |source| DataError::Io {
+        path: PathBuf::from("<npy>"),
+        source,
+    };
     match t.data() {
         TensorData::F32(v) => encode(&shape, v),
         TensorData::F64(v) => encode(&shape, v),
@@ -96,8 +123,14 @@ pub fn npy_bytes(t: &Tensor) -> Result<Vec<u8>, DataError> {
 /// Writes a tensor to a `.npy` file atomically.
 pub fn write_npy(path: &Path, t: &Tensor) -> Result<(), DataError> {
     let bytes = npy_bytes(t).map_err(|e| match e {
-        DataError::Format { msg, .. } => DataError::Format { path: path.to_path_buf(), msg },
-        DataError::Io { source, .. } => DataError::Io { path: path.to_path_buf(), source },
+        DataError::Format { msg, .. } => DataError::Format {
+            path: path.to_path_buf(),
+            msg,
+        },
+        DataError::Io { source, .. } => DataError::Io {
+            path: path.to_path_buf(),
+            source,
+        },
     })?;
     atomic_write(path, &bytes)
 }
@@ -126,7 +159,10 @@ mod tests {
         let t = Tensor::from_f32(vec![4], vec![1.0; 4]).unwrap();
         let bytes = npy_bytes(&t).unwrap();
         for cut in [0, 5, 20, bytes.len() - 1] {
-            assert!(read_npy_bytes(&bytes[..cut], Path::new("x.npy")).is_err(), "cut {cut}");
+            assert!(
+                read_npy_bytes(&bytes[..cut], Path::new("x.npy")).is_err(),
+                "cut {cut}"
+            );
         }
         assert!(read_npy_bytes(b"hello world, not numpy", Path::new("x.npy")).is_err());
     }

@@ -84,7 +84,8 @@ pub(crate) fn run_kernel(
         .collect();
     let mut out_views: SmallVec<[ViewMut<'_>; 4]> = outs.iter_mut().map(ViewMut::of).collect();
     // u64 words keep the scratch 8-byte aligned, enough for every element type.
-    let mut scratch = vec![0u64; kernel.scratch_bytes().div_ceil(8)];
+    // At least one word so the (possibly empty) scratch slice is aligned.
+    let mut scratch = vec![0u64; kernel.scratch_bytes().div_ceil(8).max(1)];
     let par = Parallel::single();
     let mut run_ctx = RunCtx {
         scratch: bytemuck::cast_slice_mut(&mut scratch),

@@ -15,6 +15,9 @@ pub(crate) struct Region {
     pub len: usize,
 }
 
+/// Output region index of a tensor with no elements.
+pub(crate) const EMPTY_REGION: usize = usize::MAX;
+
 /// Where a kernel input comes from.
 #[derive(Clone, Copy, Debug)]
 pub(crate) enum InputSlot {
@@ -257,6 +260,9 @@ fn run_step(
     par: &Parallel,
 ) -> Result<(), ExecError> {
     let mut parts: SmallVec<[Option<&mut [u8]>; 8]> = SmallVec::new();
+    // An empty slice at the 64-aligned arena base: kernels may cast an empty
+    // scratch to any element type.
+    let (no_scratch, arena) = arena.split_at_mut(0);
     let mut rest: &mut [u8] = arena;
     let mut pos = 0;
     for r in &step.regions {
@@ -276,6 +282,10 @@ fn run_step(
     }
     let mut outs: SmallVec<[ViewMut<'_>; 4]> = SmallVec::new();
     for &(ri, dt) in &step.outputs {
+        if ri == EMPTY_REGION {
+            outs.push(ViewMut::new(dt, &mut []));
+            continue;
+        }
         let bytes = parts
             .get_mut(ri)
             .and_then(Option::take)
@@ -287,7 +297,7 @@ fn run_step(
             .get_mut(ri)
             .and_then(Option::take)
             .ok_or(ExecError::Internal("scratch region reused"))?,
-        None => &mut [],
+        None => no_scratch,
     };
     let shared: SmallVec<[&[u8]; 8]> = parts
         .into_iter()

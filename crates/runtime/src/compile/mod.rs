@@ -10,7 +10,9 @@ use std::collections::HashMap;
 use smallvec::SmallVec;
 use whittle_ir::{passes, Graph, IrError, Tensor};
 
-use crate::plan::{ArenaBlock, InputSlot, IoInfo, MemoryStats, OutputSource, PlanStep, Region};
+use crate::plan::{
+    ArenaBlock, InputSlot, IoInfo, MemoryStats, OutputSource, PlanStep, Region, EMPTY_REGION,
+};
 use crate::report::{NodeReport, PassSummary, PlanReport, Totals};
 use crate::{Fact, OpError, Parallel, Plan, Registry};
 use analyze::{Analysis, Value};
@@ -30,6 +32,9 @@ pub struct CompileOptions {
     /// Run the simplification passes (identity removal, BatchNorm folding,
     /// activation fusion) before building kernels.
     pub simplify: bool,
+    /// Graph inputs frozen to a value at compile time (e.g. a shape tensor
+    /// fed as an input): they become constants and fold like initializers.
+    pub constant_inputs: HashMap<String, Tensor>,
 }
 
 impl Default for CompileOptions {
@@ -38,6 +43,7 @@ impl Default for CompileOptions {
             input_shapes: HashMap::new(),
             threads: 1,
             simplify: true,
+            constant_inputs: HashMap::new(),
         }
     }
 }
@@ -95,6 +101,7 @@ pub fn compile_with(
     registry: &Registry,
 ) -> Result<Plan, CompileError> {
     let mut graph = graph.clone();
+    freeze_inputs(&mut graph, &opts.constant_inputs)?;
     graph.topo_sort()?;
     let unsupported = analyze::unsupported_ops(&graph, registry);
     if !unsupported.is_empty() {
@@ -106,7 +113,13 @@ pub fn compile_with(
         graph = g;
         pass_reports = reports;
     }
-    let inputs = analyze::resolve_inputs(&graph, &opts.input_shapes)?;
+    let overrides: HashMap<String, Vec<usize>> = opts
+        .input_shapes
+        .iter()
+        .filter(|(k, _)| !opts.constant_inputs.contains_key(*k))
+        .map(|(k, v)| (k.clone(), v.clone()))
+        .collect();
+    let inputs = analyze::resolve_inputs(&graph, &overrides)?;
     let analysis = analyze::analyze(&graph, registry, inputs)?;
     let par = Parallel::new(opts.threads).map_err(|msg| CompileError::Threads {
         threads: opts.threads,
@@ -121,6 +134,34 @@ pub fn compile_with(
         })
         .collect();
     Ok(plan)
+}
+
+/// Turns the named graph inputs into initializers holding the given values.
+fn freeze_inputs(graph: &mut Graph, values: &HashMap<String, Tensor>) -> Result<(), CompileError> {
+    for (name, t) in values {
+        let pos = graph
+            .inputs
+            .iter()
+            .position(|v| &v.name == name)
+            .ok_or_else(|| CompileError::Input {
+                name: name.clone(),
+                msg: "cannot freeze: no such graph input".into(),
+            })?;
+        let vi = &graph.inputs[pos];
+        if vi.dtype != t.dtype() {
+            return Err(CompileError::Input {
+                name: name.clone(),
+                msg: format!(
+                    "frozen value is {} but the input is {}",
+                    t.dtype(),
+                    vi.dtype
+                ),
+            });
+        }
+        graph.inputs.remove(pos);
+        graph.initializers.insert(name.clone(), t.clone());
+    }
+    Ok(())
 }
 
 /// Run-time values numbered densely, with sizes.
@@ -379,6 +420,8 @@ fn lower(graph: &Graph, analysis: Analysis, par: Parallel) -> Result<Plan, Compi
                 let dt = values.facts[v].dtype;
                 if aliased_k == Some(k) {
                     inputs.push((InputSlot::Aliased, dt));
+                } else if values.facts[v].byte_size() == 0 {
+                    inputs.push((InputSlot::Empty, dt));
                 } else {
                     inputs.push((
                         InputSlot::Region(region_index(region_of(v), &mut regions)),
@@ -402,10 +445,13 @@ fn lower(graph: &Graph, analysis: Analysis, par: Parallel) -> Result<Plan, Compi
         let mut outputs: SmallVec<[(usize, whittle_ir::DType); 2]> = SmallVec::new();
         let mut output_facts = Vec::new();
         for &w in &sched[s].writes {
-            outputs.push((
-                region_index(region_of(w), &mut regions),
-                values.facts[w].dtype,
-            ));
+            // Empty tensors own no bytes; they get an empty slice at run time.
+            let ri = if values.facts[w].byte_size() == 0 {
+                EMPTY_REGION
+            } else {
+                region_index(region_of(w), &mut regions)
+            };
+            outputs.push((ri, values.facts[w].dtype));
             output_facts.push(values.facts[w].clone());
         }
         let scratch = best.scratch_of[s].map(|b| {
@@ -429,7 +475,10 @@ fn lower(graph: &Graph, analysis: Analysis, par: Parallel) -> Result<Plan, Compi
                 *r = remap[*r];
             }
         }
-        outputs.iter_mut().for_each(|(r, _)| *r = remap[*r]);
+        outputs
+            .iter_mut()
+            .filter(|(r, _)| *r != EMPTY_REGION)
+            .for_each(|(r, _)| *r = remap[*r]);
         let scratch = scratch.map(|r| remap[r]);
         let regions: SmallVec<[Region; 8]> = sorted.iter().map(|&i| regions[i]).collect();
         for pair in regions.windows(2) {
