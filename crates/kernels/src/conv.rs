@@ -427,56 +427,108 @@ impl ConvTranspose {
         (g.batch * g.cin * g.in_spatial() * g.cout_g() * g.kernel_size()) as u64
     }
 
-    fn col_len(&self) -> usize {
-        self.geom.cout_g() * self.geom.kernel_size() * self.geom.in_spatial()
-    }
-
     /// Scratch floats for [`ConvTranspose::run`] with up to `tasks` tasks.
     pub fn scratch_len(&self, tasks: usize) -> usize {
-        let g = &self.geom;
-        self.col_len()
-            + gemm_scratch_len(
-                g.cout_g() * g.kernel_size(),
-                g.in_spatial(),
-                g.cin_g(),
-                true,
-                false,
-                tasks,
-            )
+        conv_transpose_scratch_len(&self.geom, true, tasks)
     }
 
     /// `y = act(conv_transpose(x) + bias)`.
     pub fn run(&self, isa: Isa, x: &[f32], y: &mut [f32], scratch: &mut [f32], exec: &dyn Exec) {
-        let g = &self.geom;
-        let (cin_g, cout_g) = (g.cin_g(), g.cout_g());
-        let (isp, osp) = (g.in_spatial(), g.out_spatial());
-        assert!(
-            x.len() >= g.batch * g.cin * isp,
-            "conv_transpose: input too short"
+        run_transpose(
+            isa,
+            &self.geom,
+            &|g| &self.weights[g],
+            self.bias.as_deref(),
+            self.act,
+            x,
+            y,
+            scratch,
+            exec,
         );
-        assert!(
-            y.len() >= g.batch * g.cout * osp,
-            "conv_transpose: output too short"
-        );
-        let (col, gscratch) = scratch.split_at_mut(self.col_len());
-        let rows = cout_g * g.kernel_size();
-        for b in 0..g.batch {
-            for grp in 0..g.groups {
-                let xg = &x[(b * g.cin + grp * cin_g) * isp..][..cin_g * isp];
-                let bm = MatRef::row_major(xg, cin_g, isp).expect("sized above");
-                let ep = Epilogue::default();
-                gemm(isa, &self.weights[grp], &bm, col, isp, &ep, gscratch, exec);
-                let yg = &mut y[(b * g.cout + grp * cout_g) * osp..][..cout_g * osp];
-                let col: &[f32] = col;
-                for_each_chunk_mut(exec, yg, osp, &|co, ych| {
-                    let bias = self.bias.as_ref().map_or(0.0, |v| v[grp * cout_g + co]);
-                    ych.fill(bias);
-                    let ks = g.kernel_size();
-                    col2im(g, &col[co * ks * isp..][..ks * isp], ych);
-                    self.act.apply_slice(ych);
-                });
-                debug_assert_eq!(rows * isp, col.len());
-            }
+    }
+}
+
+/// Scratch floats of a transposed conv, with weights pre-packed or packed
+/// at run time.
+pub fn conv_transpose_scratch_len(g: &ConvGeom, weights_packed: bool, tasks: usize) -> usize {
+    g.cout_g() * g.kernel_size() * g.in_spatial()
+        + gemm_scratch_len(
+            g.cout_g() * g.kernel_size(),
+            g.in_spatial(),
+            g.cin_g(),
+            weights_packed,
+            false,
+            tasks,
+        )
+}
+
+/// A transposed conv whose weights `[cin, cout/groups, kernel...]` are
+/// only known at run time; see [`conv_transpose_scratch_len`].
+#[allow(clippy::too_many_arguments)]
+pub fn conv_transpose_dynamic(
+    isa: Isa,
+    geom: &ConvGeom,
+    weights: &[f32],
+    bias: Option<&[f32]>,
+    act: Activation,
+    x: &[f32],
+    y: &mut [f32],
+    scratch: &mut [f32],
+    exec: &dyn Exec,
+) {
+    assert!(geom.is_valid(), "conv_transpose: invalid geometry");
+    let (cin_g, rows) = (geom.cin_g(), geom.cout_g() * geom.kernel_size());
+    assert!(
+        weights.len() >= geom.cin * rows,
+        "conv_transpose: weights too short"
+    );
+    let weight = |grp: usize| {
+        MatRef::row_major(&weights[grp * cin_g * rows..], cin_g, rows)
+            .expect("sized above")
+            .t()
+    };
+    run_transpose(isa, geom, &weight, bias, act, x, y, scratch, exec);
+}
+
+#[allow(clippy::too_many_arguments)]
+fn run_transpose<A: Lhs>(
+    isa: Isa,
+    g: &ConvGeom,
+    weight: &dyn Fn(usize) -> A,
+    bias: Option<&[f32]>,
+    act: Activation,
+    x: &[f32],
+    y: &mut [f32],
+    scratch: &mut [f32],
+    exec: &dyn Exec,
+) {
+    let (cin_g, cout_g) = (g.cin_g(), g.cout_g());
+    let (isp, osp, ks) = (g.in_spatial(), g.out_spatial(), g.kernel_size());
+    assert!(
+        x.len() >= g.batch * g.cin * isp,
+        "conv_transpose: input too short"
+    );
+    assert!(
+        y.len() >= g.batch * g.cout * osp,
+        "conv_transpose: output too short"
+    );
+    if let Some(b) = bias {
+        assert!(b.len() >= g.cout, "conv_transpose: bias too short");
+    }
+    let (col, gscratch) = scratch.split_at_mut(cout_g * ks * isp);
+    for b in 0..g.batch {
+        for grp in 0..g.groups {
+            let xg = &x[(b * g.cin + grp * cin_g) * isp..][..cin_g * isp];
+            let bm = MatRef::row_major(xg, cin_g, isp).expect("sized above");
+            let a = weight(grp);
+            gemm(isa, &a, &bm, col, isp, &Epilogue::default(), gscratch, exec);
+            let yg = &mut y[(b * g.cout + grp * cout_g) * osp..][..cout_g * osp];
+            let col: &[f32] = col;
+            for_each_chunk_mut(exec, yg, osp.max(1), &|co, ych| {
+                ych.fill(bias.map_or(0.0, |v| v[grp * cout_g + co]));
+                col2im(g, &col[co * ks * isp..][..ks * isp], ych);
+                act.apply_slice(ych);
+            });
         }
     }
 }
