@@ -11,8 +11,8 @@ use whittle_kernels::conv::{
 use whittle_kernels::depthwise::{depthwise, is_depthwise, Depthwise, DwVariant};
 use whittle_kernels::Activation;
 
-use super::linear::par::{isa, kernel_name, max_tasks, scratch_f32, ParExec};
 use crate::op::{BuildCtx, Built, Kernel, RunCtx};
+use crate::ops::linear::par::{isa, kernel_name, max_tasks, scratch_f32, ParExec};
 use crate::{Fact, OpError, Registry, RunError, View, ViewMut};
 
 pub fn register(r: &mut Registry) {
@@ -94,7 +94,7 @@ fn common(ctx: &BuildCtx<'_>, x: &[usize], w: &[usize]) -> Result<Common, OpErro
             )));
         }
     }
-    if kernel.iter().any(|&k| k == 0) {
+    if kernel.contains(&0) {
         return Err(ctx.err(format!("weights W have an empty kernel dim: {w:?}")));
     }
     let group = ctx.node.attr_int("group", 1)?;

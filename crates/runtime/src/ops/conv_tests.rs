@@ -1,6 +1,6 @@
 use whittle_ir::{Attr, Node, Tensor};
 
-use super::super::linear::linear_cases_types::{assert_close, check_cases, eval_with};
+use crate::ops::linear::linear_cases_types::{assert_close, check_cases, eval_with};
 use crate::{eval_node, Registry};
 
 #[test]

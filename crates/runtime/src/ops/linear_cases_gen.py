@@ -19,8 +19,8 @@ def rust_f32(x):
     x = float(x)
     if np.isnan(x):
         return "f32::NAN"
-    s = "%.9g" % x
-    return s if ("." in s or "e" in s or "inf" in s) else s + ".0"
+    # Shortest text that reads back as the same f32.
+    return np.format_float_positional(np.float32(x), unique=True, trim="0")
 
 
 def emit_tensor(a):
