@@ -84,6 +84,9 @@ pub fn for_each_chunk_mut(
     });
 }
 
+/// A per-chunk body: `(chunk_index, chunk, scratch_slot)`.
+pub type ChunkFn<'a> = dyn Fn(usize, &mut [f32], &mut [f32]) + Sync + 'a;
+
 /// Like [`for_each_chunk_mut`], and also hands each call a private slot of
 /// `slot` floats from `scratch`: one slot per task, so there are at most
 /// `scratch.len() / slot` tasks (at least one; a task may get several
@@ -97,12 +100,12 @@ pub fn for_each_chunk_mut_with_scratch(
     chunk: usize,
     scratch: &mut [f32],
     slot: usize,
-    f: &(dyn Fn(usize, &mut [f32], &mut [f32]) + Sync),
+    f: &ChunkFn<'_>,
 ) {
     let chunk = chunk.max(1);
     let n = out.len().div_ceil(chunk);
     assert!(scratch.len() >= slot, "scratch shorter than one slot");
-    let slots = if slot == 0 { n } else { scratch.len() / slot };
+    let slots = scratch.len().checked_div(slot).unwrap_or(n);
     let tasks = exec.max_tasks().min(slots).clamp(1, n.max(1));
     if tasks <= 1 {
         let buf = &mut scratch[..slot];
