@@ -114,13 +114,63 @@ struct Im2Col<'a> {
     g: &'a ConvGeom,
 }
 
+/// A run of output columns in one output row and one B panel: its
+/// destination in the panel layout is contiguous, its source a strided run
+/// of one input row.
+#[derive(Clone, Copy, Default)]
+struct Seg {
+    /// Offset of the first column in the packed block, excluding the row
+    /// term `p * NR`.
+    dst: usize,
+    oz: usize,
+    oy: usize,
+    ox0: usize,
+    len: usize,
+}
+
+/// Columns handled per segment list.
+const SEG_COLS: usize = 128;
+
 impl Im2Col<'_> {
-    /// Writes columns `j0..j0+nc` of row `kk` into panel row `p`.
-    fn pack_row(&self, kk: usize, p: usize, kc: usize, j0: usize, nc: usize, dst: &mut [f32]) {
+    /// Packs rows `k0..k0+kc` of columns `j0..j0+nc` into `dst`.
+    fn pack(&self, k0: usize, kc: usize, j0: usize, nc: usize, dst: &mut [f32]) {
+        let g = self.g;
+        let [_, oh, ow] = g.output;
+        let mut segs = [Seg::default(); SEG_COLS + SEG_COLS / NR + 2];
+        for c0 in (0..nc).step_by(SEG_COLS) {
+            let c1 = (c0 + SEG_COLS).min(nc);
+            // Split columns c0..c1 at output-row and panel boundaries.
+            let mut n = 0;
+            let mut jj = c0;
+            let (mut line, mut ox) = ((j0 + jj) / ow, (j0 + jj) % ow);
+            while jj < c1 {
+                let len = (ow - ox).min(c1 - jj).min(NR - jj % NR);
+                segs[n] = Seg {
+                    dst: (jj / NR) * NR * kc + jj % NR,
+                    oz: line / oh,
+                    oy: line % oh,
+                    ox0: ox,
+                    len,
+                };
+                n += 1;
+                jj += len;
+                ox += len;
+                if ox == ow {
+                    ox = 0;
+                    line += 1;
+                }
+            }
+            for p in 0..kc {
+                self.pack_row(k0 + p, p, &segs[..n], dst);
+            }
+        }
+    }
+
+    /// Writes row `kk` of every segment into panel row `p`.
+    fn pack_row(&self, kk: usize, p: usize, segs: &[Seg], dst: &mut [f32]) {
         let g = self.g;
         let [id, ih, iw] = g.input;
         let [_, kh, kw] = g.kernel;
-        let [_, oh, ow] = g.output;
         let ks = g.kernel_size();
         let (ci, r) = (kk / ks, kk % ks);
         let (kz, ky, kx) = (r / (kh * kw), (r / kw) % kh, r % kw);
@@ -138,43 +188,45 @@ impl Im2Col<'_> {
         let ox_hi = if (iw as isize) <= ox_off {
             0
         } else {
-            ((iw as isize - ox_off) as usize).div_ceil(sx).min(ow)
+            ((iw as isize - ox_off) as usize).div_ceil(sx)
         };
-        let mut j = j0;
-        let end = j0 + nc;
-        while j < end {
-            let line = j / ow;
-            let ox0 = j % ow;
-            // A segment stays in one output row and one panel, so both its
-            // source and its destination are simple strided ranges.
-            let jj = j - j0;
-            let seg = (ow - ox0).min(end - j).min(NR - jj % NR);
-            let out = &mut dst[(jj / NR) * NR * kc + p * NR + jj % NR..][..seg];
-            let (oz, oy) = (line / oh, line % oh);
-            let iz = (oz * g.stride[0]) as isize + oz_off;
-            let iy = (oy * g.stride[1]) as isize + oy_off;
+        for s in segs {
+            let out = &mut dst[s.dst + p * NR..][..s.len];
+            let iz = (s.oz * g.stride[0]) as isize + oz_off;
+            let iy = (s.oy * g.stride[1]) as isize + oy_off;
             if iz < 0 || iz >= id as isize || iy < 0 || iy >= ih as isize {
                 out.fill(0.0);
-            } else {
-                let row = &chan[(iz as usize * ih + iy as usize) * iw..][..iw];
-                let lo = ox_lo.clamp(ox0, ox0 + seg);
-                let hi = ox_hi.clamp(lo, ox0 + seg);
-                out[..lo - ox0].fill(0.0);
-                out[hi - ox0..].fill(0.0);
-                let valid = &mut out[lo - ox0..hi - ox0];
-                if !valid.is_empty() {
-                    let first = (lo * sx) as isize + ox_off;
-                    let src = &row[first as usize..];
-                    if sx == 1 {
-                        valid.copy_from_slice(&src[..valid.len()]);
+                continue;
+            }
+            let row = &chan[(iz as usize * ih + iy as usize) * iw..][..iw];
+            if s.ox0 >= ox_lo && s.ox0 + s.len <= ox_hi {
+                // Whole segment inside the row: the common case.
+                let src = &row[((s.ox0 * sx) as isize + ox_off) as usize..];
+                if sx == 1 {
+                    if s.len == NR {
+                        let out: &mut [f32; NR] = out.try_into().expect("NR long");
+                        out.copy_from_slice(&src[..NR]);
                     } else {
-                        for (v, s) in valid.iter_mut().zip(src.iter().step_by(sx)) {
-                            *v = *s;
-                        }
+                        out.copy_from_slice(&src[..s.len]);
+                    }
+                } else {
+                    for (v, x) in out.iter_mut().zip(src.iter().step_by(sx)) {
+                        *v = *x;
                     }
                 }
+                continue;
             }
-            j += seg;
+            let lo = ox_lo.clamp(s.ox0, s.ox0 + s.len);
+            let hi = ox_hi.clamp(lo, s.ox0 + s.len);
+            out[..lo - s.ox0].fill(0.0);
+            out[hi - s.ox0..].fill(0.0);
+            let valid = &mut out[lo - s.ox0..hi - s.ox0];
+            if !valid.is_empty() {
+                let first = ((lo * sx) as isize + ox_off) as usize;
+                for (v, x) in valid.iter_mut().zip(row[first..].iter().step_by(sx)) {
+                    *v = *x;
+                }
+            }
         }
     }
 }
@@ -199,9 +251,7 @@ impl Rhs for Im2Col<'_> {
     ) -> &'s [f32] {
         let len = nc.div_ceil(NR) * NR * kc;
         let dst = &mut buf[..len];
-        for p in 0..kc {
-            self.pack_row(k0 + p, p, kc, j0, nc, dst);
-        }
+        self.pack(k0, kc, j0, nc, dst);
         let tail = nc % NR;
         if tail != 0 {
             let last = &mut dst[(nc / NR) * NR * kc..];
