@@ -114,13 +114,63 @@ struct Im2Col<'a> {
     g: &'a ConvGeom,
 }
 
+/// A run of output columns in one output row and one B panel: its
+/// destination in the panel layout is contiguous, its source a strided run
+/// of one input row.
+#[derive(Clone, Copy, Default)]
+struct Seg {
+    /// Offset of the first column in the packed block, excluding the row
+    /// term `p * NR`.
+    dst: usize,
+    oz: usize,
+    oy: usize,
+    ox0: usize,
+    len: usize,
+}
+
+/// Columns handled per segment list.
+const SEG_COLS: usize = 128;
+
 impl Im2Col<'_> {
-    /// Writes columns `j0..j0+nc` of row `kk` into panel row `p`.
-    fn pack_row(&self, kk: usize, p: usize, kc: usize, j0: usize, nc: usize, dst: &mut [f32]) {
+    /// Packs rows `k0..k0+kc` of columns `j0..j0+nc` into `dst`.
+    fn pack(&self, k0: usize, kc: usize, j0: usize, nc: usize, dst: &mut [f32]) {
+        let g = self.g;
+        let [_, oh, ow] = g.output;
+        let mut segs = [Seg::default(); SEG_COLS + SEG_COLS / NR + 2];
+        for c0 in (0..nc).step_by(SEG_COLS) {
+            let c1 = (c0 + SEG_COLS).min(nc);
+            // Split columns c0..c1 at output-row and panel boundaries.
+            let mut n = 0;
+            let mut jj = c0;
+            let (mut line, mut ox) = ((j0 + jj) / ow, (j0 + jj) % ow);
+            while jj < c1 {
+                let len = (ow - ox).min(c1 - jj).min(NR - jj % NR);
+                segs[n] = Seg {
+                    dst: (jj / NR) * NR * kc + jj % NR,
+                    oz: line / oh,
+                    oy: line % oh,
+                    ox0: ox,
+                    len,
+                };
+                n += 1;
+                jj += len;
+                ox += len;
+                if ox == ow {
+                    ox = 0;
+                    line += 1;
+                }
+            }
+            for p in 0..kc {
+                self.pack_row(k0 + p, p, &segs[..n], dst);
+            }
+        }
+    }
+
+    /// Writes row `kk` of every segment into panel row `p`.
+    fn pack_row(&self, kk: usize, p: usize, segs: &[Seg], dst: &mut [f32]) {
         let g = self.g;
         let [id, ih, iw] = g.input;
         let [_, kh, kw] = g.kernel;
-        let [_, oh, ow] = g.output;
         let ks = g.kernel_size();
         let (ci, r) = (kk / ks, kk % ks);
         let (kz, ky, kx) = (r / (kh * kw), (r / kw) % kh, r % kw);
@@ -138,43 +188,45 @@ impl Im2Col<'_> {
         let ox_hi = if (iw as isize) <= ox_off {
             0
         } else {
-            ((iw as isize - ox_off) as usize).div_ceil(sx).min(ow)
+            ((iw as isize - ox_off) as usize).div_ceil(sx)
         };
-        let mut j = j0;
-        let end = j0 + nc;
-        while j < end {
-            let line = j / ow;
-            let ox0 = j % ow;
-            // A segment stays in one output row and one panel, so both its
-            // source and its destination are simple strided ranges.
-            let jj = j - j0;
-            let seg = (ow - ox0).min(end - j).min(NR - jj % NR);
-            let out = &mut dst[(jj / NR) * NR * kc + p * NR + jj % NR..][..seg];
-            let (oz, oy) = (line / oh, line % oh);
-            let iz = (oz * g.stride[0]) as isize + oz_off;
-            let iy = (oy * g.stride[1]) as isize + oy_off;
+        for s in segs {
+            let out = &mut dst[s.dst + p * NR..][..s.len];
+            let iz = (s.oz * g.stride[0]) as isize + oz_off;
+            let iy = (s.oy * g.stride[1]) as isize + oy_off;
             if iz < 0 || iz >= id as isize || iy < 0 || iy >= ih as isize {
                 out.fill(0.0);
-            } else {
-                let row = &chan[(iz as usize * ih + iy as usize) * iw..][..iw];
-                let lo = ox_lo.clamp(ox0, ox0 + seg);
-                let hi = ox_hi.clamp(lo, ox0 + seg);
-                out[..lo - ox0].fill(0.0);
-                out[hi - ox0..].fill(0.0);
-                let valid = &mut out[lo - ox0..hi - ox0];
-                if !valid.is_empty() {
-                    let first = (lo * sx) as isize + ox_off;
-                    let src = &row[first as usize..];
-                    if sx == 1 {
-                        valid.copy_from_slice(&src[..valid.len()]);
+                continue;
+            }
+            let row = &chan[(iz as usize * ih + iy as usize) * iw..][..iw];
+            if s.ox0 >= ox_lo && s.ox0 + s.len <= ox_hi {
+                // Whole segment inside the row: the common case.
+                let src = &row[((s.ox0 * sx) as isize + ox_off) as usize..];
+                if sx == 1 {
+                    if s.len == NR {
+                        let out: &mut [f32; NR] = out.try_into().expect("NR long");
+                        out.copy_from_slice(&src[..NR]);
                     } else {
-                        for (v, s) in valid.iter_mut().zip(src.iter().step_by(sx)) {
-                            *v = *s;
-                        }
+                        out.copy_from_slice(&src[..s.len]);
+                    }
+                } else {
+                    for (v, x) in out.iter_mut().zip(src.iter().step_by(sx)) {
+                        *v = *x;
                     }
                 }
+                continue;
             }
-            j += seg;
+            let lo = ox_lo.clamp(s.ox0, s.ox0 + s.len);
+            let hi = ox_hi.clamp(lo, s.ox0 + s.len);
+            out[..lo - s.ox0].fill(0.0);
+            out[hi - s.ox0..].fill(0.0);
+            let valid = &mut out[lo - s.ox0..hi - s.ox0];
+            if !valid.is_empty() {
+                let first = ((lo * sx) as isize + ox_off) as usize;
+                for (v, x) in valid.iter_mut().zip(row[first..].iter().step_by(sx)) {
+                    *v = *x;
+                }
+            }
         }
     }
 }
@@ -199,9 +251,7 @@ impl Rhs for Im2Col<'_> {
     ) -> &'s [f32] {
         let len = nc.div_ceil(NR) * NR * kc;
         let dst = &mut buf[..len];
-        for p in 0..kc {
-            self.pack_row(k0 + p, p, kc, j0, nc, dst);
-        }
+        self.pack(k0, kc, j0, nc, dst);
         let tail = nc % NR;
         if tail != 0 {
             let last = &mut dst[(nc / NR) * NR * kc..];
@@ -427,56 +477,108 @@ impl ConvTranspose {
         (g.batch * g.cin * g.in_spatial() * g.cout_g() * g.kernel_size()) as u64
     }
 
-    fn col_len(&self) -> usize {
-        self.geom.cout_g() * self.geom.kernel_size() * self.geom.in_spatial()
-    }
-
     /// Scratch floats for [`ConvTranspose::run`] with up to `tasks` tasks.
     pub fn scratch_len(&self, tasks: usize) -> usize {
-        let g = &self.geom;
-        self.col_len()
-            + gemm_scratch_len(
-                g.cout_g() * g.kernel_size(),
-                g.in_spatial(),
-                g.cin_g(),
-                true,
-                false,
-                tasks,
-            )
+        conv_transpose_scratch_len(&self.geom, true, tasks)
     }
 
     /// `y = act(conv_transpose(x) + bias)`.
     pub fn run(&self, isa: Isa, x: &[f32], y: &mut [f32], scratch: &mut [f32], exec: &dyn Exec) {
-        let g = &self.geom;
-        let (cin_g, cout_g) = (g.cin_g(), g.cout_g());
-        let (isp, osp) = (g.in_spatial(), g.out_spatial());
-        assert!(
-            x.len() >= g.batch * g.cin * isp,
-            "conv_transpose: input too short"
+        run_transpose(
+            isa,
+            &self.geom,
+            &|g| &self.weights[g],
+            self.bias.as_deref(),
+            self.act,
+            x,
+            y,
+            scratch,
+            exec,
         );
-        assert!(
-            y.len() >= g.batch * g.cout * osp,
-            "conv_transpose: output too short"
-        );
-        let (col, gscratch) = scratch.split_at_mut(self.col_len());
-        let rows = cout_g * g.kernel_size();
-        for b in 0..g.batch {
-            for grp in 0..g.groups {
-                let xg = &x[(b * g.cin + grp * cin_g) * isp..][..cin_g * isp];
-                let bm = MatRef::row_major(xg, cin_g, isp).expect("sized above");
-                let ep = Epilogue::default();
-                gemm(isa, &self.weights[grp], &bm, col, isp, &ep, gscratch, exec);
-                let yg = &mut y[(b * g.cout + grp * cout_g) * osp..][..cout_g * osp];
-                let col: &[f32] = col;
-                for_each_chunk_mut(exec, yg, osp, &|co, ych| {
-                    let bias = self.bias.as_ref().map_or(0.0, |v| v[grp * cout_g + co]);
-                    ych.fill(bias);
-                    let ks = g.kernel_size();
-                    col2im(g, &col[co * ks * isp..][..ks * isp], ych);
-                    self.act.apply_slice(ych);
-                });
-                debug_assert_eq!(rows * isp, col.len());
-            }
+    }
+}
+
+/// Scratch floats of a transposed conv, with weights pre-packed or packed
+/// at run time.
+pub fn conv_transpose_scratch_len(g: &ConvGeom, weights_packed: bool, tasks: usize) -> usize {
+    g.cout_g() * g.kernel_size() * g.in_spatial()
+        + gemm_scratch_len(
+            g.cout_g() * g.kernel_size(),
+            g.in_spatial(),
+            g.cin_g(),
+            weights_packed,
+            false,
+            tasks,
+        )
+}
+
+/// A transposed conv whose weights `[cin, cout/groups, kernel...]` are
+/// only known at run time; see [`conv_transpose_scratch_len`].
+#[allow(clippy::too_many_arguments)]
+pub fn conv_transpose_dynamic(
+    isa: Isa,
+    geom: &ConvGeom,
+    weights: &[f32],
+    bias: Option<&[f32]>,
+    act: Activation,
+    x: &[f32],
+    y: &mut [f32],
+    scratch: &mut [f32],
+    exec: &dyn Exec,
+) {
+    assert!(geom.is_valid(), "conv_transpose: invalid geometry");
+    let (cin_g, rows) = (geom.cin_g(), geom.cout_g() * geom.kernel_size());
+    assert!(
+        weights.len() >= geom.cin * rows,
+        "conv_transpose: weights too short"
+    );
+    let weight = |grp: usize| {
+        MatRef::row_major(&weights[grp * cin_g * rows..], cin_g, rows)
+            .expect("sized above")
+            .t()
+    };
+    run_transpose(isa, geom, &weight, bias, act, x, y, scratch, exec);
+}
+
+#[allow(clippy::too_many_arguments)]
+fn run_transpose<A: Lhs>(
+    isa: Isa,
+    g: &ConvGeom,
+    weight: &dyn Fn(usize) -> A,
+    bias: Option<&[f32]>,
+    act: Activation,
+    x: &[f32],
+    y: &mut [f32],
+    scratch: &mut [f32],
+    exec: &dyn Exec,
+) {
+    let (cin_g, cout_g) = (g.cin_g(), g.cout_g());
+    let (isp, osp, ks) = (g.in_spatial(), g.out_spatial(), g.kernel_size());
+    assert!(
+        x.len() >= g.batch * g.cin * isp,
+        "conv_transpose: input too short"
+    );
+    assert!(
+        y.len() >= g.batch * g.cout * osp,
+        "conv_transpose: output too short"
+    );
+    if let Some(b) = bias {
+        assert!(b.len() >= g.cout, "conv_transpose: bias too short");
+    }
+    let (col, gscratch) = scratch.split_at_mut(cout_g * ks * isp);
+    for b in 0..g.batch {
+        for grp in 0..g.groups {
+            let xg = &x[(b * g.cin + grp * cin_g) * isp..][..cin_g * isp];
+            let bm = MatRef::row_major(xg, cin_g, isp).expect("sized above");
+            let a = weight(grp);
+            gemm(isa, &a, &bm, col, isp, &Epilogue::default(), gscratch, exec);
+            let yg = &mut y[(b * g.cout + grp * cout_g) * osp..][..cout_g * osp];
+            let col: &[f32] = col;
+            for_each_chunk_mut(exec, yg, osp.max(1), &|co, ych| {
+                ych.fill(bias.map_or(0.0, |v| v[grp * cout_g + co]));
+                col2im(g, &col[co * ks * isp..][..ks * isp], ych);
+                act.apply_slice(ych);
+            });
         }
     }
 }

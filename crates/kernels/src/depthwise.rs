@@ -132,13 +132,120 @@ pub fn depthwise(
         return;
     }
     let mult = g.cout / g.cin;
-    for_each_chunk_mut(exec, y, osp, &|idx, out| {
-        let (b, co) = (idx / g.cout, idx % g.cout);
-        let xc = &x[(b * g.cin + co / mult) * isp..][..isp];
-        let w = &weights[co * ks..][..ks];
-        let bv = bias.map_or(0.0, |v| v[co]);
-        channel(isa, g, xc, w, bv, act, out);
+    // Several channels per call amortise the per-call setup on small maps.
+    let per = (4096 / osp).clamp(1, 64);
+    let fast = isa.is_avx2() && DwVariant::of(g) != DwVariant::Generic && ring_width(g).is_some();
+    for_each_chunk_mut(exec, y, osp * per, &|ci, outs| {
+        let mut ring = [0.0f32; RING_ROWS * RING_MAX];
+        let mut ring = fast.then(|| Ring::new(g, &mut ring));
+        for (k, out) in outs.chunks_exact_mut(osp).enumerate() {
+            let idx = ci * per + k;
+            let (b, co) = (idx / g.cout, idx % g.cout);
+            let xc = &x[(b * g.cin + co / mult) * isp..][..isp];
+            let w = &weights[co * ks..][..ks];
+            let bv = bias.map_or(0.0, |v| v[co]);
+            match ring.as_mut() {
+                Some(r) => channel_ring(isa, g, r, xc, w, bv, act, out),
+                None => channel(isa, g, xc, w, bv, act, out),
+            }
+        }
     });
+}
+
+/// Rows in the ring: four input rows and one row of zeros.
+const RING_ROWS: usize = 5;
+/// Longest padded row the ring holds.
+const RING_MAX: usize = 1024;
+
+/// Length of a padded row for the 3x3 kernels: the input with its left
+/// padding, plus room for the last 8-wide chunk's reads, or `None` when it
+/// exceeds [`RING_MAX`].
+fn ring_width(g: &ConvGeom) -> Option<usize> {
+    let (w, ow, s) = (g.input[2], g.output[2], g.stride[2]);
+    let last = ow.div_ceil(8).max(1) * 8 - 8;
+    let reads = if s == 1 { last + 10 } else { 2 * last + 17 };
+    let need = (g.pad_begin[2] + w).max(reads);
+    (need <= RING_MAX).then_some(need)
+}
+
+/// Zero-padded copies of the input rows a 3x3 kernel is reading, so that
+/// every output column runs the same vector code. Slot `iy % 4` holds row
+/// `iy`; the padding around each row's data stays zero.
+struct Ring<'a> {
+    buf: &'a mut [f32],
+    width: usize,
+    tags: [usize; 4],
+}
+
+impl<'a> Ring<'a> {
+    fn new(g: &ConvGeom, buf: &'a mut [f32; RING_ROWS * RING_MAX]) -> Self {
+        let width = ring_width(g).expect("checked by caller");
+        let buf = &mut buf[..RING_ROWS * width];
+        Ring {
+            buf,
+            width,
+            tags: [usize::MAX; 4],
+        }
+    }
+
+    /// Makes input row `iy` of `x` (rows of `iw`) present; returns its slot.
+    fn load(&mut self, x: &[f32], iy: usize, iw: usize, pl: usize) -> usize {
+        let slot = iy % 4;
+        if self.tags[slot] != iy {
+            let row = &mut self.buf[slot * self.width..][..self.width];
+            row[pl..pl + iw].copy_from_slice(&x[iy * iw..][..iw]);
+            self.tags[slot] = iy;
+        }
+        slot
+    }
+
+    fn row(&self, slot: usize) -> &[f32] {
+        &self.buf[slot * self.width..][..self.width]
+    }
+}
+
+/// One channel of a 3x3 depthwise conv through the ring: all columns vector.
+#[allow(clippy::too_many_arguments)]
+fn channel_ring(
+    isa: Isa,
+    g: &ConvGeom,
+    ring: &mut Ring<'_>,
+    x: &[f32],
+    w: &[f32],
+    bias: f32,
+    act: Activation,
+    out: &mut [f32],
+) {
+    let (vact, scalar_act) = split_act(act);
+    let (ih, iw, ow) = (g.input[1], g.input[2], g.output[2]);
+    let (s, pt, pl) = (g.stride[1], g.pad_begin[1], g.pad_begin[2]);
+    ring.tags = [usize::MAX; 4];
+    let taps: [[f32; 3]; 3] = core::array::from_fn(|r| [w[3 * r], w[3 * r + 1], w[3 * r + 2]]);
+    for (oy, orow) in out.chunks_exact_mut(ow).enumerate() {
+        let mut slots = [4usize; 3];
+        for (ky, slot) in slots.iter_mut().enumerate() {
+            let iy = (oy * s + ky) as isize - pt as isize;
+            if iy >= 0 && (iy as usize) < ih {
+                *slot = ring.load(x, iy as usize, iw, pl);
+            }
+        }
+        let rows = [ring.row(slots[0]), ring.row(slots[1]), ring.row(slots[2])];
+        #[cfg(target_arch = "x86_64")]
+        {
+            assert!(isa.is_avx2());
+            // SAFETY: AVX2 and FMA are present (asserted); `row_full`
+            // checks the row lengths against the reads it makes.
+            unsafe { avx2::row_full(s == 2, rows, &taps, bias, vact, orow) };
+        }
+        #[cfg(not(target_arch = "x86_64"))]
+        {
+            let _ = (isa, rows, taps, bias, vact);
+            unreachable!("the ring path is only taken with AVX2");
+        }
+        if scalar_act {
+            act.apply_slice(orow);
+        }
+    }
 }
 
 /// Output columns `[lo, hi)` where every tap of a row is inside the input.
@@ -306,6 +413,95 @@ mod avx2 {
     #[target_feature(enable = "avx2,fma")]
     pub(super) unsafe fn axpy(a: f32, x: &[f32], stride: usize, out: &mut [f32]) {
         super::axpy_portable(a, x, stride, out)
+    }
+
+    /// A whole output row of a 3x3 depthwise conv from three zero-padded
+    /// rows (padded column of output `ox`, tap `kx`: `ox * stride + kx`).
+    ///
+    /// # Safety
+    /// The CPU must support AVX2 and FMA. Row lengths are checked on entry.
+    #[target_feature(enable = "avx2,fma")]
+    pub(super) unsafe fn row_full(
+        s2: bool,
+        rows: [&[f32]; 3],
+        taps: &[[f32; 3]; 3],
+        bias: f32,
+        act: VecAct,
+        out: &mut [f32],
+    ) {
+        let ow = out.len();
+        if ow == 0 {
+            return;
+        }
+        let last = ow.div_ceil(8) * 8 - 8;
+        let reads = if s2 { 2 * last + 17 } else { last + 10 };
+        for r in rows {
+            assert!(r.len() >= reads, "padded row too short");
+        }
+        // SAFETY: every chunk starts at ox <= last and reads at most
+        // `reads` floats of each row (`load3`), checked above; full chunks
+        // store to out[ox..ox+8] with ox + 8 <= ow, the last partial chunk
+        // goes through a local buffer.
+        unsafe {
+            if s2 {
+                full::<true>(rows, taps, bias, act, out);
+            } else {
+                full::<false>(rows, taps, bias, act, out);
+            }
+        }
+    }
+
+    /// # Safety
+    /// As [`row_full`], whose checks must hold.
+    #[target_feature(enable = "avx2,fma")]
+    unsafe fn full<const S2: bool>(
+        rows: [&[f32]; 3],
+        taps: &[[f32; 3]; 3],
+        bias: f32,
+        act: VecAct,
+        out: &mut [f32],
+    ) {
+        let stride = if S2 { 2 } else { 1 };
+        let ow = out.len();
+        let wv: [[__m256; 3]; 3] =
+            core::array::from_fn(|r| core::array::from_fn(|k| _mm256_set1_ps(taps[r][k])));
+        let bv = _mm256_set1_ps(bias);
+        let ptr = [rows[0].as_ptr(), rows[1].as_ptr(), rows[2].as_ptr()];
+        let op = out.as_mut_ptr();
+        // SAFETY: see `row_full`.
+        unsafe {
+            let one = |ox: usize| -> __m256 {
+                let mut part = [bv, _mm256_setzero_ps(), _mm256_setzero_ps()];
+                for r in 0..3 {
+                    let [a, b, c] = load3::<S2>(ptr[r].add(ox * stride));
+                    let mut p = part[r];
+                    p = _mm256_fmadd_ps(wv[r][0], a, p);
+                    p = _mm256_fmadd_ps(wv[r][1], b, p);
+                    p = _mm256_fmadd_ps(wv[r][2], c, p);
+                    part[r] = p;
+                }
+                let s = _mm256_add_ps(_mm256_add_ps(part[0], part[1]), part[2]);
+                let s = if S2 { unscramble(s) } else { s };
+                crate::gemm::avx2_act(act, s)
+            };
+            let mut ox = 0;
+            while ox + 16 <= ow {
+                let v0 = one(ox);
+                let v1 = one(ox + 8);
+                _mm256_storeu_ps(op.add(ox), v0);
+                _mm256_storeu_ps(op.add(ox + 8), v1);
+                ox += 16;
+            }
+            while ox + 8 <= ow {
+                _mm256_storeu_ps(op.add(ox), one(ox));
+                ox += 8;
+            }
+            if ox < ow {
+                let mut tmp = [0.0f32; 8];
+                _mm256_storeu_ps(tmp.as_mut_ptr(), one(ox));
+                out[ox..].copy_from_slice(&tmp[..ow - ox]);
+            }
+        }
     }
 
     /// Interior outputs `lo..hi` of one row of a 3x3 depthwise conv with

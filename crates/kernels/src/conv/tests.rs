@@ -439,6 +439,21 @@ fn conv_transpose_matches_definition() {
                 let mut s = vec![0.0; ct.scratch_len(tasks)];
                 ct.run(isa, &x, &mut y, &mut s, &Threads(tasks));
                 check(&y, &want, &alloc::format!("transpose {g:?}"));
+                let mut y2 = vec![f32::NAN; want.len()];
+                let mut s2 = vec![0.0; conv_transpose_scratch_len(g, false, tasks)];
+                let threads = Threads(tasks);
+                conv_transpose_dynamic(
+                    isa,
+                    g,
+                    &w,
+                    Some(&bias),
+                    act,
+                    &x,
+                    &mut y2,
+                    &mut s2,
+                    &threads,
+                );
+                assert_eq!(y, y2, "dynamic weights differ");
             }
         }
     }

@@ -109,3 +109,14 @@ fn every_activation() {
         );
     }
 }
+
+#[test]
+fn rows_too_wide_for_the_ring() {
+    // Past the ring's width the AVX2 path falls back to interior/border
+    // splitting; both strides and asymmetric pads.
+    for s in [1, 2] {
+        let g = dw(2, 1, 3, 1100, [3, 3], s, 1, [1, 0], [1, 1]);
+        assert!(ring_width(&g).is_none());
+        run_case(&g, Activation::Relu, 9 + s as u64);
+    }
+}

@@ -83,3 +83,52 @@ pub fn for_each_chunk_mut(
         }
     });
 }
+
+/// A per-chunk body: `(chunk_index, chunk, scratch_slot)`.
+pub type ChunkFn<'a> = dyn Fn(usize, &mut [f32], &mut [f32]) + Sync + 'a;
+
+/// Like [`for_each_chunk_mut`], and also hands each call a private slot of
+/// `slot` floats from `scratch`: one slot per task, so there are at most
+/// `scratch.len() / slot` tasks (at least one; a task may get several
+/// chunks, which share its slot in turn).
+///
+/// # Panics
+/// If `scratch` is shorter than one slot.
+pub fn for_each_chunk_mut_with_scratch(
+    exec: &dyn Exec,
+    out: &mut [f32],
+    chunk: usize,
+    scratch: &mut [f32],
+    slot: usize,
+    f: &ChunkFn<'_>,
+) {
+    let chunk = chunk.max(1);
+    let n = out.len().div_ceil(chunk);
+    assert!(scratch.len() >= slot, "scratch shorter than one slot");
+    let slots = scratch.len().checked_div(slot).unwrap_or(n);
+    let tasks = exec.max_tasks().min(slots).clamp(1, n.max(1));
+    if tasks <= 1 {
+        let buf = &mut scratch[..slot];
+        out.chunks_mut(chunk)
+            .enumerate()
+            .for_each(|(i, c)| f(i, c, &mut *buf));
+        return;
+    }
+    let len = out.len();
+    let base = SharedMut(out.as_mut_ptr());
+    let sbase = SharedMut(scratch.as_mut_ptr());
+    exec.run(tasks, &|t| {
+        let (base, sbase) = (&base, &sbase);
+        // SAFETY: slot `t` lies inside `scratch` (t < tasks <= slots) and
+        // belongs to task `t` alone; `Exec` runs each task once.
+        let buf = unsafe { core::slice::from_raw_parts_mut(sbase.0.add(t * slot), slot) };
+        for i in task_range(n, tasks, t) {
+            let start = i * chunk;
+            let end = (start + chunk).min(len);
+            // SAFETY: as in `for_each_chunk_mut`: chunk `i` is inside `out`
+            // and owned by this task only.
+            let c = unsafe { core::slice::from_raw_parts_mut(base.0.add(start), end - start) };
+            f(i, c, &mut *buf);
+        }
+    });
+}

@@ -32,7 +32,7 @@ use core::ops::Range;
 
 #[cfg(target_arch = "x86_64")]
 pub(crate) use avx2::act as avx2_act;
-pub use exec::{for_each_chunk_mut, Exec, Serial};
+pub use exec::{for_each_chunk_mut, for_each_chunk_mut_with_scratch, ChunkFn, Exec, Serial};
 pub(crate) use exec::{task_range, SharedMut};
 pub use isa::Isa;
 pub(crate) use micro::{split_act, VecAct};

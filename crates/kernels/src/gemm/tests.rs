@@ -225,3 +225,21 @@ fn chunks_cover_everything_once() {
         assert_eq!(v, want);
     }
 }
+
+#[test]
+fn chunks_with_scratch_use_private_slots() {
+    for tasks in [1, 2, 4] {
+        let mut v = vec![0.0f32; 10];
+        let mut scratch = vec![0.0f32; 3 * 2];
+        for_each_chunk_mut_with_scratch(&Threads(tasks), &mut v, 3, &mut scratch, 2, &|i, c, s| {
+            // Each slot is private: write then read back must agree.
+            s[0] = i as f32;
+            s[1] = 2.0 * i as f32;
+            for x in c.iter_mut() {
+                *x = s[0] + s[1];
+            }
+        });
+        let want: Vec<f32> = (0..10).map(|j| 3.0 * (j / 3) as f32).collect();
+        assert_eq!(v, want);
+    }
+}
