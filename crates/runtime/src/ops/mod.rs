@@ -3,7 +3,10 @@
 
 use crate::Registry;
 
+mod broadcast;
+mod cast;
 mod conv;
+mod elem;
 mod elementwise;
 mod linear;
 mod norm;
@@ -16,6 +19,7 @@ mod unary;
 
 /// Registers every op family.
 pub fn register_all(r: &mut Registry) {
+    cast::register(r);
     conv::register(r);
     elementwise::register(r);
     linear::register(r);
