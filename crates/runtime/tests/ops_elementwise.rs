@@ -11,6 +11,7 @@ use whittle_runtime::{
     View, ViewMut,
 };
 
+#[rustfmt::skip]
 #[path = "ops_elementwise/cases.rs"]
 mod cases;
 
