@@ -4,10 +4,13 @@
 use crate::Registry;
 
 mod argmax;
+mod broadcast;
 #[cfg(test)]
 mod case_check;
+mod cast;
 mod concat;
 mod conv;
+mod elem;
 mod elementwise;
 mod expand;
 mod gather;
@@ -35,6 +38,7 @@ mod unary;
 
 /// Registers every op family.
 pub fn register_all(r: &mut Registry) {
+    cast::register(r);
     conv::register(r);
     elementwise::register(r);
     linear::register(r);
