@@ -11,6 +11,8 @@ import onnx
 from onnx import helper, TensorProto
 from onnx.reference import ReferenceEvaluator
 
+from rust_literals import DT, rust_attr, rust_tensor
+
 rng = np.random.default_rng(7)
 
 
@@ -24,14 +26,6 @@ def i64(*vals):
 
 def ar(*shape, dtype=np.float32):
     return np.arange(int(np.prod(shape))).reshape(shape).astype(dtype)
-
-
-DT = {
-    np.float32: (TensorProto.FLOAT, "F32"), np.float64: (TensorProto.DOUBLE, "F64"),
-    np.float16: (TensorProto.FLOAT16, "F16"), np.int64: (TensorProto.INT64, "I64"),
-    np.int32: (TensorProto.INT32, "I32"), np.uint8: (TensorProto.UINT8, "U8"),
-    np.bool_: (TensorProto.BOOL, "Bool"),
-}
 
 
 CASES = []
@@ -199,43 +193,6 @@ case("hardmax_ties", "Hardmax", 13, [np.array([[1, 3, 3], [2, 2, 2]], np.float32
 
 
 # ---- emit ------------------------------------------------------------------
-FN = {"F32": "tf", "F64": "td", "F16": "th", "I64": "tl", "I32": "ti", "U8": "tu8", "Bool": "tb"}
-
-
-def rust_val(v, kind):
-    if kind in ("F32", "F64"):
-        f = float(v)
-        ty = kind.lower()
-        if np.isnan(f):
-            return f"{ty}::NAN"
-        if np.isinf(f):
-            return f"{ty}::INFINITY" if f > 0 else f"{ty}::NEG_INFINITY"
-        r = repr(f)
-        return r if ("." in r or "e" in r) else r + ".0"
-    if kind == "F16":
-        return str(int(np.array(v, np.float16).view(np.uint16)))
-    if kind == "Bool":
-        return "1" if v else "0"
-    return str(int(v))
-
-
-def rust_tensor(a):
-    a = np.asarray(a)
-    kind = DT[a.dtype.type][1]
-    vals = ", ".join(rust_val(v, kind) for v in a.ravel())
-    return f"{FN[kind]}(&[{', '.join(map(str, a.shape))}], &[{vals}])"
-
-
-def rust_attr(k, v):
-    if isinstance(v, str):
-        return f'("{k}", Attr::String("{v}".into()))'
-    if isinstance(v, float):
-        return f'("{k}", Attr::Float({v!r}))'
-    if isinstance(v, int):
-        return f'("{k}", Attr::Int({v}))'
-    return f'("{k}", Attr::Ints(vec!{list(v)!r}))'
-
-
 def run(name, op, opset, inputs, attrs, n_out):
     m, feeds = model(name, op, opset, inputs, attrs, n_out, TensorProto.UNDEFINED)
     return ReferenceEvaluator(m).run(None, feeds)
@@ -246,9 +203,9 @@ lines = [
     "//! scripts/gen_shape_reduce_refs.py: do not edit by hand.",
     "#![allow(clippy::approx_constant, clippy::excessive_precision, clippy::unreadable_literal)]",
     "",
-    "use whittle_ir::Attr;",
+    "use whittle_ir::{Attr, DType};",
     "",
-    "use super::test_support::{tb, td, tf, th, ti, tl, tu8, RefCase};",
+    "use super::test_support::{hx, tb, td, tf, th, ti, tl, tu8, RefCase};",
     "",
     "/// Every reference case.",
     "#[rustfmt::skip]",

@@ -25,6 +25,8 @@ mod slice;
 mod softmax;
 mod strided;
 #[cfg(test)]
+mod test_conformance;
+#[cfg(test)]
 mod test_refs;
 #[cfg(test)]
 mod test_support;
