@@ -19,6 +19,8 @@ mod resize;
 mod rnn;
 mod shape;
 mod shape_const;
+#[cfg(test)]
+mod shape_tests;
 mod shape_util;
 mod shape_view;
 mod slice;
