@@ -24,11 +24,15 @@ mod resize;
 mod rnn;
 mod shape;
 mod shape_const;
+#[cfg(test)]
+mod shape_tests;
 mod shape_util;
 mod shape_view;
 mod slice;
 mod softmax;
 mod strided;
+#[cfg(test)]
+mod test_conformance;
 #[cfg(test)]
 mod test_refs;
 #[cfg(test)]

@@ -21,6 +21,18 @@ fn mk(shape: &[usize], data: TensorData) -> Tensor {
     Tensor::new(shape.to_vec(), data).expect("literal matches its shape")
 }
 
+/// A tensor literal from little-endian hex bytes.
+pub(crate) fn hx(dtype: DType, shape: &[usize], hex: &str) -> Tensor {
+    let bytes: Vec<u8> = (0..hex.len())
+        .step_by(2)
+        .map(|i| u8::from_str_radix(&hex[i..i + 2], 16).expect("hex literal"))
+        .collect();
+    mk(
+        shape,
+        TensorData::from_le_bytes(dtype, &bytes).expect("whole elements"),
+    )
+}
+
 /// f32 tensor literal.
 pub(crate) fn tf(shape: &[usize], v: &[f32]) -> Tensor {
     mk(shape, TensorData::F32(v.to_vec()))
@@ -180,16 +192,50 @@ pub(crate) fn run_aliased(
     (out, kernel.inplace_input())
 }
 
+/// Runs every case; returns the names of those that failed, with why.
+fn check_cases(cases: Vec<RefCase>) -> Vec<String> {
+    let mut failed = Vec::new();
+    for c in cases {
+        let name = c.name;
+        let r = std::panic::catch_unwind(move || {
+            let got = eval(c.op, c.opset, &c.inputs, c.outputs.len(), &c.attrs)
+                .unwrap_or_else(|e| panic!("{e}"));
+            assert_eq!(got.len(), c.outputs.len(), "output count");
+            for (g, w) in got.iter().zip(&c.outputs) {
+                assert_close(c.name, g, w, 2e-6);
+            }
+        });
+        if let Err(e) = r {
+            let msg = e
+                .downcast_ref::<String>()
+                .cloned()
+                .or_else(|| e.downcast_ref::<&str>().map(|s| s.to_string()))
+                .unwrap_or_default();
+            failed.push(format!("{name}: {msg}"));
+        }
+    }
+    failed
+}
+
 #[test]
 fn reference_cases() {
     let cases = super::test_refs::cases();
     assert!(cases.len() > 150);
-    for c in cases {
-        let got = eval(c.op, c.opset, &c.inputs, c.outputs.len(), &c.attrs)
-            .unwrap_or_else(|e| panic!("{}: {e}", c.name));
-        assert_eq!(got.len(), c.outputs.len(), "{}: output count", c.name);
-        for (g, w) in got.iter().zip(&c.outputs) {
-            assert_close(c.name, g, w, 2e-6);
-        }
-    }
+    let failed = check_cases(cases);
+    assert!(failed.is_empty(), "{failed:#?}");
+}
+
+#[test]
+fn conformance_cases() {
+    let cases = super::test_conformance::cases();
+    assert!(cases.len() > 200);
+    let failed = check_cases(cases);
+    // Training-mode Dropout with a non-zero ratio is random: whittle refuses
+    // it with a build error rather than guessing.
+    let unexpected: Vec<&String> = failed
+        .iter()
+        .filter(|f| !(f.starts_with("test_training_dropout") && f.contains("only for inference")))
+        .collect();
+    assert!(unexpected.is_empty(), "{unexpected:#?}");
+    assert_eq!(failed.len(), 4, "{failed:#?}");
 }
