@@ -13,6 +13,7 @@ mod pool;
 mod reduce;
 mod resize;
 mod rnn;
+mod rnn_act;
 mod shape;
 mod unary;
 

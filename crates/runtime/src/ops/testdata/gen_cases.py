@@ -334,6 +334,73 @@ def resize_cases():
     t.write()
 
 
+def rnn_cases():
+    t = Table("rnn_cases.rs")
+    seq, batch, inp, h = 4, 3, 5, 3
+
+    def weights(gates, dirs, bias=True):
+        w = rand(dirs, gates * h, inp, lo=-1, hi=1)
+        r = rand(dirs, gates * h, h, lo=-1, hi=1)
+        b = rand(dirs, 2 * gates * h, lo=-1, hi=1) if bias else None
+        return w, r, b
+
+    x = rand(seq, batch, inp, lo=-1, hi=1)
+
+    def add_batch_major(name, op, attrs, inputs, n_out):
+        # onnxruntime has no layout=1: run the time-major form and
+        # transpose inputs and outputs to batch-major.
+        outs = run_model(op, 14, attrs, inputs, list(n_out), "ort")
+        tr = lambda a, perm: None if a is None else np.ascontiguousarray(a.transpose(perm))
+        ins = [tr(inputs[0], (1, 0, 2))] + inputs[1:5] + [tr(v, (1, 0, 2)) for v in inputs[5:7]] + inputs[7:]
+        outs = [tr(outs[0], (2, 0, 1, 3))] + [tr(o, (1, 0, 2)) for o in outs[1:]]
+        t.cases.append(case_lit(name, op, 14, dict(attrs, layout=1), ins, outs, 1e-4))
+
+    lens = np.array([4, 2, 3], dtype=np.int32)
+    all3 = (True, True, True)
+    for dname, dirs in [("forward", 1), ("reverse", 1), ("bidirectional", 2)]:
+        w, r, b = weights(4, dirs)
+        h0, c0 = rand(dirs, batch, h, lo=-1, hi=1), rand(dirs, batch, h, lo=-1, hi=1)
+        p = rand(dirs, 3 * h, lo=-1, hi=1)
+        a = dict(hidden_size=h, direction=dname)
+        t.add(f"lstm_{dname}", "LSTM", 14, a, [x, w, r, b], all3)
+        t.add(f"lstm_{dname}_full", "LSTM", 14, a, [x, w, r, b, lens, h0, c0, p], all3)
+        t.add(f"lstm_{dname}_nobias_states", "LSTM", 7, a, [x, w, r, None, None, h0, c0], all3)
+        add_batch_major(f"lstm_{dname}_layout1", "LSTM", a, [x, w, r, b, lens, h0, c0, p], all3)
+        wg, rg, bg = weights(3, dirs)
+        for lbr in [0, 1]:
+            ag = dict(a, linear_before_reset=lbr)
+            t.add(f"gru_{dname}_lbr{lbr}", "GRU", 14, ag, [x, wg, rg, bg], (True, True))
+            t.add(f"gru_{dname}_lbr{lbr}_lens", "GRU", 14, ag, [x, wg, rg, bg, lens, h0], (True, True))
+        add_batch_major(f"gru_{dname}_layout1", "GRU", a, [x, wg, rg, bg, lens, h0], (True, True))
+        wr, rr, br = weights(1, dirs)
+        t.add(f"rnn_{dname}", "RNN", 14, a, [x, wr, rr, br, lens, h0], (True, True))
+    w, r, b = weights(4, 1)
+    a = dict(hidden_size=h)
+    t.add("lstm_clip", "LSTM", 14, dict(a, clip=0.4), [x * 3, w, r, b, None, None, None, rand(1, 3 * h)], all3)
+    t.add("lstm_input_forget", "LSTM", 14, dict(a, input_forget=1), [x, w, r, b, None, None, None, rand(1, 3 * h)], all3)
+    t.add("lstm_activations", "LSTM", 14,
+          dict(a, activations=["HardSigmoid", "LeakyRelu", "ScaledTanh"],
+               activation_alpha=[0.3, 0.2, 1.5], activation_beta=[0.4, 0.7]), [x, w, r, b], all3)
+    t.add("lstm_activations_relu_softsign", "LSTM", 14,
+          dict(a, activations=["Sigmoid", "Relu", "Softsign"]), [x, w, r, b], all3)
+    t.add("lstm_yh_only", "LSTM", 14, a, [x, w, r, b], (False, True))
+    t.add("lstm_yc_only", "LSTM", 14, a, [x, w, r, b], (False, False, True))
+    t.add("lstm_zero_len", "LSTM", 14, a, [x, w, r, b, np.array([4, 0, 1], dtype=np.int32)], all3)
+    wg, rg, bg = weights(3, 2)
+    t.add("gru_bidir_activations", "GRU", 14,
+          dict(a, direction="bidirectional", clip=0.8,
+               activations=["Sigmoid", "Tanh", "HardSigmoid", "Elu"], activation_alpha=[0.25, 0.5]),
+          [x * 2, wg, rg, bg], (True, True))
+    wr, rr, br = weights(1, 1)
+    t.add("rnn_relu", "RNN", 14, dict(a, activations=["Relu"]), [x, wr, rr, br], (True, True))
+    t.add("rnn_affine", "RNN", 7, dict(a, activations=["Affine"], activation_alpha=[0.5],
+                                       activation_beta=[0.1]), [x, wr, rr, br], (True, True))
+    for cname in sorted(os.listdir(CONFORMANCE)):
+        if cname.startswith(("test_lstm", "test_gru", "test_rnn", "test_simple_rnn")):
+            t.conformance(cname)
+    t.write()
+
+
 if __name__ == "__main__":
     which = sys.argv[1:] or ["pool", "norm", "resize", "rnn"]
     for w in which:
