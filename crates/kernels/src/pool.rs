@@ -122,12 +122,14 @@ impl PoolElem for u8 {
     const LOWEST: u8 = u8::MIN;
 }
 
-/// Visits every output of a plane with its in-bounds tap ranges:
-/// `f(out_index, [(lo, hi); 3], input_base)` where `input_base` is the input
-/// offset of the window's origin tap per dim, as signed offsets resolved to
-/// the first in-bound tap by the caller through the ranges.
+/// Visits every output of a plane: `f(out_index, taps, starts, outs)` with,
+/// per dim, the in-bounds tap range, the window start in padded
+/// coordinates, and the output coordinate.
 #[inline(always)]
-fn for_each_window(g: &PoolGeom, mut f: impl FnMut(usize, [(usize, usize); 3], [usize; 3])) {
+fn for_each_window(
+    g: &PoolGeom,
+    mut f: impl FnMut(usize, [(usize, usize); 3], [usize; 3], [usize; 3]),
+) {
     let mut o = 0;
     for od in 0..g.output[0] {
         let rd = g.taps(0, od);
@@ -137,7 +139,7 @@ fn for_each_window(g: &PoolGeom, mut f: impl FnMut(usize, [(usize, usize); 3], [
             let sh = oh * g.stride[1];
             for ow in 0..g.output[2] {
                 let rw = g.taps(2, ow);
-                f(o, [rd, rh, rw], [sd, sh, ow * g.stride[2]]);
+                f(o, [rd, rh, rw], [sd, sh, ow * g.stride[2]], [od, oh, ow]);
                 o += 1;
             }
         }
@@ -161,7 +163,7 @@ pub fn max_pool<T: PoolElem>(input: &[T], output: &mut [T], g: &PoolGeom) {
         return max_3x3s2(input, output, g.input[2], g.output[1], g.output[2]);
     }
     let [_, ih, iw] = g.input;
-    for_each_window(g, |o, r, s| {
+    for_each_window(g, |o, r, s, _| {
         let mut m = T::LOWEST;
         for kd in r[0].0..r[0].1 {
             let d = coord(g, 0, s[0], kd);
@@ -192,7 +194,7 @@ pub fn max_pool_indices<T: PoolElem>(
         &mut output[..g.output_len()],
         &mut indices[..g.output_len()],
     );
-    for_each_window(g, |o, r, s| {
+    for_each_window(g, |o, r, s, _| {
         let mut m = T::LOWEST;
         let mut at = -1i64;
         for kd in r[0].0..r[0].1 {
@@ -223,8 +225,7 @@ pub fn avg_pool(input: &[f32], output: &mut [f32], g: &PoolGeom, count_include_p
         return avg_2x2s2(input, output, g.input[2], g.output[1], g.output[2]);
     }
     let [_, ih, iw] = g.input;
-    let mut count_at = [0usize; 3];
-    for_each_window(g, |o, r, s| {
+    for_each_window(g, |o, r, s, out_at| {
         let mut sum = 0.0f32;
         for kd in r[0].0..r[0].1 {
             let d = coord(g, 0, s[0], kd);
@@ -236,11 +237,7 @@ pub fn avg_pool(input: &[f32], output: &mut [f32], g: &PoolGeom, count_include_p
             }
         }
         let count = if count_include_pad {
-            // Padded-extent tap counts from the start coordinates.
-            for (dim, c) in count_at.iter_mut().enumerate() {
-                *c = g.padded_taps(dim, s[dim] / g.stride[dim]);
-            }
-            count_at[0] * count_at[1] * count_at[2]
+            (0..3).map(|dim| g.padded_taps(dim, out_at[dim])).product()
         } else {
             span(r[0]) * span(r[1]) * span(r[2])
         };
@@ -253,7 +250,7 @@ pub fn avg_pool(input: &[f32], output: &mut [f32], g: &PoolGeom, count_include_p
 pub fn lp_pool(input: &[f32], output: &mut [f32], g: &PoolGeom, p: f32) {
     let (input, output) = (&input[..g.input_len()], &mut output[..g.output_len()]);
     let [_, ih, iw] = g.input;
-    for_each_window(g, |o, r, s| {
+    for_each_window(g, |o, r, s, _| {
         let mut sum = 0.0f32;
         for kd in r[0].0..r[0].1 {
             let d = coord(g, 0, s[0], kd);
