@@ -122,12 +122,14 @@ impl PoolElem for u8 {
     const LOWEST: u8 = u8::MIN;
 }
 
-/// Visits every output of a plane with its in-bounds tap ranges:
-/// `f(out_index, [(lo, hi); 3], input_base)` where `input_base` is the input
-/// offset of the window's origin tap per dim, as signed offsets resolved to
-/// the first in-bound tap by the caller through the ranges.
+/// Visits every output of a plane: `f(out_index, taps, starts, outs)` with,
+/// per dim, the in-bounds tap range, the window start in padded
+/// coordinates, and the output coordinate.
 #[inline(always)]
-fn for_each_window(g: &PoolGeom, mut f: impl FnMut(usize, [(usize, usize); 3], [usize; 3])) {
+fn for_each_window(
+    g: &PoolGeom,
+    mut f: impl FnMut(usize, [(usize, usize); 3], [usize; 3], [usize; 3]),
+) {
     let mut o = 0;
     for od in 0..g.output[0] {
         let rd = g.taps(0, od);
@@ -137,7 +139,7 @@ fn for_each_window(g: &PoolGeom, mut f: impl FnMut(usize, [(usize, usize); 3], [
             let sh = oh * g.stride[1];
             for ow in 0..g.output[2] {
                 let rw = g.taps(2, ow);
-                f(o, [rd, rh, rw], [sd, sh, ow * g.stride[2]]);
+                f(o, [rd, rh, rw], [sd, sh, ow * g.stride[2]], [od, oh, ow]);
                 o += 1;
             }
         }
@@ -150,6 +152,208 @@ fn coord(g: &PoolGeom, dim: usize, start: usize, k: usize) -> usize {
     start + k * g.dilation[dim] - g.pad_begin[dim]
 }
 
+/// How a pooling window folds its taps into one output.
+trait Reducer<T: Copy>: Sync {
+    /// Whether [`Reducer::finish`] needs the padded-extent tap count.
+    const NEEDS_PADDED: bool;
+    fn init(&self) -> T;
+    fn add(&self, acc: T, x: T) -> T;
+    /// The output from the state, the count of taps inside the input and
+    /// (when [`Reducer::NEEDS_PADDED`]) the count inside the padded extent.
+    fn finish(&self, acc: T, valid: usize, padded: usize) -> T;
+}
+
+struct MaxR;
+impl<T: PoolElem> Reducer<T> for MaxR {
+    const NEEDS_PADDED: bool = false;
+    #[inline(always)]
+    fn init(&self) -> T {
+        T::LOWEST
+    }
+    #[inline(always)]
+    fn add(&self, acc: T, x: T) -> T {
+        if x > acc {
+            x
+        } else {
+            acc
+        }
+    }
+    #[inline(always)]
+    fn finish(&self, acc: T, _: usize, _: usize) -> T {
+        acc
+    }
+}
+
+struct AvgR<const INCLUDE_PAD: bool>;
+impl<const INCLUDE_PAD: bool> Reducer<f32> for AvgR<INCLUDE_PAD> {
+    const NEEDS_PADDED: bool = INCLUDE_PAD;
+    #[inline(always)]
+    fn init(&self) -> f32 {
+        0.0
+    }
+    #[inline(always)]
+    fn add(&self, acc: f32, x: f32) -> f32 {
+        acc + x
+    }
+    #[inline(always)]
+    fn finish(&self, acc: f32, valid: usize, padded: usize) -> f32 {
+        let n = if INCLUDE_PAD { padded } else { valid };
+        if n == 0 {
+            0.0
+        } else {
+            acc / n as f32
+        }
+    }
+}
+
+struct LpR(f32);
+impl Reducer<f32> for LpR {
+    const NEEDS_PADDED: bool = false;
+    #[inline(always)]
+    fn init(&self) -> f32 {
+        0.0
+    }
+    #[inline(always)]
+    fn add(&self, acc: f32, x: f32) -> f32 {
+        acc + lp_term(x, self.0)
+    }
+    #[inline(always)]
+    fn finish(&self, acc: f32, _: usize, _: usize) -> f32 {
+        lp_root(acc, self.0)
+    }
+}
+
+/// Any geometry: per output, loops over the in-bounds tap ranges.
+fn pool_nd<T: Copy, R: Reducer<T>>(input: &[T], output: &mut [T], g: &PoolGeom, r: &R) {
+    let [_, ih, iw] = g.input;
+    for_each_window(g, |o, rg, s, out_at| {
+        let mut acc = r.init();
+        for kd in rg[0].0..rg[0].1 {
+            let d = coord(g, 0, s[0], kd);
+            for kh in rg[1].0..rg[1].1 {
+                let row = &input[(d * ih + coord(g, 1, s[1], kh)) * iw..][..iw];
+                for kw in rg[2].0..rg[2].1 {
+                    acc = r.add(acc, row[coord(g, 2, s[2], kw)]);
+                }
+            }
+        }
+        let padded = if R::NEEDS_PADDED {
+            (0..3).map(|dim| g.padded_taps(dim, out_at[dim])).product()
+        } else {
+            0
+        };
+        output[o] = r.finish(acc, span(rg[0]) * span(rg[1]) * span(rg[2]), padded);
+    });
+}
+
+/// 1-D and 2-D geometry (leading dim unused). Columns whose windows lie
+/// wholly inside the row (the interior) run a fixed-length tap loop with
+/// no range arithmetic; only the border columns compute tap ranges.
+fn pool_2d<T: Copy, R: Reducer<T>>(input: &[T], output: &mut [T], g: &PoolGeom, r: &R) {
+    let iw = g.input[2];
+    let [_, oh_n, ow_n] = g.output;
+    let (kw, sw, dw, pw) = (g.kernel[2], g.stride[2], g.dilation[2], g.pad_begin[2]);
+    let (sh, dh, ph) = (g.stride[1], g.dilation[1], g.pad_begin[1]);
+    let ext_w = (kw - 1) * dw + 1;
+    let ow_lo = pw.div_ceil(sw).min(ow_n);
+    let ow_hi = if iw + pw >= ext_w {
+        ((iw + pw - ext_w) / sw + 1).min(ow_n)
+    } else {
+        0
+    }
+    .max(ow_lo);
+    for oh in 0..oh_n {
+        let (kh0, kh1) = g.taps(1, oh);
+        let rows = kh0..kh1;
+        let row_at = |k: usize| (oh * sh + k * dh - ph) * iw;
+        let pad_h = if R::NEEDS_PADDED {
+            g.padded_taps(1, oh)
+        } else {
+            0
+        };
+        let n_rows = kh1.saturating_sub(kh0);
+        let out = &mut output[oh * ow_n..][..ow_n];
+        for ow in (0..ow_lo).chain(ow_hi..ow_n) {
+            let (k0, k1) = g.taps(2, ow);
+            let mut acc = r.init();
+            for k in rows.clone() {
+                let row = &input[row_at(k)..][..iw];
+                for kk in k0..k1 {
+                    acc = r.add(acc, row[ow * sw + kk * dw - pw]);
+                }
+            }
+            let padded = if R::NEEDS_PADDED {
+                pad_h * g.padded_taps(2, ow)
+            } else {
+                0
+            };
+            out[ow] = r.finish(acc, n_rows * span((k0, k1)), padded);
+        }
+        let interior = &mut out[ow_lo..ow_hi];
+        let first = ow_lo * sw - pw.min(ow_lo * sw);
+        let rows_at = |k: usize| &input[row_at(k)..][..iw];
+        match (kw, dw) {
+            (1, _) => interior_rows::<T, R, 1>(interior, rows.clone(), &rows_at, first, sw, r),
+            (2, 1) => interior_rows::<T, R, 2>(interior, rows.clone(), &rows_at, first, sw, r),
+            (3, 1) => interior_rows::<T, R, 3>(interior, rows.clone(), &rows_at, first, sw, r),
+            _ => {
+                for (i, o) in interior.iter_mut().enumerate() {
+                    let base = first + i * sw;
+                    let mut acc = r.init();
+                    for k in rows.clone() {
+                        for &v in rows_at(k)[base..][..ext_w].iter().step_by(dw) {
+                            acc = r.add(acc, v);
+                        }
+                    }
+                    *o = acc;
+                }
+            }
+        }
+        for o in interior.iter_mut() {
+            *o = r.finish(*o, n_rows * kw, pad_h * kw);
+        }
+    }
+}
+
+/// Interior windows of `K` contiguous taps per row, accumulated straight
+/// into the output row one input row at a time (`K` known at compile time
+/// unrolls the tap loop).
+#[inline(always)]
+fn interior_rows<'a, T: Copy + 'a, R: Reducer<T>, const K: usize>(
+    out: &mut [T],
+    rows: core::ops::Range<usize>,
+    row: &impl Fn(usize) -> &'a [T],
+    first: usize,
+    stride: usize,
+    r: &R,
+) {
+    out.fill(r.init());
+    if out.is_empty() {
+        return;
+    }
+    let need = (out.len() - 1) * stride + K;
+    for k in rows {
+        let src = &row(k)[first..][..need];
+        for (i, o) in out.iter_mut().enumerate() {
+            let taps: &[T; K] = src[i * stride..][..K].try_into().expect("K taps");
+            let mut acc = *o;
+            for &v in taps {
+                acc = r.add(acc, v);
+            }
+            *o = acc;
+        }
+    }
+}
+
+/// Picks the 2-D or general loop.
+fn pool_any<T: Copy, R: Reducer<T>>(input: &[T], output: &mut [T], g: &PoolGeom, r: &R) {
+    if g.input[0] == 1 && g.output[0] == 1 && g.kernel[0] == 1 && g.pad_begin[0] == 0 {
+        pool_2d(input, output, g, r)
+    } else {
+        pool_nd(input, output, g, r)
+    }
+}
+
 /// Max pooling of one plane: `output[i]` is the largest input under window
 /// `i`, or [`PoolElem::LOWEST`] for a window entirely in padding.
 pub fn max_pool<T: PoolElem>(input: &[T], output: &mut [T], g: &PoolGeom) {
@@ -160,23 +364,7 @@ pub fn max_pool<T: PoolElem>(input: &[T], output: &mut [T], g: &PoolGeom) {
     if g.is_plain_2d(3, 2) {
         return max_3x3s2(input, output, g.input[2], g.output[1], g.output[2]);
     }
-    let [_, ih, iw] = g.input;
-    for_each_window(g, |o, r, s| {
-        let mut m = T::LOWEST;
-        for kd in r[0].0..r[0].1 {
-            let d = coord(g, 0, s[0], kd);
-            for kh in r[1].0..r[1].1 {
-                let row = &input[(d * ih + coord(g, 1, s[1], kh)) * iw..][..iw];
-                for kw in r[2].0..r[2].1 {
-                    let v = row[coord(g, 2, s[2], kw)];
-                    if v > m {
-                        m = v;
-                    }
-                }
-            }
-        }
-        output[o] = m;
-    });
+    pool_any(input, output, g, &MaxR);
 }
 
 /// Max pooling that also reports, per output, the row-major offset within
@@ -192,7 +380,7 @@ pub fn max_pool_indices<T: PoolElem>(
         &mut output[..g.output_len()],
         &mut indices[..g.output_len()],
     );
-    for_each_window(g, |o, r, s| {
+    for_each_window(g, |o, r, s, _| {
         let mut m = T::LOWEST;
         let mut at = -1i64;
         for kd in r[0].0..r[0].1 {
@@ -222,50 +410,18 @@ pub fn avg_pool(input: &[f32], output: &mut [f32], g: &PoolGeom, count_include_p
     if g.is_plain_2d(2, 2) {
         return avg_2x2s2(input, output, g.input[2], g.output[1], g.output[2]);
     }
-    let [_, ih, iw] = g.input;
-    let mut count_at = [0usize; 3];
-    for_each_window(g, |o, r, s| {
-        let mut sum = 0.0f32;
-        for kd in r[0].0..r[0].1 {
-            let d = coord(g, 0, s[0], kd);
-            for kh in r[1].0..r[1].1 {
-                let row = &input[(d * ih + coord(g, 1, s[1], kh)) * iw..][..iw];
-                for kw in r[2].0..r[2].1 {
-                    sum += row[coord(g, 2, s[2], kw)];
-                }
-            }
-        }
-        let count = if count_include_pad {
-            // Padded-extent tap counts from the start coordinates.
-            for (dim, c) in count_at.iter_mut().enumerate() {
-                *c = g.padded_taps(dim, s[dim] / g.stride[dim]);
-            }
-            count_at[0] * count_at[1] * count_at[2]
-        } else {
-            span(r[0]) * span(r[1]) * span(r[2])
-        };
-        output[o] = if count == 0 { 0.0 } else { sum / count as f32 };
-    });
+    if count_include_pad {
+        pool_any(input, output, g, &AvgR::<true>)
+    } else {
+        pool_any(input, output, g, &AvgR::<false>)
+    }
 }
 
 /// Lp pooling of one plane: `(sum |x|^p)^(1/p)` over the taps inside the
 /// input (padding contributes zeros).
 pub fn lp_pool(input: &[f32], output: &mut [f32], g: &PoolGeom, p: f32) {
     let (input, output) = (&input[..g.input_len()], &mut output[..g.output_len()]);
-    let [_, ih, iw] = g.input;
-    for_each_window(g, |o, r, s| {
-        let mut sum = 0.0f32;
-        for kd in r[0].0..r[0].1 {
-            let d = coord(g, 0, s[0], kd);
-            for kh in r[1].0..r[1].1 {
-                let row = &input[(d * ih + coord(g, 1, s[1], kh)) * iw..][..iw];
-                for kw in r[2].0..r[2].1 {
-                    sum += lp_term(row[coord(g, 2, s[2], kw)], p);
-                }
-            }
-        }
-        output[o] = lp_root(sum, p);
-    });
+    pool_any(input, output, g, &LpR(p));
 }
 
 #[inline(always)]
@@ -533,6 +689,24 @@ mod tests {
                 [0, 0, 2],
                 [0, 0, 1],
                 false,
+            ),
+            geom(
+                [1, 6, 7],
+                [1, 3, 1],
+                [1, 1, 2],
+                [1; 3],
+                [0, 1, 0],
+                [0, 1, 0],
+                false,
+            ),
+            geom(
+                [1, 6, 7],
+                [1, 2, 3],
+                [1, 1, 1],
+                [1, 2, 1],
+                [0, 1, 1],
+                [0, 0, 1],
+                true,
             ),
         ];
         for g in cases {

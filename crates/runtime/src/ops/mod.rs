@@ -22,6 +22,7 @@ mod reduce;
 mod reduce_kernel;
 mod resize;
 mod rnn;
+mod rnn_act;
 mod shape;
 mod shape_const;
 #[cfg(test)]

@@ -540,6 +540,10 @@ impl Kernel for LayerNorm {
                 }
             }
             for (k, s) in stats.iter_mut().enumerate() {
+                // Unrequested outputs may arrive as empty (unaligned) views.
+                if s.bytes_ref().is_empty() {
+                    continue;
+                }
                 if let Some(v) = s.f32().get_mut(r) {
                     *v = if k == 0 { mean } else { inv };
                 }

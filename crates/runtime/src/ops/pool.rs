@@ -22,6 +22,9 @@ pub fn register(r: &mut Registry) {
 /// arithmetic far from overflow whatever a model file says.
 const MAX_ATTR: i64 = 1 << 24;
 
+/// Largest output accepted, in elements.
+const MAX_OUTPUT_ELEMS: usize = 1 << 32;
+
 /// What a pooling kernel computes per window.
 #[derive(Clone, Copy, Debug, PartialEq)]
 enum Mode {
@@ -154,6 +157,10 @@ fn windows(ctx: &BuildCtx<'_>, shape: &[usize]) -> Result<Windows, OpError> {
     };
     let mut out_shape = shape[..2].to_vec();
     out_shape.extend(out);
+    // Padding alone can blow the output up; keep it plannable.
+    if whittle_ir::checked_numel(&out_shape).is_none_or(|n| n > MAX_OUTPUT_ELEMS) {
+        return Err(ctx.err(format!("output shape {out_shape:?} is too large")));
+    }
     Ok(Windows { geom, out_shape })
 }
 
