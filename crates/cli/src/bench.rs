@@ -138,14 +138,27 @@ pub fn main(args: Args) -> Result<()> {
         println!("{}", serde_json::to_string_pretty(&doc)?);
         return Ok(());
     }
-    println!("model      {} ({} thread{})", doc.model, doc.threads, if doc.threads == 1 { "" } else { "s" });
+    println!(
+        "model      {} ({} thread{})",
+        doc.model,
+        doc.threads,
+        if doc.threads == 1 { "" } else { "s" }
+    );
     println!(
         "latency    median {:.3} ms  (p10 {:.3}, p90 {:.3}, min {:.3}; {} runs after {} warm-up)",
         doc.median_ms, doc.p10_ms, doc.p90_ms, doc.min_ms, doc.iters, args.warmup
     );
     println!("throughput {:.2} GMAC/s", doc.gmacs_per_s);
-    println!("arena      {} (lower bound {})", bytes(doc.arena_bytes), bytes(doc.arena_lower_bound));
-    println!("weights    {} (+{} pre-packed)", bytes(doc.weight_bytes), bytes(doc.packed_weight_bytes));
+    println!(
+        "arena      {} (lower bound {})",
+        bytes(doc.arena_bytes),
+        bytes(doc.arena_lower_bound)
+    );
+    println!(
+        "weights    {} (+{} pre-packed)",
+        bytes(doc.weight_bytes),
+        bytes(doc.packed_weight_bytes)
+    );
     if !doc.nodes.is_empty() {
         let mut by_time: Vec<&NodeTime> = doc.nodes.iter().collect();
         by_time.sort_by(|a, b| b.median_ms.total_cmp(&a.median_ms));

@@ -34,7 +34,11 @@ pub fn parse_dims(text: &str) -> Result<Vec<usize>> {
         return Ok(vec![]);
     }
     text.split(['x', 'X', ','])
-        .map(|d| d.trim().parse::<usize>().with_context(|| format!("bad dimension '{d}' in '{text}'")))
+        .map(|d| {
+            d.trim()
+                .parse::<usize>()
+                .with_context(|| format!("bad dimension '{d}' in '{text}'"))
+        })
         .collect()
 }
 
@@ -48,7 +52,11 @@ pub fn split_named<'a>(arg: &'a str, graph: &'a Graph, what: &str) -> Result<(St
         inputs => bail!(
             "{what} '{arg}' needs NAME= because the model has {} inputs ({})",
             inputs.len(),
-            inputs.iter().map(|v| v.name.as_str()).collect::<Vec<_>>().join(", ")
+            inputs
+                .iter()
+                .map(|v| v.name.as_str())
+                .collect::<Vec<_>>()
+                .join(", ")
         ),
     }
 }
@@ -63,11 +71,19 @@ impl ModelArgs {
     }
 
     /// Compile options from the flags plus shapes implied by given inputs.
-    pub fn compile_options(&self, graph: &Graph, given: &HashMap<String, Tensor>) -> Result<CompileOptions> {
+    pub fn compile_options(
+        &self,
+        graph: &Graph,
+        given: &HashMap<String, Tensor>,
+    ) -> Result<CompileOptions> {
         if self.threads == 0 {
             bail!("--threads must be at least 1");
         }
-        let mut opts = CompileOptions { threads: self.threads, simplify: !self.no_simplify, ..CompileOptions::default() };
+        let mut opts = CompileOptions {
+            threads: self.threads,
+            simplify: !self.no_simplify,
+            ..CompileOptions::default()
+        };
         for (name, t) in given {
             opts.input_shapes.insert(name.clone(), t.shape().to_vec());
         }
@@ -96,7 +112,8 @@ pub fn read_inputs(args: &[String], graph: &Graph) -> Result<HashMap<String, Ten
         if !graph.inputs.iter().any(|v| v.name == name) {
             bail!("the model has no input '{name}'");
         }
-        let t = whittle::data::read_npy(Path::new(file)).with_context(|| format!("cannot read input '{name}'"))?;
+        let t = whittle::data::read_npy(Path::new(file))
+            .with_context(|| format!("cannot read input '{name}'"))?;
         out.insert(name, t);
     }
     Ok(out)
@@ -119,10 +136,16 @@ pub fn fill_inputs(plan: &Plan, given: &HashMap<String, Tensor>) -> Result<Vec<T
             }
             let n: usize = io.fact.shape.iter().product();
             let t = match io.fact.dtype {
-                whittle::DType::F32 => {
-                    Tensor::from_f32(io.fact.shape.clone(), (0..n).map(|_| (next() >> 40) as f32 / (1u64 << 23) as f32 - 1.0).collect())?
-                }
-                whittle::DType::I64 => Tensor::from_i64(io.fact.shape.clone(), (0..n).map(|_| (next() % 4) as i64).collect())?,
+                whittle::DType::F32 => Tensor::from_f32(
+                    io.fact.shape.clone(),
+                    (0..n)
+                        .map(|_| (next() >> 40) as f32 / (1u64 << 23) as f32 - 1.0)
+                        .collect(),
+                )?,
+                whittle::DType::I64 => Tensor::from_i64(
+                    io.fact.shape.clone(),
+                    (0..n).map(|_| (next() % 4) as i64).collect(),
+                )?,
                 other => Tensor::zeros(other, io.fact.shape.clone())?,
             };
             Ok(t)
@@ -134,10 +157,12 @@ pub fn fill_inputs(plan: &Plan, given: &HashMap<String, Tensor>) -> Result<Vec<T
 pub fn ordered_inputs(plan: &Plan, given: &HashMap<String, Tensor>) -> Result<Vec<Tensor>> {
     plan.inputs()
         .map(|io| {
-            given
-                .get(&io.name)
-                .cloned()
-                .with_context(|| format!("missing --input {}=FILE.npy ({} {:?})", io.name, io.fact.dtype, io.fact.shape))
+            given.get(&io.name).cloned().with_context(|| {
+                format!(
+                    "missing --input {}=FILE.npy ({} {:?})",
+                    io.name, io.fact.dtype, io.fact.shape
+                )
+            })
         })
         .collect()
 }

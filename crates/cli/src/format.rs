@@ -31,7 +31,10 @@ pub fn shape(dims: &[usize]) -> String {
     if dims.is_empty() {
         return "scalar".into();
     }
-    dims.iter().map(|d| d.to_string()).collect::<Vec<_>>().join("x")
+    dims.iter()
+        .map(|d| d.to_string())
+        .collect::<Vec<_>>()
+        .join("x")
 }
 
 /// Prints rows as left-aligned columns (numbers right-aligned).
@@ -46,7 +49,11 @@ pub fn table(header: &[&str], rows: &[Vec<String>]) {
     let numeric: Vec<bool> = (0..cols)
         .map(|i| {
             rows.iter().all(|r| {
-                r.get(i).is_none_or(|c| c.chars().next().is_none_or(|ch| ch.is_ascii_digit() || ch == '-'))
+                r.get(i).is_none_or(|c| {
+                    c.chars()
+                        .next()
+                        .is_none_or(|ch| ch.is_ascii_digit() || ch == '-')
+                })
             })
         })
         .collect();
@@ -54,12 +61,25 @@ pub fn table(header: &[&str], rows: &[Vec<String>]) {
         let parts: Vec<String> = cells
             .iter()
             .enumerate()
-            .map(|(i, c)| if numeric[i] { format!("{c:>w$}", w = width[i]) } else { format!("{c:<w$}", w = width[i]) })
+            .map(|(i, c)| {
+                if numeric[i] {
+                    format!("{c:>w$}", w = width[i])
+                } else {
+                    format!("{c:<w$}", w = width[i])
+                }
+            })
             .collect();
         println!("{}", parts.join("  ").trim_end());
     };
     line(header.to_vec());
-    println!("{}", width.iter().map(|w| "-".repeat(*w)).collect::<Vec<_>>().join("  "));
+    println!(
+        "{}",
+        width
+            .iter()
+            .map(|w| "-".repeat(*w))
+            .collect::<Vec<_>>()
+            .join("  ")
+    );
     for r in rows {
         line(r.iter().map(String::as_str).collect());
     }

@@ -35,10 +35,20 @@ struct Written {
 fn file_name(value: &str) -> String {
     let s: String = value
         .chars()
-        .map(|c| if c.is_ascii_alphanumeric() || c == '-' || c == '.' { c } else { '_' })
+        .map(|c| {
+            if c.is_ascii_alphanumeric() || c == '-' || c == '.' {
+                c
+            } else {
+                '_'
+            }
+        })
         .collect();
     let s = s.trim_matches('_').to_string();
-    if s.is_empty() { "output".into() } else { s }
+    if s.is_empty() {
+        "output".into()
+    } else {
+        s
+    }
 }
 
 /// Runs the subcommand.
@@ -49,16 +59,24 @@ pub fn main(args: Args) -> Result<()> {
     let mut plan = whittle::runtime::compile(&graph, &opts).context("cannot compile the model")?;
     let inputs = ordered_inputs(&plan, &given)?;
     let outputs = plan.run(&inputs)?;
-    std::fs::create_dir_all(&args.output_dir).with_context(|| format!("cannot create {}", args.output_dir.display()))?;
+    std::fs::create_dir_all(&args.output_dir)
+        .with_context(|| format!("cannot create {}", args.output_dir.display()))?;
     // Compute every file before writing any, so a failure leaves nothing half done.
     let mut files = Vec::new();
     for (io, t) in plan.outputs().zip(&outputs) {
         let mut name = file_name(&io.name);
-        while files.iter().any(|(f, _, _): &(PathBuf, _, _)| f.file_stem().is_some_and(|s| s == name.as_str())) {
+        while files
+            .iter()
+            .any(|(f, _, _): &(PathBuf, _, _)| f.file_stem().is_some_and(|s| s == name.as_str()))
+        {
             name.push('_');
         }
         let bytes = whittle::data::npy_bytes(t)?;
-        files.push((args.output_dir.join(format!("{name}.npy")), bytes, (io.name.clone(), t)));
+        files.push((
+            args.output_dir.join(format!("{name}.npy")),
+            bytes,
+            (io.name.clone(), t),
+        ));
     }
     let mut written = Vec::new();
     for (path, bytes, (name, t)) in &files {

@@ -154,9 +154,8 @@ fn main() {
     let isa = Isa::detect();
     let mut totals = [0.0f64; 2];
     println!(
-        "isa: {}   (mm = matrixmultiply {}; ratio = mm time / whittle time)",
-        isa.name(),
-        "0.3"
+        "isa: {}   (mm = matrixmultiply 0.3; ratio = mm time / whittle time)",
+        isa.name()
     );
     println!(
         "\n{:<28} {:>5} {:>6} {:>5} {:>10} {:>10} {:>8} {:>6}",

@@ -90,7 +90,7 @@ fn branch_order_lowers_peak_memory() {
     let mut nodes = Vec::new();
     for p in ["a", "b"] {
         nodes.push(Node::new(
-            &format!("{p}1"),
+            format!("{p}1"),
             "Cat",
             &["x", "x"],
             &[&format!("{p}1")],
@@ -105,7 +105,7 @@ fn branch_order_lowers_peak_memory() {
                 vec![&prev]
             };
             nodes.push(Node::new(
-                &format!("{p}{i}"),
+                format!("{p}{i}"),
                 op,
                 &inputs,
                 &[&format!("{p}{i}")],

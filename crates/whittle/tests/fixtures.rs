@@ -41,7 +41,11 @@ fn fixtures_dir() -> PathBuf {
 fn check(fx: &Fixture, threads: usize, simplify: bool) -> Result<f64, String> {
     let dir = fixtures_dir().join(&fx.name);
     let graph = whittle::onnx::load_model(&dir.join("model.onnx")).map_err(|e| e.to_string())?;
-    let mut opts = CompileOptions { threads, simplify, ..CompileOptions::default() };
+    let mut opts = CompileOptions {
+        threads,
+        simplify,
+        ..CompileOptions::default()
+    };
     let mut inputs = Vec::new();
     for io in &fx.inputs {
         opts.input_shapes.insert(io.name.clone(), io.shape.clone());
@@ -53,7 +57,12 @@ fn check(fx: &Fixture, threads: usize, simplify: bool) -> Result<f64, String> {
     for (io, got) in fx.outputs.iter().zip(&outs) {
         let want = read_npy(&dir.join(&io.file)).map_err(|e| e.to_string())?;
         if got.shape() != want.shape() {
-            return Err(format!("{}: shape {:?} != {:?}", io.name, got.shape(), want.shape()));
+            return Err(format!(
+                "{}: shape {:?} != {:?}",
+                io.name,
+                got.shape(),
+                want.shape()
+            ));
         }
         for (i, (g, w)) in got.to_f64_vec().iter().zip(want.to_f64_vec()).enumerate() {
             let err = (g - w).abs();
@@ -75,10 +84,20 @@ fn fixture_zoo_matches_onnxruntime() {
     for fx in &manifest.fixtures {
         for (threads, simplify) in [(1, true), (2, true), (1, false)] {
             match check(fx, threads, simplify) {
-                Ok(worst) => println!("{:<22} threads={threads} simplify={simplify:<5} max abs diff {worst:.2e}", fx.name),
-                Err(e) => failures.push(format!("{} (threads={threads}, simplify={simplify}): {e}", fx.name)),
+                Ok(worst) => println!(
+                    "{:<22} threads={threads} simplify={simplify:<5} max abs diff {worst:.2e}",
+                    fx.name
+                ),
+                Err(e) => failures.push(format!(
+                    "{} (threads={threads}, simplify={simplify}): {e}",
+                    fx.name
+                )),
             }
         }
     }
-    assert!(failures.is_empty(), "fixture failures:\n{}", failures.join("\n"));
+    assert!(
+        failures.is_empty(),
+        "fixture failures:\n{}",
+        failures.join("\n")
+    );
 }

@@ -9,6 +9,9 @@ use crate::{Attr, Graph, Node};
 /// every `whittle.` attribute, so fused graphs are only for execution.
 pub const FUSED_ACTIVATION: &str = "whittle.act";
 
+/// A planned fusion: producer index, activation index, attributes to add.
+type Fusion = (usize, usize, Vec<(String, Attr)>);
+
 /// Ops whose kernels apply a fused activation in their epilogue.
 const FUSABLE_PRODUCERS: &[&str] = &["Conv", "ConvTranspose", "Gemm", "MatMul"];
 
@@ -62,7 +65,7 @@ pub fn fuse_activations(mut graph: Graph) -> (Graph, PassReport) {
     loop {
         let consumers = graph.consumers();
         let producers = graph.producers();
-        let mut plan: Option<(usize, usize, Vec<(String, Attr)>)> = None;
+        let mut plan: Option<Fusion> = None;
         let mut readers: HashMap<&str, usize> = HashMap::new();
         for (v, users) in &consumers {
             readers.insert(v, users.len());

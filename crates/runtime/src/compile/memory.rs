@@ -168,7 +168,7 @@ pub fn place(buffers: &[Buffer]) -> (Vec<usize>, usize) {
 /// Checks that no two buffers alive at the same time share a byte.
 pub fn verify(buffers: &[Buffer], offsets: &[usize], arena: usize) -> Result<(), String> {
     for (i, a) in buffers.iter().enumerate() {
-        if offsets[i] % ALIGN != 0 || offsets[i] + a.size > arena {
+        if !offsets[i].is_multiple_of(ALIGN) || offsets[i] + a.size > arena {
             return Err(format!("buffer {i} misplaced at {}", offsets[i]));
         }
         for (j, b) in buffers.iter().enumerate().skip(i + 1) {

@@ -471,14 +471,10 @@ fn axis_table(
         };
         let row = o * taps;
         let mut sum = 0.0;
-        for j in 0..k {
+        for (j, &c) in coeffs.iter().enumerate().take(k) {
             let i = first + j as i64;
             let inside = (0..=last).contains(&i);
-            let w = if s.exclude_outside && !inside {
-                0.0
-            } else {
-                coeffs[j]
-            };
+            let w = if s.exclude_outside && !inside { 0.0 } else { c };
             t.idx[row + j] = i.clamp(0, last) as usize;
             t.w[row + j] = w as f32;
             sum += w;
@@ -845,7 +841,7 @@ mod tests {
         let err = eval_node(&r, &both, &[x.clone(), None, scales, sizes], 13).unwrap_err();
         assert!(err.to_string().contains("only one"), "{err}");
         let neither = Node::new("r", "Resize", &["x"], &["y"]);
-        let err = eval_node(&r, &neither, &[x.clone()], 13).unwrap_err();
+        let err = eval_node(&r, &neither, std::slice::from_ref(&x), 13).unwrap_err();
         assert!(err.to_string().contains("one of scales and sizes"), "{err}");
         let neg = Some(Tensor::from_i64(vec![4], vec![1, 1, -3, 3]).unwrap());
         let sized = Node::new("r", "Resize", &["x", "", "", "z"], &["y"]);
