@@ -43,6 +43,63 @@ pub(crate) unsafe fn kernel<const R: usize>(
             ap = ap.add(MR);
             bp = bp.add(NR);
         }
+        store(&acc, c, ldc, ep);
+    }
+}
+
+/// `12 x 32` tile from two adjacent A panels (`a` holds `2 * kc * MR`
+/// floats) and two adjacent B panels: 24 accumulators.
+///
+/// # Safety
+/// As [`kernel`] with 12 rows, and `a` twice as long.
+#[target_feature(enable = "avx512f,avx2,fma")]
+pub(crate) unsafe fn kernel12(
+    kc: usize,
+    a: &[f32],
+    b: &[f32],
+    c: *mut f32,
+    ldc: usize,
+    ep: &TileEp<'_>,
+) {
+    debug_assert!(a.len() >= 2 * kc * MR && b.len() >= 2 * kc * NR);
+    let mut acc = [[_mm512_setzero_ps(); 2]; 2 * MR];
+    let mut ap = a.as_ptr();
+    let mut bp = b.as_ptr();
+    // SAFETY (whole block): step p reads a[p*MR..+MR], a[kc*MR + p*MR..+MR],
+    // b[p*NR..+16] and b[kc*NR + p*NR..+16], inside the caller's lengths;
+    // `c` rows are in bounds per the contract.
+    unsafe {
+        let (a2, b2) = (kc * MR, kc * NR);
+        for _ in 0..kc {
+            let b0 = _mm512_loadu_ps(bp);
+            let b1 = _mm512_loadu_ps(bp.add(b2));
+            for i in 0..MR {
+                let av = _mm512_set1_ps(*ap.add(i));
+                acc[i][0] = _mm512_fmadd_ps(av, b0, acc[i][0]);
+                acc[i][1] = _mm512_fmadd_ps(av, b1, acc[i][1]);
+            }
+            for i in 0..MR {
+                let av = _mm512_set1_ps(*ap.add(a2 + i));
+                acc[MR + i][0] = _mm512_fmadd_ps(av, b0, acc[MR + i][0]);
+                acc[MR + i][1] = _mm512_fmadd_ps(av, b1, acc[MR + i][1]);
+            }
+            ap = ap.add(MR);
+            bp = bp.add(NR);
+        }
+        store(&acc, c, ldc, ep);
+    }
+}
+
+/// The epilogue of a `R x 32` tile.
+///
+/// # Safety
+/// AVX-512F; `c` valid for `R` rows of 32 floats at stride `ldc`;
+/// `ep.row_bias` has `R` values and `ep.col_bias` 32.
+#[inline]
+#[target_feature(enable = "avx512f")]
+unsafe fn store<const R: usize>(acc: &[[__m512; 2]; R], c: *mut f32, ldc: usize, ep: &TileEp<'_>) {
+    // SAFETY: per the contract above.
+    unsafe {
         let alpha = _mm512_set1_ps(ep.alpha);
         let scale = ep.alpha != 1.0;
         let cb = ep.col_bias.map(|cb| {

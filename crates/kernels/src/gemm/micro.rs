@@ -163,7 +163,8 @@ fn portable<const R: usize>(kc: usize, a: &[f32], b: &[f32]) -> [[f32; NR]; MR] 
 }
 
 /// Computes an `mr x 2 NR` tile from two adjacent B panels (`b` holds
-/// `2 * kc * NR` floats) with AVX-512.
+/// `2 * kc * NR` floats) with AVX-512; `mr` is at most MR, or exactly
+/// 2 MR from two adjacent A panels.
 ///
 /// # Safety
 /// `isa` must support AVX-512; `c` must be valid for reads and writes of
@@ -183,7 +184,8 @@ pub(crate) unsafe fn tile_wide(
     ep: &TileEp<'_>,
 ) {
     assert!(isa.is_avx512());
-    assert!(a.len() >= kc * MR && b.len() >= 2 * kc * NR && (1..=MR).contains(&mr));
+    assert!(a.len() >= kc * MR && b.len() >= 2 * kc * NR && (1..=2 * MR).contains(&mr));
+    assert!(mr <= MR || mr == 2 * MR);
     if let Some(rb) = ep.row_bias {
         assert!(rb.len() >= mr);
     }
@@ -194,6 +196,14 @@ pub(crate) unsafe fn tile_wide(
     // vouches for `c`.
     unsafe {
         use super::avx512::kernel;
+        if mr == 2 * MR {
+            assert!(a.len() >= 2 * kc * MR);
+            if let Some(rb) = ep.row_bias {
+                assert!(rb.len() >= 2 * MR);
+            }
+            super::avx512::kernel12(kc, a, b, c, ldc, ep);
+            return;
+        }
         match mr {
             1 => kernel::<1>(kc, a, b, c, ldc, ep),
             2 => kernel::<2>(kc, a, b, c, ldc, ep),

@@ -275,8 +275,14 @@ unsafe fn gemm_block<A: Lhs + ?Sized, B: Rhs + ?Sized>(
                         }
                         _ => None,
                     };
-                    for ir in (0..mc).step_by(MR) {
-                        let mr = MR.min(mc - ir);
+                    let mut ir = 0;
+                    while ir < mc {
+                        // Two A panels at once in the wide AVX-512 tile.
+                        let mr = if wide && mc - ir >= 2 * MR {
+                            2 * MR
+                        } else {
+                            MR.min(mc - ir)
+                        };
                         let i = ic + ir;
                         let tep = micro::TileEp {
                             alpha: ep.alpha,
@@ -301,6 +307,7 @@ unsafe fn gemm_block<A: Lhs + ?Sized, B: Rhs + ?Sized>(
                                 }
                             }
                         }
+                        ir += mr;
                     }
                     jr += width;
                 }
@@ -344,7 +351,7 @@ unsafe fn store_tile(
         run(c, ldc);
         return;
     }
-    let mut tmp = [0.0f32; MR * 2 * NR];
+    let mut tmp = [0.0f32; 2 * MR * 2 * NR];
     for r in 0..mr {
         // SAFETY: row r of the tile has nr valid floats.
         let row = unsafe { core::slice::from_raw_parts_mut(c.add(r * ldc), nr) };
