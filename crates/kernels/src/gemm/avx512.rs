@@ -73,15 +73,12 @@ pub(crate) unsafe fn kernel12(
         for _ in 0..kc {
             let b0 = _mm512_loadu_ps(bp);
             let b1 = _mm512_loadu_ps(bp.add(b2));
-            for i in 0..MR {
-                let av = _mm512_set1_ps(*ap.add(i));
-                acc[i][0] = _mm512_fmadd_ps(av, b0, acc[i][0]);
-                acc[i][1] = _mm512_fmadd_ps(av, b1, acc[i][1]);
-            }
-            for i in 0..MR {
-                let av = _mm512_set1_ps(*ap.add(a2 + i));
-                acc[MR + i][0] = _mm512_fmadd_ps(av, b0, acc[MR + i][0]);
-                acc[MR + i][1] = _mm512_fmadd_ps(av, b1, acc[MR + i][1]);
+            // Rows 0..6 come from the first A panel, 6..12 from the second.
+            for (i, row) in acc.iter_mut().enumerate() {
+                let off = if i < MR { i } else { a2 + i - MR };
+                let av = _mm512_set1_ps(*ap.add(off));
+                row[0] = _mm512_fmadd_ps(av, b0, row[0]);
+                row[1] = _mm512_fmadd_ps(av, b1, row[1]);
             }
             ap = ap.add(MR);
             bp = bp.add(NR);
