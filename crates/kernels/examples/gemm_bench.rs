@@ -11,7 +11,7 @@ use std::time::Instant;
 
 use whittle_kernels::conv::{Conv, ConvGeom};
 use whittle_kernels::depthwise::Depthwise;
-use whittle_kernels::gemm::{gemm, gemm_scratch_len, Epilogue, Isa, MatRef, PackedA, Serial};
+use whittle_kernels::gemm::{gemm, gemm_scratch_len, Epilogue, Exec, Isa, MatRef, PackedA, Serial};
 use whittle_kernels::Activation;
 
 fn rand_vec(n: usize, seed: u64) -> Vec<f32> {
@@ -57,6 +57,24 @@ fn medians(mut a: impl FnMut(), mut b: impl FnMut()) -> (f64, f64) {
         }
     };
     (med(&mut ta), med(&mut tb))
+}
+
+/// Two worker threads, to show scaling.
+struct Two;
+
+// SAFETY: each index goes to exactly one scoped thread, all joined before
+// `run` returns.
+unsafe impl Exec for Two {
+    fn max_tasks(&self) -> usize {
+        2
+    }
+    fn run(&self, n: usize, f: &(dyn Fn(usize) + Sync)) {
+        std::thread::scope(|s| {
+            for i in 0..n {
+                s.spawn(move || f(i));
+            }
+        });
+    }
 }
 
 fn mm_sgemm(m: usize, n: usize, k: usize, a: &[f32], b: &[f32], c: &mut [f32]) {
@@ -188,8 +206,16 @@ fn main() {
         );
     }
     println!(
-        "\n{:<28} {:>5} {:>6} {:>5} {:>10} {:>10} {:>8} {:>6}",
-        "conv via im2col (+bias,relu)", "M", "N", "K", "whittle", "mm gemm", "GFLOP/s", "ratio"
+        "\n{:<28} {:>5} {:>6} {:>5} {:>10} {:>10} {:>8} {:>6} {:>8}",
+        "conv via im2col (+bias,relu)",
+        "M",
+        "N",
+        "K",
+        "whittle",
+        "mm gemm",
+        "GFLOP/s",
+        "ratio",
+        "2 thr x"
     );
     for &(name, cin, cout, hw, k, s, p) in CONVS {
         if !name.contains(&filter) {
@@ -213,16 +239,24 @@ fn main() {
         totals[0] += tw;
         totals[1] += tm;
         let gf = 2.0 * (m * n * kk) as f64 / tw / 1e9;
+        let mut s2 = vec![0.0f32; conv.scratch_len(2)];
+        let mut y2 = y.clone();
+        let (t1, t2) = medians(
+            || conv.run(isa, &x, &mut y, &mut scratch, &Serial),
+            || conv.run(isa, &x, &mut y2, &mut s2, &Two),
+        );
+        assert_eq!(y, y2, "thread count changed the result");
         println!(
-            "{name:<28} {m:>5} {n:>6} {kk:>5} {:>8.1}us {:>8.1}us {gf:>8.1} {:>6.2}",
+            "{name:<28} {m:>5} {n:>6} {kk:>5} {:>8.1}us {:>8.1}us {gf:>8.1} {:>6.2} {:>8.2}",
             tw * 1e6,
             tm * 1e6,
-            tm / tw
+            tm / tw,
+            t1 / t2
         );
     }
     println!(
         "\n{:<28} {:>6} {:>10} {:>10} {:>8} {:>8}",
-        "depthwise 3x3 (+bias,relu6)", "out", "avx2", "portable", "GB/s", "GMAC/s"
+        "depthwise 3x3 (+bias,relu6)", "out", "simd", "portable", "GB/s", "GMAC/s"
     );
     for &(name, c, hw, s) in DWS {
         if !name.contains(&filter) {

@@ -209,6 +209,13 @@ impl Im2Col<'_> {
                     } else {
                         out.copy_from_slice(&src[..s.len]);
                     }
+                } else if s.len == NR {
+                    // Fixed trip count and indexing let LLVM turn the
+                    // strided gather into shuffles.
+                    let src = &src[..(NR - 1) * sx + 1];
+                    for (i, v) in out.iter_mut().enumerate() {
+                        *v = src[i * sx];
+                    }
                 } else {
                     for (v, x) in out.iter_mut().zip(src.iter().step_by(sx)) {
                         *v = *x;

@@ -174,33 +174,13 @@ fn ring_width(g: &ConvGeom) -> Option<usize> {
 struct Ring<'a> {
     buf: &'a mut [f32],
     width: usize,
-    tags: [usize; 4],
 }
 
 impl<'a> Ring<'a> {
     fn new(g: &ConvGeom, buf: &'a mut [f32; RING_ROWS * RING_MAX]) -> Self {
         let width = ring_width(g).expect("checked by caller");
         let buf = &mut buf[..RING_ROWS * width];
-        Ring {
-            buf,
-            width,
-            tags: [usize::MAX; 4],
-        }
-    }
-
-    /// Makes input row `iy` of `x` (rows of `iw`) present; returns its slot.
-    fn load(&mut self, x: &[f32], iy: usize, iw: usize, pl: usize) -> usize {
-        let slot = iy % 4;
-        if self.tags[slot] != iy {
-            let row = &mut self.buf[slot * self.width..][..self.width];
-            row[pl..pl + iw].copy_from_slice(&x[iy * iw..][..iw]);
-            self.tags[slot] = iy;
-        }
-        slot
-    }
-
-    fn row(&self, slot: usize) -> &[f32] {
-        &self.buf[slot * self.width..][..self.width]
+        Ring { buf, width }
     }
 }
 
@@ -217,34 +197,29 @@ fn channel_ring(
     out: &mut [f32],
 ) {
     let (vact, scalar_act) = split_act(act);
-    let (ih, iw, ow) = (g.input[1], g.input[2], g.output[2]);
-    let (s, pt, pl) = (g.stride[1], g.pad_begin[1], g.pad_begin[2]);
-    ring.tags = [usize::MAX; 4];
     let taps: [[f32; 3]; 3] = core::array::from_fn(|r| [w[3 * r], w[3 * r + 1], w[3 * r + 2]]);
-    for (oy, orow) in out.chunks_exact_mut(ow).enumerate() {
-        let mut slots = [4usize; 3];
-        for (ky, slot) in slots.iter_mut().enumerate() {
-            let iy = (oy * s + ky) as isize - pt as isize;
-            if iy >= 0 && (iy as usize) < ih {
-                *slot = ring.load(x, iy as usize, iw, pl);
-            }
-        }
-        let rows = [ring.row(slots[0]), ring.row(slots[1]), ring.row(slots[2])];
-        #[cfg(target_arch = "x86_64")]
-        {
-            assert!(isa.is_avx2());
-            // SAFETY: AVX2 and FMA are present (asserted); `row_full`
-            // checks the row lengths against the reads it makes.
-            unsafe { avx2::row_full(s == 2, rows, &taps, bias, vact, orow) };
-        }
-        #[cfg(not(target_arch = "x86_64"))]
-        {
-            let _ = (isa, rows, taps, bias, vact);
-            unreachable!("the ring path is only taken with AVX2");
-        }
-        if scalar_act {
-            act.apply_slice(orow);
-        }
+    #[cfg(target_arch = "x86_64")]
+    {
+        let plane = avx2::Plane {
+            ih: g.input[1],
+            iw: g.input[2],
+            pt: g.pad_begin[1],
+            pl: g.pad_begin[2],
+            ow: g.output[2],
+            s2: g.stride[1] == 2,
+        };
+        assert!(isa.is_avx2());
+        // SAFETY: AVX2 and FMA are present (asserted); `plane3` checks
+        // every length it relies on.
+        unsafe { avx2::plane3(&plane, ring.buf, ring.width, x, &taps, bias, vact, out) };
+    }
+    #[cfg(not(target_arch = "x86_64"))]
+    {
+        let _ = (isa, g, ring, x, taps, bias, vact);
+        unreachable!("the ring path is only taken with AVX2");
+    }
+    if scalar_act {
+        act.apply_slice(out);
     }
 }
 
@@ -415,16 +390,80 @@ mod avx2 {
         super::axpy_portable(a, x, stride, out)
     }
 
-    /// A whole output row of a 3x3 depthwise conv from three zero-padded
-    /// rows (padded column of output `ox`, tap `kx`: `ox * stride + kx`).
+    /// Geometry of one 3x3 depthwise plane.
+    pub(super) struct Plane {
+        pub ih: usize,
+        pub iw: usize,
+        pub pt: usize,
+        pub pl: usize,
+        pub ow: usize,
+        pub s2: bool,
+    }
+
+    /// One output plane (`out.len() / ow` rows) of a 3x3 depthwise conv.
+    /// Input rows are copied once into zero-padded slots of `ring` (4 rows
+    /// of `width` plus a zero row), then every output row runs the vector
+    /// row kernel.
+    ///
+    /// # Safety
+    /// The CPU must support AVX2 and FMA. Lengths are checked on entry.
+    #[allow(clippy::too_many_arguments)]
+    #[target_feature(enable = "avx2,fma")]
+    pub(super) unsafe fn plane3(
+        p: &Plane,
+        ring: &mut [f32],
+        width: usize,
+        x: &[f32],
+        taps: &[[f32; 3]; 3],
+        bias: f32,
+        act: VecAct,
+        out: &mut [f32],
+    ) {
+        let (ih, iw, ow) = (p.ih, p.iw, p.ow);
+        let s = if p.s2 { 2 } else { 1 };
+        assert!(ring.len() >= 5 * width && p.pl + iw <= width && x.len() >= ih * iw);
+        if ow == 0 {
+            return;
+        }
+        let mut tags = [usize::MAX; 4];
+        let wv: [[__m256; 3]; 3] =
+            core::array::from_fn(|r| core::array::from_fn(|k| _mm256_set1_ps(taps[r][k])));
+        for (oy, orow) in out.chunks_exact_mut(ow).enumerate() {
+            let mut slots = [4usize; 3];
+            for (ky, slot) in slots.iter_mut().enumerate() {
+                let iy = (oy * s + ky) as isize - p.pt as isize;
+                if iy < 0 || iy as usize >= ih {
+                    continue;
+                }
+                let iy = iy as usize;
+                let k = iy % 4;
+                if tags[k] != iy {
+                    let dst = &mut ring[k * width + p.pl..][..iw];
+                    // A plain loop: vectorised here, and no call for
+                    // short rows.
+                    for (d, v) in dst.iter_mut().zip(&x[iy * iw..(iy + 1) * iw]) {
+                        *d = *v;
+                    }
+                    tags[k] = iy;
+                }
+                *slot = k;
+            }
+            let rows = slots.map(|k| &ring[k * width..(k + 1) * width]);
+            // SAFETY: AVX2/FMA are enabled here; `row_vec` checks lengths.
+            unsafe { row_vec(p.s2, rows, &wv, bias, act, orow) };
+        }
+    }
+
+    /// [`row_full`] with the taps already broadcast.
     ///
     /// # Safety
     /// The CPU must support AVX2 and FMA. Row lengths are checked on entry.
+    #[inline]
     #[target_feature(enable = "avx2,fma")]
-    pub(super) unsafe fn row_full(
+    unsafe fn row_vec(
         s2: bool,
         rows: [&[f32]; 3],
-        taps: &[[f32; 3]; 3],
+        wv: &[[__m256; 3]; 3],
         bias: f32,
         act: VecAct,
         out: &mut [f32],
@@ -438,51 +477,31 @@ mod avx2 {
         for r in rows {
             assert!(r.len() >= reads, "padded row too short");
         }
-        // SAFETY: every chunk starts at ox <= last and reads at most
-        // `reads` floats of each row (`load3`), checked above; full chunks
-        // store to out[ox..ox+8] with ox + 8 <= ow, the last partial chunk
-        // goes through a local buffer.
-        unsafe {
-            if s2 {
-                full::<true>(rows, taps, bias, act, out);
-            } else {
-                full::<false>(rows, taps, bias, act, out);
-            }
-        }
-    }
-
-    /// # Safety
-    /// As [`row_full`], whose checks must hold.
-    #[target_feature(enable = "avx2,fma")]
-    unsafe fn full<const S2: bool>(
-        rows: [&[f32]; 3],
-        taps: &[[f32; 3]; 3],
-        bias: f32,
-        act: VecAct,
-        out: &mut [f32],
-    ) {
-        let stride = if S2 { 2 } else { 1 };
-        let ow = out.len();
-        let wv: [[__m256; 3]; 3] =
-            core::array::from_fn(|r| core::array::from_fn(|k| _mm256_set1_ps(taps[r][k])));
+        let stride = if s2 { 2 } else { 1 };
         let bv = _mm256_set1_ps(bias);
         let ptr = [rows[0].as_ptr(), rows[1].as_ptr(), rows[2].as_ptr()];
         let op = out.as_mut_ptr();
-        // SAFETY: see `row_full`.
+        // SAFETY: chunks start at ox <= last and read at most `reads`
+        // floats per row (checked); full chunks store out[ox..ox+8] with
+        // ox + 8 <= ow; the tail uses a masked store of its ow - ox lanes.
         unsafe {
             let one = |ox: usize| -> __m256 {
                 let mut part = [bv, _mm256_setzero_ps(), _mm256_setzero_ps()];
                 for r in 0..3 {
-                    let [a, b, c] = load3::<S2>(ptr[r].add(ox * stride));
-                    let mut p = part[r];
-                    p = _mm256_fmadd_ps(wv[r][0], a, p);
-                    p = _mm256_fmadd_ps(wv[r][1], b, p);
-                    p = _mm256_fmadd_ps(wv[r][2], c, p);
-                    part[r] = p;
+                    let [a, b, c] = if s2 {
+                        load3::<true>(ptr[r].add(ox * stride))
+                    } else {
+                        load3::<false>(ptr[r].add(ox * stride))
+                    };
+                    let mut q = part[r];
+                    q = _mm256_fmadd_ps(wv[r][0], a, q);
+                    q = _mm256_fmadd_ps(wv[r][1], b, q);
+                    q = _mm256_fmadd_ps(wv[r][2], c, q);
+                    part[r] = q;
                 }
-                let s = _mm256_add_ps(_mm256_add_ps(part[0], part[1]), part[2]);
-                let s = if S2 { unscramble(s) } else { s };
-                crate::gemm::avx2_act(act, s)
+                let v = _mm256_add_ps(_mm256_add_ps(part[0], part[1]), part[2]);
+                let v = if s2 { unscramble(v) } else { v };
+                crate::gemm::avx2_act(act, v)
             };
             let mut ox = 0;
             while ox + 16 <= ow {
@@ -497,9 +516,12 @@ mod avx2 {
                 ox += 8;
             }
             if ox < ow {
-                let mut tmp = [0.0f32; 8];
-                _mm256_storeu_ps(tmp.as_mut_ptr(), one(ox));
-                out[ox..].copy_from_slice(&tmp[..ow - ox]);
+                let n = (ow - ox) as i32;
+                let mask = _mm256_cmpgt_epi32(
+                    _mm256_set1_epi32(n),
+                    _mm256_setr_epi32(0, 1, 2, 3, 4, 5, 6, 7),
+                );
+                _mm256_maskstore_ps(op.add(ox), mask, one(ox));
             }
         }
     }

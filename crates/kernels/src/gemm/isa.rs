@@ -11,6 +11,9 @@ enum Kind {
     Portable,
     #[cfg(target_arch = "x86_64")]
     Avx2Fma,
+    /// AVX-512F on top of AVX2+FMA.
+    #[cfg(target_arch = "x86_64")]
+    Avx512,
 }
 
 impl Isa {
@@ -36,6 +39,9 @@ impl Isa {
         ))]
         {
             if std::is_x86_feature_detected!("avx2") && std::is_x86_feature_detected!("fma") {
+                if std::is_x86_feature_detected!("avx512f") {
+                    return Isa(Kind::Avx512);
+                }
                 return Isa(Kind::Avx2Fma);
             }
             Isa::portable()
@@ -57,7 +63,27 @@ impl Isa {
     /// check all variants against each other).
     pub fn available() -> impl Iterator<Item = Isa> {
         let best = Isa::detect();
-        core::iter::once(Isa::portable()).chain((best != Isa::portable()).then_some(best))
+        let mut all = [Some(Isa::portable()), None, None];
+        #[cfg(target_arch = "x86_64")]
+        {
+            if best.is_avx2() {
+                all[1] = Some(Isa(Kind::Avx2Fma));
+            }
+            if best.is_avx512() {
+                all[2] = Some(best);
+            }
+        }
+        all.into_iter().flatten()
+    }
+
+    /// The best instruction set without AVX-512 (AVX2+FMA when present):
+    /// for comparing, or for machines where 512-bit code lowers clocks.
+    pub fn without_avx512(self) -> Isa {
+        #[cfg(target_arch = "x86_64")]
+        if self.0 == Kind::Avx512 {
+            return Isa(Kind::Avx2Fma);
+        }
+        self
     }
 
     /// Short name for kernel reports: `portable` or `avx2`.
@@ -66,14 +92,28 @@ impl Isa {
             Kind::Portable => "portable",
             #[cfg(target_arch = "x86_64")]
             Kind::Avx2Fma => "avx2",
+            #[cfg(target_arch = "x86_64")]
+            Kind::Avx512 => "avx512",
         }
     }
 
-    /// True when this is the AVX2+FMA instruction set.
+    /// True when AVX2+FMA kernels may run (also under AVX-512).
     pub fn is_avx2(&self) -> bool {
         #[cfg(target_arch = "x86_64")]
         {
-            self.0 == Kind::Avx2Fma
+            matches!(self.0, Kind::Avx2Fma | Kind::Avx512)
+        }
+        #[cfg(not(target_arch = "x86_64"))]
+        {
+            false
+        }
+    }
+
+    /// True when AVX-512F kernels may run.
+    pub fn is_avx512(&self) -> bool {
+        #[cfg(target_arch = "x86_64")]
+        {
+            self.0 == Kind::Avx512
         }
         #[cfg(not(target_arch = "x86_64"))]
         {

@@ -71,8 +71,8 @@ pub(crate) struct TileEp<'a> {
     pub load_c: bool,
     /// Bias of the tile's rows (at least R values).
     pub row_bias: Option<&'a [f32]>,
-    /// Bias of the tile's NR columns.
-    pub col_bias: Option<&'a [f32; NR]>,
+    /// Bias of the tile's columns (NR, or 2 NR for the wide tile).
+    pub col_bias: Option<&'a [f32]>,
     pub act: VecAct,
 }
 
@@ -96,6 +96,9 @@ pub(crate) unsafe fn tile(
     assert!(a.len() >= kc * MR && b.len() >= kc * NR && (1..=MR).contains(&mr));
     if let Some(rb) = ep.row_bias {
         assert!(rb.len() >= mr);
+    }
+    if let Some(cb) = ep.col_bias {
+        assert!(cb.len() >= NR);
     }
     #[cfg(target_arch = "x86_64")]
     if isa.is_avx2() {
@@ -157,4 +160,57 @@ fn portable<const R: usize>(kc: usize, a: &[f32], b: &[f32]) -> [[f32; NR]; MR] 
         }
     }
     acc
+}
+
+/// Computes an `mr x 2 NR` tile from two adjacent B panels (`b` holds
+/// `2 * kc * NR` floats) with AVX-512; `mr` is at most MR, or exactly
+/// 2 MR from two adjacent A panels.
+///
+/// # Safety
+/// `isa` must support AVX-512; `c` must be valid for reads and writes of
+/// `mr` rows of `2 * NR` floats at stride `ldc`, with no other access during
+/// the call.
+#[cfg(target_arch = "x86_64")]
+#[allow(clippy::too_many_arguments)]
+#[inline]
+pub(crate) unsafe fn tile_wide(
+    isa: Isa,
+    mr: usize,
+    kc: usize,
+    a: &[f32],
+    b: &[f32],
+    c: *mut f32,
+    ldc: usize,
+    ep: &TileEp<'_>,
+) {
+    assert!(isa.is_avx512());
+    assert!(a.len() >= kc * MR && b.len() >= 2 * kc * NR && (1..=2 * MR).contains(&mr));
+    assert!(mr <= MR || mr == 2 * MR);
+    if let Some(rb) = ep.row_bias {
+        assert!(rb.len() >= mr);
+    }
+    if let Some(cb) = ep.col_bias {
+        assert!(cb.len() >= 2 * NR);
+    }
+    // SAFETY: AVX-512 presence asserted; lengths checked above; the caller
+    // vouches for `c`.
+    unsafe {
+        use super::avx512::kernel;
+        if mr == 2 * MR {
+            assert!(a.len() >= 2 * kc * MR);
+            if let Some(rb) = ep.row_bias {
+                assert!(rb.len() >= 2 * MR);
+            }
+            super::avx512::kernel12(kc, a, b, c, ldc, ep);
+            return;
+        }
+        match mr {
+            1 => kernel::<1>(kc, a, b, c, ldc, ep),
+            2 => kernel::<2>(kc, a, b, c, ldc, ep),
+            3 => kernel::<3>(kc, a, b, c, ldc, ep),
+            4 => kernel::<4>(kc, a, b, c, ldc, ep),
+            5 => kernel::<5>(kc, a, b, c, ldc, ep),
+            _ => kernel::<6>(kc, a, b, c, ldc, ep),
+        }
+    }
 }

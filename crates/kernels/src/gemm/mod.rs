@@ -20,6 +20,8 @@ mod pack;
 
 #[cfg(target_arch = "x86_64")]
 mod avx2;
+#[cfg(target_arch = "x86_64")]
+mod avx512;
 #[cfg(test)]
 mod tests;
 /// Helpers shared by the kernels' tests.
@@ -257,20 +259,30 @@ unsafe fn gemm_block<A: Lhs + ?Sized, B: Rhs + ?Sized>(
             for ic in rows.clone().step_by(MC) {
                 let mc = MC.min(rows.end - ic);
                 let ap = a.panels(ic, mc, k0, kc, abuf);
-                for jr in (0..nc).step_by(NR) {
-                    let nr = NR.min(nc - jr);
+                let mut jr = 0;
+                while jr < nc {
+                    // Two panels at once under AVX-512.
+                    let wide = isa.is_avx512() && jr + NR < nc;
+                    let width = if wide { 2 * NR } else { NR };
+                    let nr = width.min(nc - jr);
                     let j = jc + jr;
                     let bpan = &bp[jr * kc..];
-                    let mut cb_pad = [0.0f32; NR];
+                    let mut cb_pad = [0.0f32; 2 * NR];
                     let col_bias = match ep.bias {
                         Bias::PerCol(v) if first => {
                             cb_pad[..nr].copy_from_slice(&v[j..j + nr]);
-                            Some(&cb_pad)
+                            Some(&cb_pad[..])
                         }
                         _ => None,
                     };
-                    for ir in (0..mc).step_by(MR) {
-                        let mr = MR.min(mc - ir);
+                    let mut ir = 0;
+                    while ir < mc {
+                        // Two A panels at once in the wide AVX-512 tile.
+                        let mr = if wide && mc - ir >= 2 * MR {
+                            2 * MR
+                        } else {
+                            MR.min(mc - ir)
+                        };
                         let i = ic + ir;
                         let tep = micro::TileEp {
                             alpha: ep.alpha,
@@ -286,7 +298,8 @@ unsafe fn gemm_block<A: Lhs + ?Sized, B: Rhs + ?Sized>(
                         // block the caller gave us.
                         unsafe {
                             let ct = c.add(i * ldc + j);
-                            store_tile(isa, mr, nr, kc, &ap[ir * kc..], bpan, ct, ldc, &tep);
+                            let ap = &ap[ir * kc..];
+                            store_tile(isa, wide, mr, nr, kc, ap, bpan, ct, ldc, &tep);
                             if last && scalar_act {
                                 for r in 0..mr {
                                     let row = core::slice::from_raw_parts_mut(ct.add(r * ldc), nr);
@@ -294,22 +307,26 @@ unsafe fn gemm_block<A: Lhs + ?Sized, B: Rhs + ?Sized>(
                                 }
                             }
                         }
+                        ir += mr;
                     }
+                    jr += width;
                 }
             }
         }
     }
 }
 
-/// One micro-tile, through a bounce buffer when it is narrower than NR.
+/// One micro-tile (NR wide, or 2 NR when `wide`), through a bounce buffer
+/// when it is narrower than that.
 ///
 /// # Safety
 /// `c` must be valid for `mr` rows of `nr` floats at stride `ldc`, with no
-/// other access during the call.
+/// other access during the call; `wide` requires AVX-512 in `isa`.
 #[allow(clippy::too_many_arguments)]
 #[inline]
 unsafe fn store_tile(
     isa: Isa,
+    wide: bool,
     mr: usize,
     nr: usize,
     kc: usize,
@@ -319,24 +336,33 @@ unsafe fn store_tile(
     ldc: usize,
     ep: &micro::TileEp<'_>,
 ) {
-    if nr == NR {
-        // SAFETY: forwarded contract; the tile is exactly NR wide.
-        unsafe { micro::tile(isa, mr, kc, a, b, c, ldc, ep) };
+    let width = if wide { 2 * NR } else { NR };
+    // SAFETY (both calls): forwarded contract, for a tile exactly `width`
+    // wide, either `c` itself or the local bounce buffer.
+    let run = |c: *mut f32, ldc: usize| unsafe {
+        #[cfg(target_arch = "x86_64")]
+        if wide {
+            micro::tile_wide(isa, mr, kc, a, b, c, ldc, ep);
+            return;
+        }
+        micro::tile(isa, mr, kc, a, b, c, ldc, ep)
+    };
+    if nr == width {
+        run(c, ldc);
         return;
     }
-    let mut tmp = [0.0f32; MR * NR];
+    let mut tmp = [0.0f32; 2 * MR * 2 * NR];
     for r in 0..mr {
         // SAFETY: row r of the tile has nr valid floats.
         let row = unsafe { core::slice::from_raw_parts_mut(c.add(r * ldc), nr) };
         if ep.load_c {
-            tmp[r * NR..r * NR + nr].copy_from_slice(row);
+            tmp[r * width..r * width + nr].copy_from_slice(row);
         }
     }
-    // SAFETY: `tmp` holds MR full rows of NR floats and is local.
-    unsafe { micro::tile(isa, mr, kc, a, b, tmp.as_mut_ptr(), NR, ep) };
+    run(tmp.as_mut_ptr(), width);
     for r in 0..mr {
         // SAFETY: as above.
         let row = unsafe { core::slice::from_raw_parts_mut(c.add(r * ldc), nr) };
-        row.copy_from_slice(&tmp[r * NR..r * NR + nr]);
+        row.copy_from_slice(&tmp[r * width..r * width + nr]);
     }
 }
