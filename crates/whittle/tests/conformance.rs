@@ -76,27 +76,40 @@ fn run_case(dir: &Path) -> Result<(), String> {
         opts.input_shapes
             .insert(vi.name.clone(), t.shape().to_vec());
     }
-    let (mut plan, runtime_inputs) = match compile(&graph, &opts) {
-        Ok(plan) => (plan, inputs),
-        // Static shapes: shape-like tensors that a case feeds as inputs
-        // (Reshape's shape, axes, pads...) are frozen to their values and the
-        // case is compiled again, as a user would with constant_inputs.
-        Err(e) if e.to_string().contains("must be a compile-time constant") => {
-            let mut runtime = Vec::new();
-            for (vi, t) in graph.inputs.iter().zip(inputs) {
-                if t.dtype().is_integer() || t.dtype() == whittle::DType::Bool || t.numel() <= 1 {
-                    opts.constant_inputs.insert(vi.name.clone(), t);
-                } else {
-                    runtime.push(t);
+    // Static shapes: a case that feeds a shape-like tensor as a graph input
+    // (Reshape's shape, axes, pads, Resize's scales...) gets that input frozen
+    // to its value, as a user would with `constant_inputs`, and is compiled
+    // again. Only inputs a node names as "must be a compile-time constant" are
+    // frozen; everything else stays a run-time input.
+    let mut inputs: Vec<(String, Tensor)> = graph.inputs.iter().map(|v| v.name.clone()).zip(inputs).collect();
+    let mut plan = loop {
+        match compile(&graph, &opts) {
+            Ok(plan) => break plan,
+            Err(e) => {
+                let msg = e.to_string();
+                let frozen = msg
+                    .split_once("must be a compile-time constant")
+                    .and_then(|(head, _)| head.rsplit_once("('"))
+                    .and_then(|(_, tail)| tail.split_once("')"))
+                    .map(|(name, _)| name.to_string());
+                if let Some(pos) = frozen.and_then(|n| inputs.iter().position(|(i, _)| *i == n)) {
+                    let (name, t) = inputs.remove(pos);
+                    opts.constant_inputs.insert(name, t);
+                    continue;
                 }
+                // The constant is computed from inputs: freeze the integer,
+                // bool and scalar inputs it can come from.
+                let shape_like = |t: &Tensor| t.dtype().is_integer() || t.dtype() == whittle::DType::Bool || t.numel() <= 1;
+                if !msg.contains("must be a compile-time constant") || !inputs.iter().any(|(_, t)| shape_like(t)) {
+                    return Err(format!("compile: {msg}"));
+                }
+                let (freeze, keep): (Vec<_>, Vec<_>) = inputs.into_iter().partition(|(_, t)| shape_like(t));
+                inputs = keep;
+                opts.constant_inputs.extend(freeze);
             }
-            (
-                compile(&graph, &opts).map_err(|e| format!("compile: {e}"))?,
-                runtime,
-            )
         }
-        Err(e) => return Err(format!("compile: {e}")),
     };
+    let runtime_inputs: Vec<Tensor> = inputs.into_iter().map(|(_, t)| t).collect();
     let outputs = plan.run(&runtime_inputs).map_err(|e| format!("run: {e}"))?;
     for (i, (g, w)) in outputs.iter().zip(&expected).enumerate() {
         close(g, w).map_err(|e| format!("output {i}: {e}"))?;

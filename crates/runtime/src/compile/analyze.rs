@@ -219,12 +219,14 @@ pub(crate) fn analyze(
             }
             Built::Kernel { outputs, kernel } => {
                 for f in &outputs {
-                    if whittle_ir::checked_numel(&f.shape)
-                        .is_none_or(|n| n > super::MAX_TENSOR_ELEMENTS)
-                    {
-                        return Err(CompileError::Op(
-                            ctx.err(format!("output shape {:?} is too large", f.shape)),
-                        ));
+                    let bytes = whittle_ir::checked_numel(&f.shape).and_then(|n| n.checked_mul(f.dtype.size()));
+                    if bytes.is_none_or(|b| b > super::MAX_TENSOR_BYTES) {
+                        return Err(CompileError::Op(ctx.err(format!(
+                            "output shape {:?} ({}) is larger than the {} byte limit",
+                            f.shape,
+                            f.dtype,
+                            super::MAX_TENSOR_BYTES
+                        ))));
                     }
                 }
                 if all_const {

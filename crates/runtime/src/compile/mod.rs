@@ -22,6 +22,10 @@ use schedule::SchedStep;
 /// Largest element count of any tensor compile will plan (2^31).
 pub const MAX_TENSOR_ELEMENTS: usize = 1 << 31;
 
+/// Largest byte size of any tensor compile will plan or fold (2 GiB): a
+/// hostile model cannot make compile allocate more than this per tensor.
+pub const MAX_TENSOR_BYTES: usize = 1 << 31;
+
 /// Options for [`compile`].
 #[derive(Clone, Debug)]
 pub struct CompileOptions {
