@@ -81,7 +81,12 @@ fn run_case(dir: &Path) -> Result<(), String> {
     // to its value, as a user would with `constant_inputs`, and is compiled
     // again. Only inputs a node names as "must be a compile-time constant" are
     // frozen; everything else stays a run-time input.
-    let mut inputs: Vec<(String, Tensor)> = graph.inputs.iter().map(|v| v.name.clone()).zip(inputs).collect();
+    let mut inputs: Vec<(String, Tensor)> = graph
+        .inputs
+        .iter()
+        .map(|v| v.name.clone())
+        .zip(inputs)
+        .collect();
     let mut plan = loop {
         match compile(&graph, &opts) {
             Ok(plan) => break plan,
@@ -99,11 +104,16 @@ fn run_case(dir: &Path) -> Result<(), String> {
                 }
                 // The constant is computed from inputs: freeze the integer,
                 // bool and scalar inputs it can come from.
-                let shape_like = |t: &Tensor| t.dtype().is_integer() || t.dtype() == whittle::DType::Bool || t.numel() <= 1;
-                if !msg.contains("must be a compile-time constant") || !inputs.iter().any(|(_, t)| shape_like(t)) {
+                let shape_like = |t: &Tensor| {
+                    t.dtype().is_integer() || t.dtype() == whittle::DType::Bool || t.numel() <= 1
+                };
+                if !msg.contains("must be a compile-time constant")
+                    || !inputs.iter().any(|(_, t)| shape_like(t))
+                {
                     return Err(format!("compile: {msg}"));
                 }
-                let (freeze, keep): (Vec<_>, Vec<_>) = inputs.into_iter().partition(|(_, t)| shape_like(t));
+                let (freeze, keep): (Vec<_>, Vec<_>) =
+                    inputs.into_iter().partition(|(_, t)| shape_like(t));
                 inputs = keep;
                 opts.constant_inputs.extend(freeze);
             }

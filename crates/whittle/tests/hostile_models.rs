@@ -7,7 +7,11 @@ use whittle::runtime::{compile, CompileOptions};
 fn graph_with(nodes: Vec<Node>, inits: Vec<(&str, Tensor)>, out: &str) -> Graph {
     let mut g = Graph {
         inputs: vec![ValueInfo::known("x", DType::F32, &[1, 4])],
-        outputs: vec![ValueInfo { name: out.into(), dtype: DType::F32, shape: None }],
+        outputs: vec![ValueInfo {
+            name: out.into(),
+            dtype: DType::F32,
+            shape: None,
+        }],
         nodes,
         ..Graph::default()
     };
@@ -19,7 +23,9 @@ fn graph_with(nodes: Vec<Node>, inits: Vec<(&str, Tensor)>, out: &str) -> Graph 
 }
 
 fn expect_error(g: &Graph, needle: &str) {
-    let err = compile(g, &CompileOptions::default()).err().expect("compile must fail");
+    let err = compile(g, &CompileOptions::default())
+        .err()
+        .expect("compile must fail");
     assert!(err.to_string().contains(needle), "{err}");
 }
 
@@ -67,7 +73,10 @@ fn negative_reshape_dims_are_refused() {
 fn huge_input_shape_override_is_refused() {
     let g = graph_with(vec![Node::new("r", "Relu", &["x"], &["y"])], vec![], "y");
     let mut g = g;
-    g.inputs[0].shape = Some(vec![whittle::ir::Dim::Symbolic("n".into()), whittle::ir::Dim::Known(4)]);
+    g.inputs[0].shape = Some(vec![
+        whittle::ir::Dim::Symbolic("n".into()),
+        whittle::ir::Dim::Known(4),
+    ]);
     let mut opts = CompileOptions::default();
     opts.input_shapes.insert("x".into(), vec![1 << 40, 4]);
     let err = compile(&g, &opts).err().expect("must fail");
@@ -77,7 +86,8 @@ fn huge_input_shape_override_is_refused() {
 #[test]
 fn bad_attribute_kinds_are_errors() {
     let g = graph_with(
-        vec![Node::new("s", "Softmax", &["x"], &["y"]).with_attr("axis", Attr::String("last".into()))],
+        vec![Node::new("s", "Softmax", &["x"], &["y"])
+            .with_attr("axis", Attr::String("last".into()))],
         vec![],
         "y",
     );

@@ -38,7 +38,15 @@ static GLOBAL: Counting = Counting;
 #[test]
 fn fixture_models_execute_without_allocating() {
     let root = Path::new(env!("CARGO_MANIFEST_DIR")).join("../../tests/fixtures");
-    let models = ["mobilenetv2_035_96", "resnet_small", "transformer_encoder", "lstm_model", "gru_model", "concat_branches", "dscnn_kws"];
+    let models = [
+        "mobilenetv2_035_96",
+        "resnet_small",
+        "transformer_encoder",
+        "lstm_model",
+        "gru_model",
+        "concat_branches",
+        "dscnn_kws",
+    ];
     for name in models {
         let dir = root.join(name);
         let graph = whittle::onnx::load_model(&dir.join("model.onnx")).unwrap();

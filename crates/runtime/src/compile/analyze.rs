@@ -219,7 +219,8 @@ pub(crate) fn analyze(
             }
             Built::Kernel { outputs, kernel } => {
                 for f in &outputs {
-                    let bytes = whittle_ir::checked_numel(&f.shape).and_then(|n| n.checked_mul(f.dtype.size()));
+                    let bytes = whittle_ir::checked_numel(&f.shape)
+                        .and_then(|n| n.checked_mul(f.dtype.size()));
                     if bytes.is_none_or(|b| b > super::MAX_TENSOR_BYTES) {
                         return Err(CompileError::Op(ctx.err(format!(
                             "output shape {:?} ({}) is larger than the {} byte limit",
