@@ -203,6 +203,13 @@ pub trait Kernel: Send + Sync {
         0
     }
 
+    /// Inputs whose compile-time value the kernel copied into its own layout
+    /// at build time and never reads in `run`. The plan does not keep those
+    /// constants (they arrive as empty views), so weights are held once.
+    fn absorbed_inputs(&self) -> &[usize] {
+        &[]
+    }
+
     /// Index of an input that may share output 0's buffer. When the planner
     /// takes the offer, that input arrives as [`View::aliased`] and its data
     /// is already in `outputs[0]`. Only offer it for inputs with the same

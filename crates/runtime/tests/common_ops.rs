@@ -114,6 +114,50 @@ fn build_head(ctx: &BuildCtx<'_>) -> Result<Built, OpError> {
     })
 }
 
+/// y = x * w for a constant w that the kernel copies at build time.
+struct Scale {
+    w: Vec<f32>,
+}
+
+impl Kernel for Scale {
+    fn name(&self) -> String {
+        "test.scale".into()
+    }
+    fn weight_bytes(&self) -> usize {
+        self.w.len() * 4
+    }
+    fn absorbed_inputs(&self) -> &[usize] {
+        &[1]
+    }
+    fn run(
+        &self,
+        inputs: &[View<'_>],
+        outputs: &mut [ViewMut<'_>],
+        _: &mut RunCtx<'_>,
+    ) -> Result<(), RunError> {
+        if !inputs[1].bytes().is_empty() {
+            return Err(RunError::Unsupported("absorbed input was passed"));
+        }
+        for ((o, x), w) in outputs[0]
+            .f32()
+            .iter_mut()
+            .zip(inputs[0].f32())
+            .zip(&self.w)
+        {
+            *o = x * w;
+        }
+        Ok(())
+    }
+}
+
+fn build_scale(ctx: &BuildCtx<'_>) -> Result<Built, OpError> {
+    let w = ctx.const_value(1)?.as_f32()?.to_vec();
+    Ok(Built::Kernel {
+        outputs: vec![ctx.fact(0)?.clone()],
+        kernel: Box::new(Scale { w }),
+    })
+}
+
 fn build_double(ctx: &BuildCtx<'_>) -> Result<Built, OpError> {
     Ok(Built::Kernel {
         outputs: vec![ctx.fact(0)?.clone()],
@@ -142,13 +186,14 @@ fn build_cat(ctx: &BuildCtx<'_>) -> Result<Built, OpError> {
     })
 }
 
-/// A registry with `Double`, `Add`, `Cat` and `Head`.
+/// A registry with `Double`, `Add`, `Cat`, `Head` and `Scale`.
 pub fn test_registry() -> Registry {
     let mut r = Registry::empty();
     r.add("Double", build_double);
     r.add("Add", build_add);
     r.add("Cat", build_cat);
     r.add("Head", build_head);
+    r.add("Scale", build_scale);
     r
 }
 

@@ -215,3 +215,24 @@ fn results_do_not_depend_on_thread_count() {
     }
     assert_eq!(outs[0], outs[1]);
 }
+
+#[test]
+fn absorbed_constants_are_not_kept_twice() {
+    let mut g = graph(
+        &[3],
+        vec![Node::new("s", "Scale", &["x", "w"], &["y"])],
+        &[("y", &[3])],
+    );
+    g.initializers.insert(
+        "w".into(),
+        Tensor::from_f32(vec![3], vec![1.0, 2.0, 3.0]).unwrap(),
+    );
+    let mut plan = compile_with(&g, &opts(), &test_registry()).unwrap();
+    let out = plan
+        .run(&[Tensor::from_f32(vec![3], vec![2.0; 3]).unwrap()])
+        .unwrap();
+    assert_eq!(out[0].as_f32().unwrap(), &[2.0, 4.0, 6.0]);
+    assert_eq!(plan.memory().weights, 0);
+    assert_eq!(plan.memory().packed_weights, 12);
+    assert_eq!(plan.report().totals.params, 3);
+}

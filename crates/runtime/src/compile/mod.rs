@@ -399,7 +399,8 @@ fn lower(graph: &Graph, analysis: Analysis, par: Parallel) -> Result<Plan, Compi
         folded_nodes: analysis.folded,
         ..Totals::default()
     };
-    let mut weight_consts: HashMap<usize, ()> = HashMap::new();
+    let mut weight_consts: std::collections::HashSet<usize> = std::collections::HashSet::new();
+    let mut counted_params: std::collections::HashSet<String> = std::collections::HashSet::new();
     let mut steps_src: Vec<Option<analyze::Step>> = analysis.steps.into_iter().map(Some).collect();
     for &s in &best.order {
         let step = steps_src[s]
@@ -433,17 +434,29 @@ fn lower(graph: &Graph, analysis: Analysis, par: Parallel) -> Result<Plan, Compi
                     ));
                 }
             } else {
-                let c = const_id(name, &mut consts).ok_or_else(|| {
-                    CompileError::Internal(format!("input '{name}' has no value"))
-                })?;
-                if consts[c].dtype().is_float() {
-                    params += consts[c].numel();
-                    if weight_consts.insert(c, ()).is_none() {
-                        totals.weight_bytes += consts[c].byte_size();
-                        totals.params += consts[c].numel();
+                let Some(Value::Const(t)) = analysis.values.get(name) else {
+                    return Err(CompileError::Internal(format!(
+                        "input '{name}' has no value"
+                    )));
+                };
+                if t.dtype().is_float() {
+                    params += t.numel();
+                    if counted_params.insert(name.clone()) {
+                        totals.params += t.numel();
                     }
                 }
-                inputs.push((InputSlot::Const(c), consts[c].dtype()));
+                if step.kernel.absorbed_inputs().contains(&k) {
+                    // The kernel holds this constant in its own layout.
+                    inputs.push((InputSlot::Empty, t.dtype()));
+                } else {
+                    let c = const_id(name, &mut consts).ok_or_else(|| {
+                        CompileError::Internal(format!("input '{name}' has no value"))
+                    })?;
+                    if weight_consts.insert(c) {
+                        totals.weight_bytes += consts[c].byte_size();
+                    }
+                    inputs.push((InputSlot::Const(c), consts[c].dtype()));
+                }
             }
         }
         let mut outputs: SmallVec<[(usize, whittle_ir::DType); 2]> = SmallVec::new();
