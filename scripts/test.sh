@@ -17,4 +17,7 @@ fi
 cargo fmt --all -- --check
 cargo clippy --workspace --all-targets --locked -- -D warnings
 # Tests run optimised: the conformance suite and fixture zoo execute real models.
-cargo test --workspace --release --locked
+# The ONNX conformance suite and the fixture zoo print their figures first...
+cargo test --release --locked -p whittle --test conformance --test fixtures -- --nocapture
+# ...then everything else.
+cargo test --workspace --release --locked -- --skip onnx_node_conformance --skip fixture_zoo_matches_onnxruntime
