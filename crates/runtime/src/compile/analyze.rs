@@ -93,9 +93,21 @@ pub(crate) fn resolve_inputs(
     }
     let mut out = Vec::new();
     for vi in &graph.inputs {
+        // An example override: the declared dims with unfixed ones set to 1.
+        let example = match &vi.shape {
+            Some(dims) => dims
+                .iter()
+                .map(|d| match d {
+                    Dim::Known(k) => k.to_string(),
+                    _ => "1".to_string(),
+                })
+                .collect::<Vec<_>>()
+                .join("x"),
+            None => "1x3x224x224".to_string(),
+        };
         let hint = |dims: &str| {
             format!(
-                "{dims}; pass --input-shape {}=DxDx... (e.g. 1x3x224x224)",
+                "{dims}; pass --input-shape {}={example} (for example)",
                 vi.name
             )
         };
