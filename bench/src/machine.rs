@@ -11,6 +11,9 @@ pub struct Machine {
     pub logical_cpus: usize,
     /// SIMD extensions relevant to the kernels (as the CPU reports them).
     pub simd: Vec<String>,
+    /// 1-minute load average when the run ended: how busy the machine was
+    /// (anything near or above the core count means noisy figures).
+    pub load_average: Option<f64>,
 }
 
 impl Machine {
@@ -42,6 +45,9 @@ impl Machine {
             cpu: field("model name").unwrap_or_else(|| "unknown".into()),
             logical_cpus: std::thread::available_parallelism().map_or(1, |n| n.get()),
             simd,
+            load_average: std::fs::read_to_string("/proc/loadavg")
+                .ok()
+                .and_then(|s| s.split_whitespace().next()?.parse().ok()),
         }
     }
 }

@@ -62,6 +62,9 @@ pub struct Cli {
     /// Print one JSON document instead of the table.
     #[arg(long)]
     pub json: bool,
+    /// Also write the JSON document to this file.
+    #[arg(long, value_name = "PATH")]
+    pub save_json: Option<PathBuf>,
 }
 
 /// A model file with its input.
@@ -92,8 +95,12 @@ fn main() -> Result<()> {
         }
     }
     let doc = report::Document::new(&cli, results);
+    let json = serde_json::to_string_pretty(&doc)?;
+    if let Some(path) = &cli.save_json {
+        std::fs::write(path, &json).with_context(|| format!("writing {}", path.display()))?;
+    }
     if cli.json {
-        println!("{}", serde_json::to_string_pretty(&doc)?);
+        println!("{json}");
     } else {
         print!("{}", report::table(&doc));
     }

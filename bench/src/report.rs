@@ -112,9 +112,9 @@ fn latency_cell(l: &Latency, runtime: &str, notes: &mut Notes) -> String {
 }
 
 fn spread_cell(l: &Latency) -> String {
-    l.summary
-        .as_ref()
-        .map_or("-".into(), |s| format!("{:.2}-{:.2}", s.p10_ms, s.p90_ms))
+    l.summary.as_ref().map_or("-".into(), |s| {
+        format!("{:.2} {:.2}-{:.2}", s.min_ms, s.p10_ms, s.p90_ms)
+    })
 }
 
 fn opt(v: Option<f64>, f: impl Fn(f64) -> String) -> String {
@@ -215,10 +215,11 @@ pub fn table(doc: &Document) -> String {
     let s = &doc.settings;
     let v = &doc.versions;
     let mut out = format!(
-        "{} ({} logical CPUs; {})\nwhittle {}, tract {}, onnxruntime {}; {} timed iterations per cell in {} alternating rounds, {} warm-up per round\n\n",
+        "{} ({} logical CPUs; {}; load average {})\nwhittle {}, tract {}, onnxruntime {}; {} timed iterations per cell in {} alternating rounds, {} warm-up per round\n\n",
         m.cpu,
         m.logical_cpus,
         m.simd.join(" "),
+        m.load_average.map_or("unknown".into(), |l| format!("{l:.1}")),
         v.whittle,
         v.tract,
         v.onnxruntime.as_deref().unwrap_or("-"),
@@ -234,14 +235,14 @@ pub fn table(doc: &Document) -> String {
         ],
         &main,
     );
-    out += "\nSpread p10-p90 (ms) and load+compile time (ms):\n";
+    out += "\nFastest and p10-p90 (ms); load+compile time (ms):\n";
     out += &render(
         &[
             "model",
             "thr",
-            "whittle p10-p90",
-            "tract p10-p90",
-            "ort p10-p90",
+            "whittle min p10-p90",
+            "tract min p10-p90",
+            "ort min p10-p90",
             "whittle load",
             "tract load",
         ],
