@@ -1,1 +1,42 @@
-fn main() {}
+//! The `whittle` command line: inspect, run and benchmark ONNX models.
+
+mod bench;
+mod common;
+mod format;
+mod inspect;
+mod run;
+
+use clap::{Parser, Subcommand};
+
+/// Big AI for small devices: import, compress and run ONNX models in a tiny
+/// memory-planned runtime.
+#[derive(Parser)]
+#[command(name = "whittle", version, about)]
+struct Cli {
+    #[command(subcommand)]
+    command: Command,
+}
+
+#[derive(Subcommand)]
+enum Command {
+    /// Show each node's op, kernel, output shape, params, MACs and activation
+    /// bytes, and the plan's totals (arena vs its liveness lower bound).
+    Inspect(inspect::Args),
+    /// Run a model on .npy inputs and write one .npy per output.
+    Run(run::Args),
+    /// Measure latency (median and spread) and memory.
+    Bench(bench::Args),
+}
+
+fn main() {
+    let cli = Cli::parse();
+    let result = match cli.command {
+        Command::Inspect(a) => inspect::main(a),
+        Command::Run(a) => run::main(a),
+        Command::Bench(a) => bench::main(a),
+    };
+    if let Err(e) = result {
+        eprintln!("error: {e:#}");
+        std::process::exit(1);
+    }
+}

@@ -131,7 +131,7 @@ impl TensorData {
     /// a multiple of the element size.
     pub fn from_le_bytes(dtype: DType, bytes: &[u8]) -> Result<TensorData> {
         let size = dtype.size();
-        if bytes.len() % size != 0 {
+        if !bytes.len().is_multiple_of(size) {
             return Err(IrError::Invalid(format!(
                 "{} bytes is not a whole number of {dtype} elements",
                 bytes.len()

@@ -53,8 +53,8 @@ impl Activation {
                 }
             }
             Activation::Sigmoid => sigmoid(x),
-            Activation::HardSigmoid { alpha, beta } => (alpha * x + beta).max(0.0).min(1.0),
-            Activation::HardSwish => x * (x * (1.0 / 6.0) + 0.5).max(0.0).min(1.0),
+            Activation::HardSigmoid { alpha, beta } => (alpha * x + beta).clamp(0.0, 1.0),
+            Activation::HardSwish => x * (x * (1.0 / 6.0) + 0.5).clamp(0.0, 1.0),
             Activation::Tanh => libm::tanhf(x),
         }
     }
@@ -71,10 +71,10 @@ impl Activation {
                 .for_each(|x| *x = if *x >= 0.0 { *x } else { alpha * *x }),
             Activation::HardSigmoid { alpha, beta } => xs
                 .iter_mut()
-                .for_each(|x| *x = (alpha * *x + beta).max(0.0).min(1.0)),
+                .for_each(|x| *x = (alpha * *x + beta).clamp(0.0, 1.0)),
             Activation::HardSwish => xs
                 .iter_mut()
-                .for_each(|x| *x *= (*x * (1.0 / 6.0) + 0.5).max(0.0).min(1.0)),
+                .for_each(|x| *x *= (*x * (1.0 / 6.0) + 0.5).clamp(0.0, 1.0)),
             Activation::Sigmoid => xs.iter_mut().for_each(|x| *x = sigmoid(*x)),
             Activation::Tanh => xs.iter_mut().for_each(|x| *x = libm::tanhf(*x)),
         }

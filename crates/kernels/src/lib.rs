@@ -3,6 +3,7 @@
 //! run time when the `std` feature can detect CPU features.
 #![no_std]
 
+extern crate alloc;
 #[cfg(feature = "std")]
 extern crate std;
 

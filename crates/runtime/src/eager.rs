@@ -23,16 +23,29 @@ pub enum EvalError {
 
 /// Builds `node` with every input known (`None` for omitted optional inputs),
 /// runs it, and returns its outputs.
-pub fn eval_node(registry: &Registry, node: &Node, inputs: &[Option<Tensor>], opset: i64) -> Result<Vec<Tensor>, EvalError> {
-    let build = registry.get(&node.domain, &node.op_type).ok_or_else(|| EvalError::Unsupported {
-        node: node.name.clone(),
-        op: node.op_type.clone(),
-    })?;
+pub fn eval_node(
+    registry: &Registry,
+    node: &Node,
+    inputs: &[Option<Tensor>],
+    opset: i64,
+) -> Result<Vec<Tensor>, EvalError> {
+    let build =
+        registry
+            .get(&node.domain, &node.op_type)
+            .ok_or_else(|| EvalError::Unsupported {
+                node: node.name.clone(),
+                op: node.op_type.clone(),
+            })?;
     let ctx = BuildCtx {
         node,
         inputs: inputs
             .iter()
-            .map(|t| t.as_ref().map(|t| InputFact { fact: Fact::new(t.dtype(), t.shape().to_vec()), value: Some(t) }))
+            .map(|t| {
+                t.as_ref().map(|t| InputFact {
+                    fact: Fact::new(t.dtype(), t.shape().to_vec()),
+                    value: Some(t),
+                })
+            })
             .collect(),
         opset,
     };
@@ -41,7 +54,10 @@ pub fn eval_node(registry: &Registry, node: &Node, inputs: &[Option<Tensor>], op
         Built::Kernel { outputs, kernel } => {
             let refs: Vec<Option<&Tensor>> = inputs.iter().map(Option::as_ref).collect();
             run_kernel(kernel.as_ref(), &refs, &outputs).map_err(|e| match e {
-                EvalError::Run { err, .. } => EvalError::Run { node: node.name.clone(), err },
+                EvalError::Run { err, .. } => EvalError::Run {
+                    node: node.name.clone(),
+                    err,
+                },
                 other => other,
             })
         }
@@ -49,7 +65,11 @@ pub fn eval_node(registry: &Registry, node: &Node, inputs: &[Option<Tensor>], op
 }
 
 /// Runs a built kernel on host tensors, allocating outputs of the given facts.
-pub(crate) fn run_kernel(kernel: &dyn Kernel, inputs: &[Option<&Tensor>], facts: &[Fact]) -> Result<Vec<Tensor>, EvalError> {
+pub(crate) fn run_kernel(
+    kernel: &dyn Kernel,
+    inputs: &[Option<&Tensor>],
+    facts: &[Fact],
+) -> Result<Vec<Tensor>, EvalError> {
     let mut outs: Vec<Tensor> = facts
         .iter()
         .map(|f| Tensor::zeros(f.dtype, f.shape.clone()))
@@ -64,12 +84,19 @@ pub(crate) fn run_kernel(kernel: &dyn Kernel, inputs: &[Option<&Tensor>], facts:
         .collect();
     let mut out_views: SmallVec<[ViewMut<'_>; 4]> = outs.iter_mut().map(ViewMut::of).collect();
     // u64 words keep the scratch 8-byte aligned, enough for every element type.
-    let mut scratch = vec![0u64; kernel.scratch_bytes().div_ceil(8)];
+    // At least one word so the (possibly empty) scratch slice is aligned.
+    let mut scratch = vec![0u64; kernel.scratch_bytes().div_ceil(8).max(1)];
     let par = Parallel::single();
-    let mut run_ctx = RunCtx { scratch: bytemuck::cast_slice_mut(&mut scratch), par: &par };
+    let mut run_ctx = RunCtx {
+        scratch: bytemuck::cast_slice_mut(&mut scratch),
+        par: &par,
+    };
     kernel
         .run(&views, &mut out_views, &mut run_ctx)
-        .map_err(|err| EvalError::Run { node: String::new(), err })?;
+        .map_err(|err| EvalError::Run {
+            node: String::new(),
+            err,
+        })?;
     drop(out_views);
     Ok(outs)
 }

@@ -10,15 +10,15 @@ pub mod op;
 pub mod ops;
 mod parallel;
 mod plan;
-pub mod report;
 mod registry;
+pub mod report;
 mod view;
 
+pub use compile::{compile, compile_with, CompileError, CompileOptions};
 pub use eager::{eval_node, EvalError};
 pub use error::{OpError, RunError};
 pub use fact::Fact;
 pub use op::{BuildCtx, Built, InputFact, Kernel, RunCtx};
-pub use compile::{compile, compile_with, CompileError, CompileOptions};
 pub use parallel::Parallel;
 pub use plan::{ExecError, IoInfo, MemoryStats, Plan};
 pub use registry::Registry;

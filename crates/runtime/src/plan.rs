@@ -15,6 +15,9 @@ pub(crate) struct Region {
     pub len: usize,
 }
 
+/// Output region index of a tensor with no elements.
+pub(crate) const EMPTY_REGION: usize = usize::MAX;
+
 /// Where a kernel input comes from.
 #[derive(Clone, Copy, Debug)]
 pub(crate) enum InputSlot {
@@ -31,7 +34,6 @@ pub(crate) enum InputSlot {
 /// One scheduled kernel call with its arena regions resolved.
 pub(crate) struct PlanStep {
     pub name: String,
-    pub op_type: String,
     pub kernel: Box<dyn Kernel>,
     /// Distinct arena regions the step touches, sorted by offset, disjoint.
     pub regions: SmallVec<[Region; 8]>,
@@ -40,10 +42,6 @@ pub(crate) struct PlanStep {
     pub outputs: SmallVec<[(usize, DType); 2]>,
     /// Region index of the scratch workspace, if any.
     pub scratch: Option<usize>,
-    /// For reports.
-    pub output_facts: Vec<Fact>,
-    pub params: usize,
-    pub inplace: bool,
 }
 
 /// Where a graph output lives after a run.
@@ -153,8 +151,17 @@ impl Plan {
     }
 
     /// Copies input `i` into the arena (no allocation).
-    pub fn set_input(&mut self, i: usize, dtype: DType, shape: &[usize], bytes: &[u8]) -> Result<(), ExecError> {
-        let (info, region) = self.inputs.get(i).ok_or(ExecError::InputCount { expected: self.inputs.len(), got: i + 1 })?;
+    pub fn set_input(
+        &mut self,
+        i: usize,
+        dtype: DType,
+        shape: &[usize],
+        bytes: &[u8],
+    ) -> Result<(), ExecError> {
+        let (info, region) = self.inputs.get(i).ok_or(ExecError::InputCount {
+            expected: self.inputs.len(),
+            got: i + 1,
+        })?;
         if info.fact.dtype != dtype || info.fact.shape != shape || bytes.len() != region.len {
             return Err(ExecError::InputMismatch {
                 name: info.name.clone(),
@@ -220,7 +227,10 @@ impl Plan {
     /// Convenience: sets every input, runs, and copies the outputs out.
     pub fn run(&mut self, inputs: &[Tensor]) -> Result<Vec<Tensor>, ExecError> {
         if inputs.len() != self.inputs.len() {
-            return Err(ExecError::InputCount { expected: self.inputs.len(), got: inputs.len() });
+            return Err(ExecError::InputCount {
+                expected: self.inputs.len(),
+                got: inputs.len(),
+            });
         }
         for (i, t) in inputs.iter().enumerate() {
             self.set_input_tensor(i, t)?;
@@ -228,11 +238,14 @@ impl Plan {
         self.execute()?;
         (0..self.outputs.len())
             .map(|i| {
-                let view = self.output(i).ok_or(ExecError::Internal("missing output"))?;
+                let view = self
+                    .output(i)
+                    .ok_or(ExecError::Internal("missing output"))?;
                 let fact = &self.outputs[i].0.fact;
                 let data = whittle_ir::TensorData::from_le_bytes(fact.dtype, view.bytes())
                     .map_err(|_| ExecError::Internal("output size"))?;
-                Tensor::new(fact.shape.clone(), data).map_err(|_| ExecError::Internal("output shape"))
+                Tensor::new(fact.shape.clone(), data)
+                    .map_err(|_| ExecError::Internal("output shape"))
             })
             .collect()
     }
@@ -240,13 +253,24 @@ impl Plan {
 
 /// Splits the arena into the step's regions (sorted, disjoint) without
 /// unsafe code, hands outputs and scratch out mutably and inputs shared.
-fn run_step(step: &PlanStep, arena: &mut [u8], consts: &[Tensor], par: &Parallel) -> Result<(), ExecError> {
+fn run_step(
+    step: &PlanStep,
+    arena: &mut [u8],
+    consts: &[Tensor],
+    par: &Parallel,
+) -> Result<(), ExecError> {
     let mut parts: SmallVec<[Option<&mut [u8]>; 8]> = SmallVec::new();
+    // An empty slice at the 64-aligned arena base: kernels may cast an empty
+    // scratch to any element type.
+    let (no_scratch, arena) = arena.split_at_mut(0);
     let mut rest: &mut [u8] = arena;
     let mut pos = 0;
     for r in &step.regions {
         let tail = std::mem::take(&mut rest);
-        let skip = r.offset.checked_sub(pos).ok_or(ExecError::Internal("regions out of order"))?;
+        let skip = r
+            .offset
+            .checked_sub(pos)
+            .ok_or(ExecError::Internal("regions out of order"))?;
         if skip + r.len > tail.len() {
             return Err(ExecError::Internal("region outside the arena"));
         }
@@ -258,19 +282,40 @@ fn run_step(step: &PlanStep, arena: &mut [u8], consts: &[Tensor], par: &Parallel
     }
     let mut outs: SmallVec<[ViewMut<'_>; 4]> = SmallVec::new();
     for &(ri, dt) in &step.outputs {
-        let bytes = parts.get_mut(ri).and_then(Option::take).ok_or(ExecError::Internal("output region reused"))?;
+        if ri == EMPTY_REGION {
+            outs.push(ViewMut::new(dt, &mut []));
+            continue;
+        }
+        let bytes = parts
+            .get_mut(ri)
+            .and_then(Option::take)
+            .ok_or(ExecError::Internal("output region reused"))?;
         outs.push(ViewMut::new(dt, bytes));
     }
     let scratch: &mut [u8] = match step.scratch {
-        Some(ri) => parts.get_mut(ri).and_then(Option::take).ok_or(ExecError::Internal("scratch region reused"))?,
-        None => &mut [],
+        Some(ri) => parts
+            .get_mut(ri)
+            .and_then(Option::take)
+            .ok_or(ExecError::Internal("scratch region reused"))?,
+        None => no_scratch,
     };
-    let shared: SmallVec<[&[u8]; 8]> = parts.into_iter().map(|p| p.map_or(&[][..], |m| &*m)).collect();
+    let shared: SmallVec<[&[u8]; 8]> = parts
+        .into_iter()
+        .map(|p| p.map_or(&[][..], |m| &*m))
+        .collect();
     let mut ins: SmallVec<[View<'_>; 8]> = SmallVec::new();
     for &(slot, dt) in &step.inputs {
         ins.push(match slot {
-            InputSlot::Region(ri) => View::new(dt, shared.get(ri).copied().ok_or(ExecError::Internal("input region"))?),
-            InputSlot::Const(c) => View::of(consts.get(c).ok_or(ExecError::Internal("constant index"))?),
+            InputSlot::Region(ri) => View::new(
+                dt,
+                shared
+                    .get(ri)
+                    .copied()
+                    .ok_or(ExecError::Internal("input region"))?,
+            ),
+            InputSlot::Const(c) => {
+                View::of(consts.get(c).ok_or(ExecError::Internal("constant index"))?)
+            }
             InputSlot::Aliased => View::aliased(dt),
             InputSlot::Empty => View::new(dt, &[]),
         });
@@ -278,5 +323,8 @@ fn run_step(step: &PlanStep, arena: &mut [u8], consts: &[Tensor], par: &Parallel
     let mut ctx = RunCtx { scratch, par };
     step.kernel
         .run(&ins, &mut outs, &mut ctx)
-        .map_err(|err| ExecError::Kernel { node: step.name.clone(), err })
+        .map_err(|err| ExecError::Kernel {
+            node: step.name.clone(),
+            err,
+        })
 }

@@ -56,22 +56,22 @@ impl<'a> View<'a> {
 
     /// As f32 elements.
     pub fn f32(&self) -> &'a [f32] {
-        bytemuck::cast_slice(self.bytes)
+        cast(self.bytes)
     }
 
     /// As i64 elements.
     pub fn i64(&self) -> &'a [i64] {
-        bytemuck::cast_slice(self.bytes)
+        cast(self.bytes)
     }
 
     /// As i32 elements.
     pub fn i32(&self) -> &'a [i32] {
-        bytemuck::cast_slice(self.bytes)
+        cast(self.bytes)
     }
 
     /// As i8 elements.
     pub fn i8(&self) -> &'a [i8] {
-        bytemuck::cast_slice(self.bytes)
+        cast(self.bytes)
     }
 
     /// As u8 elements (also bool, stored as 0/1).
@@ -115,26 +115,47 @@ impl<'a> ViewMut<'a> {
 
     /// As f32 elements.
     pub fn f32(&mut self) -> &mut [f32] {
-        bytemuck::cast_slice_mut(self.bytes)
+        cast_mut(self.bytes)
     }
 
     /// As i64 elements.
     pub fn i64(&mut self) -> &mut [i64] {
-        bytemuck::cast_slice_mut(self.bytes)
+        cast_mut(self.bytes)
     }
 
     /// As i32 elements.
     pub fn i32(&mut self) -> &mut [i32] {
-        bytemuck::cast_slice_mut(self.bytes)
+        cast_mut(self.bytes)
     }
 
     /// As i8 elements.
     pub fn i8(&mut self) -> &mut [i8] {
-        bytemuck::cast_slice_mut(self.bytes)
+        cast_mut(self.bytes)
     }
 
     /// As u8 elements (also bool, stored as 0/1).
     pub fn u8(&mut self) -> &mut [u8] {
         self.bytes
+    }
+}
+
+/// Reinterprets bytes as elements. Empty slices (whose dangling pointer may
+/// not be aligned) map to an empty slice instead of failing the alignment
+/// check; non-empty buffers are aligned by construction (arena offsets and
+/// typed constant storage).
+pub(crate) fn cast<T: bytemuck::Pod>(bytes: &[u8]) -> &[T] {
+    if bytes.is_empty() {
+        &[]
+    } else {
+        bytemuck::cast_slice(bytes)
+    }
+}
+
+/// Mutable form of [`cast`].
+pub(crate) fn cast_mut<T: bytemuck::Pod>(bytes: &mut [u8]) -> &mut [T] {
+    if bytes.is_empty() {
+        &mut []
+    } else {
+        bytemuck::cast_slice_mut(bytes)
     }
 }

@@ -10,7 +10,9 @@ struct Affine {
 
 /// Reads BN parameters when all are f32 constants of length `channels`.
 fn bn_affine(graph: &Graph, bn: &crate::Node, channels: usize) -> Option<Affine> {
-    if bn.outputs.iter().skip(1).any(|o| !o.is_empty()) || bn.attr_int("training_mode", 0).ok()? != 0 {
+    if bn.outputs.iter().skip(1).any(|o| !o.is_empty())
+        || bn.attr_int("training_mode", 0).ok()? != 0
+    {
         return None;
     }
     let eps = bn.attr_float("epsilon", 1e-5).ok()?;
@@ -20,8 +22,17 @@ fn bn_affine(graph: &Graph, bn: &crate::Node, channels: usize) -> Option<Affine>
         (v.len() == channels).then_some(v)
     };
     let (gamma, beta, mean, var) = (get(1)?, get(2)?, get(3)?, get(4)?);
-    let scale: Vec<f32> = gamma.iter().zip(var).map(|(g, v)| g / (v + eps).sqrt()).collect();
-    let shift = beta.iter().zip(mean).zip(&scale).map(|((b, m), s)| b - m * s).collect();
+    let scale: Vec<f32> = gamma
+        .iter()
+        .zip(var)
+        .map(|(g, v)| g / (v + eps).sqrt())
+        .collect();
+    let shift = beta
+        .iter()
+        .zip(mean)
+        .zip(&scale)
+        .map(|((b, m), s)| b - m * s)
+        .collect();
     Some(Affine { scale, shift })
 }
 
@@ -38,7 +49,14 @@ pub fn fold_batchnorm(mut graph: Graph) -> (Graph, PassReport) {
             i += 1;
         }
     }
-    (graph, PassReport { pass: "fold-batchnorm", removed: folded, rewritten: folded })
+    (
+        graph,
+        PassReport {
+            pass: "fold-batchnorm",
+            removed: folded,
+            rewritten: folded,
+        },
+    )
 }
 
 /// Tries to fold the BN at node index `bi` into its producer.
@@ -47,9 +65,13 @@ fn try_fold_at(graph: &mut Graph, bi: usize) -> bool {
     if bn.op_type != "BatchNormalization" || !bn.domain.is_empty() {
         return false;
     }
-    let Some(src) = bn.input(0).map(str::to_string) else { return false };
+    let Some(src) = bn.input(0).map(str::to_string) else {
+        return false;
+    };
     let producers = graph.producers();
-    let Some(&pi) = producers.get(src.as_str()) else { return false };
+    let Some(&pi) = producers.get(src.as_str()) else {
+        return false;
+    };
     let readers = graph.consumers().get(src.as_str()).map_or(0, Vec::len);
     if readers != 1 || graph.is_output(&src) {
         return false;
@@ -58,8 +80,16 @@ fn try_fold_at(graph: &mut Graph, bi: usize) -> bool {
     if !prod.domain.is_empty() || prod.outputs.len() != 1 {
         return false;
     }
-    let Some(w_name) = prod.input(1).map(str::to_string) else { return false };
-    let Some(w) = graph.initializers.get(&w_name).filter(|w| w.as_f32().is_ok()) else { return false };
+    let Some(w_name) = prod.input(1).map(str::to_string) else {
+        return false;
+    };
+    let Some(w) = graph
+        .initializers
+        .get(&w_name)
+        .filter(|w| w.as_f32().is_ok())
+    else {
+        return false;
+    };
     let (channels, per_row) = match prod.op_type.as_str() {
         "Conv" if w.rank() >= 3 => (w.shape()[0], true),
         "Gemm" if w.rank() == 2 => {
@@ -68,16 +98,24 @@ fn try_fold_at(graph: &mut Graph, bi: usize) -> bool {
         }
         _ => return false,
     };
-    let Some(affine) = bn_affine(graph, &graph.nodes[bi], channels) else { return false };
+    let Some(affine) = bn_affine(graph, &graph.nodes[bi], channels) else {
+        return false;
+    };
     // Existing bias, as a per-channel vector (Gemm's C may also be scaled by beta).
     let bias_name = prod.input(2).map(str::to_string);
     let mut bias = vec![0.0f32; channels];
     if let Some(b) = &bias_name {
-        let Some(t) = graph.initializers.get(b).and_then(|t| t.as_f32().ok()) else { return false };
+        let Some(t) = graph.initializers.get(b).and_then(|t| t.as_f32().ok()) else {
+            return false;
+        };
         if t.len() != channels {
             return false; // a full [M, N] Gemm C cannot be folded per channel
         }
-        let beta = if prod.op_type == "Gemm" { prod.attr_float("beta", 1.0).unwrap_or(1.0) } else { 1.0 };
+        let beta = if prod.op_type == "Gemm" {
+            prod.attr_float("beta", 1.0).unwrap_or(1.0)
+        } else {
+            1.0
+        };
         bias.iter_mut().zip(t).for_each(|(d, s)| *d = s * beta);
     }
     let Ok(wv) = w.as_f32() else { return false };
@@ -92,13 +130,21 @@ fn try_fold_at(graph: &mut Graph, bi: usize) -> bool {
             row.iter_mut().zip(&affine.scale).for_each(|(x, s)| *x *= s);
         }
     }
-    let new_b: Vec<f32> = bias.iter().zip(&affine.scale).zip(&affine.shift).map(|((b, s), t)| b * s + t).collect();
+    let new_b: Vec<f32> = bias
+        .iter()
+        .zip(&affine.scale)
+        .zip(&affine.shift)
+        .map(|((b, s), t)| b * s + t)
+        .collect();
     let w_shape = w.shape().to_vec();
     let bn_out = graph.nodes[bi].outputs[0].clone();
     let prod_name = graph.nodes[pi].name.clone();
     // Fresh names: the original initializers may be shared with other nodes.
     let w_new_name = graph.fresh_name(&format!("{prod_name}.weight_bnfolded"));
-    let (Ok(wt), Ok(bt)) = (Tensor::from_f32(w_shape, new_w), Tensor::from_f32(vec![channels], new_b)) else {
+    let (Ok(wt), Ok(bt)) = (
+        Tensor::from_f32(w_shape, new_w),
+        Tensor::from_f32(vec![channels], new_b),
+    ) else {
         return false;
     };
     graph.initializers.insert(w_new_name.clone(), wt);
@@ -135,13 +181,21 @@ mod tests {
             outputs: vec![ValueInfo::known("z", DType::F32, &[1, 2, 1, 1])],
             nodes: vec![
                 conv,
-                Node::new("bn", "BatchNormalization", &["y", "g", "be", "m", "v"], &["z"])
-                    .with_attr("epsilon", Attr::Float(0.0)),
+                Node::new(
+                    "bn",
+                    "BatchNormalization",
+                    &["y", "g", "be", "m", "v"],
+                    &["z"],
+                )
+                .with_attr("epsilon", Attr::Float(0.0)),
             ],
             ..Graph::default()
         };
         let t = |v: Vec<f32>| Tensor::from_f32(vec![v.len()], v).unwrap();
-        g.initializers.insert("w".into(), Tensor::from_f32(vec![2, 1, 1, 1], vec![2.0, 3.0]).unwrap());
+        g.initializers.insert(
+            "w".into(),
+            Tensor::from_f32(vec![2, 1, 1, 1], vec![2.0, 3.0]).unwrap(),
+        );
         g.initializers.insert("b".into(), t(vec![1.0, -1.0]));
         g.initializers.insert("g".into(), t(vec![1.0, 2.0]));
         g.initializers.insert("be".into(), t(vec![0.5, 0.0]));
@@ -155,8 +209,14 @@ mod tests {
         let (g, r) = fold_batchnorm(conv_bn(true));
         assert_eq!(r.removed, 1);
         assert_eq!(g.nodes.len(), 1);
-        let w = g.initializers[&g.nodes[0].inputs[1]].as_f32().unwrap().to_vec();
-        let b = g.initializers[&g.nodes[0].inputs[2]].as_f32().unwrap().to_vec();
+        let w = g.initializers[&g.nodes[0].inputs[1]]
+            .as_f32()
+            .unwrap()
+            .to_vec();
+        let b = g.initializers[&g.nodes[0].inputs[2]]
+            .as_f32()
+            .unwrap()
+            .to_vec();
         // channel 0: s = 1/2, y = (2x + 1 - 1)/2 + 0.5 = x + 0.5
         // channel 1: s = 2,   y = (3x - 1 - 1)*2 + 0   = 6x - 4
         assert_eq!(w, vec![1.0, 6.0]);
@@ -167,7 +227,10 @@ mod tests {
     #[test]
     fn folds_into_conv_without_bias() {
         let (g, _) = fold_batchnorm(conv_bn(false));
-        let b = g.initializers[&g.nodes[0].inputs[2]].as_f32().unwrap().to_vec();
+        let b = g.initializers[&g.nodes[0].inputs[2]]
+            .as_f32()
+            .unwrap()
+            .to_vec();
         assert_eq!(b, vec![0.5 - 0.5, -2.0]);
     }
 

@@ -9,6 +9,9 @@ use crate::{Attr, Graph, Node};
 /// every `whittle.` attribute, so fused graphs are only for execution.
 pub const FUSED_ACTIVATION: &str = "whittle.act";
 
+/// A planned fusion: producer index, activation index, attributes to add.
+type Fusion = (usize, usize, Vec<(String, Attr)>);
+
 /// Ops whose kernels apply a fused activation in their epilogue.
 const FUSABLE_PRODUCERS: &[&str] = &["Conv", "ConvTranspose", "Gemm", "MatMul"];
 
@@ -16,12 +19,21 @@ const FUSABLE_PRODUCERS: &[&str] = &["Conv", "ConvTranspose", "Gemm", "MatMul"];
 /// fused (unknown op, or Clip bounds that are not constants).
 fn activation_attrs(act: &Node, graph: &Graph) -> Option<Vec<(String, Attr)>> {
     let key = |p: &str| format!("{FUSED_ACTIVATION}.{p}");
-    let mut attrs = vec![(FUSED_ACTIVATION.to_string(), Attr::String(act.op_type.clone()))];
+    let mut attrs = vec![(
+        FUSED_ACTIVATION.to_string(),
+        Attr::String(act.op_type.clone()),
+    )];
     match act.op_type.as_str() {
         "Relu" | "Sigmoid" | "HardSwish" | "Tanh" => {}
-        "LeakyRelu" => attrs.push((key("alpha"), Attr::Float(act.attr_float("alpha", 0.01).ok()?))),
+        "LeakyRelu" => attrs.push((
+            key("alpha"),
+            Attr::Float(act.attr_float("alpha", 0.01).ok()?),
+        )),
         "HardSigmoid" => {
-            attrs.push((key("alpha"), Attr::Float(act.attr_float("alpha", 0.2).ok()?)));
+            attrs.push((
+                key("alpha"),
+                Attr::Float(act.attr_float("alpha", 0.2).ok()?),
+            ));
             attrs.push((key("beta"), Attr::Float(act.attr_float("beta", 0.5).ok()?)));
         }
         "Clip" => {
@@ -53,14 +65,16 @@ pub fn fuse_activations(mut graph: Graph) -> (Graph, PassReport) {
     loop {
         let consumers = graph.consumers();
         let producers = graph.producers();
-        let mut plan: Option<(usize, usize, Vec<(String, Attr)>)> = None;
+        let mut plan: Option<Fusion> = None;
         let mut readers: HashMap<&str, usize> = HashMap::new();
         for (v, users) in &consumers {
             readers.insert(v, users.len());
         }
         for (ai, act) in graph.nodes.iter().enumerate() {
             let Some(src) = act.input(0) else { continue };
-            let Some(&pi) = producers.get(src) else { continue };
+            let Some(&pi) = producers.get(src) else {
+                continue;
+            };
             let prod = &graph.nodes[pi];
             if !prod.domain.is_empty()
                 || !act.domain.is_empty()
@@ -85,7 +99,14 @@ pub fn fuse_activations(mut graph: Graph) -> (Graph, PassReport) {
         graph.nodes.remove(ai);
         fused += 1;
     }
-    (graph, PassReport { pass: "fuse-activations", removed: fused, rewritten: fused })
+    (
+        graph,
+        PassReport {
+            pass: "fuse-activations",
+            removed: fused,
+            rewritten: fused,
+        },
+    )
 }
 
 #[cfg(test)]
@@ -100,7 +121,10 @@ mod tests {
             nodes: vec![Node::new("c", "Conv", &["x", "w"], &["y"]), act],
             ..Graph::default()
         };
-        g.initializers.insert("w".into(), Tensor::from_f32(vec![1, 1, 1, 1], vec![2.0]).unwrap());
+        g.initializers.insert(
+            "w".into(),
+            Tensor::from_f32(vec![1, 1, 1, 1], vec![2.0]).unwrap(),
+        );
         g
     }
 
@@ -110,7 +134,10 @@ mod tests {
         assert_eq!(r.removed, 1);
         assert_eq!(g.nodes.len(), 1);
         assert_eq!(g.nodes[0].outputs, vec!["z".to_string()]);
-        assert_eq!(g.nodes[0].attr(FUSED_ACTIVATION), Some(&Attr::String("Relu".into())));
+        assert_eq!(
+            g.nodes[0].attr(FUSED_ACTIVATION),
+            Some(&Attr::String("Relu".into()))
+        );
     }
 
     #[test]
@@ -126,7 +153,8 @@ mod tests {
     #[test]
     fn keeps_activation_when_conv_output_is_shared() {
         let mut g = conv_then(Node::new("r", "Relu", &["y"], &["z"]));
-        g.outputs.push(ValueInfo::known("y", DType::F32, &[1, 1, 3, 3]));
+        g.outputs
+            .push(ValueInfo::known("y", DType::F32, &[1, 1, 3, 3]));
         let (g, r) = fuse_activations(g);
         assert_eq!(r.removed, 0);
         assert_eq!(g.nodes.len(), 2);

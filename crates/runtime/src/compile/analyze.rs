@@ -61,7 +61,13 @@ pub(crate) fn live_nodes(graph: &Graph) -> Vec<usize> {
     while let Some(v) = stack.pop() {
         if let Some(&p) = producers.get(v) {
             if needed.insert(p) {
-                stack.extend(graph.nodes[p].inputs.iter().filter(|s| !s.is_empty()).map(String::as_str));
+                stack.extend(
+                    graph.nodes[p]
+                        .inputs
+                        .iter()
+                        .filter(|s| !s.is_empty())
+                        .map(String::as_str),
+                );
             }
         }
     }
@@ -88,14 +94,21 @@ pub(crate) fn resolve_inputs(
     let mut out = Vec::new();
     for vi in &graph.inputs {
         let hint = |dims: &str| {
-            format!("{dims}; pass --input-shape {}=DxDx... (e.g. 1x3x224x224)", vi.name)
+            format!(
+                "{dims}; pass --input-shape {}=DxDx... (e.g. 1x3x224x224)",
+                vi.name
+            )
         };
         let shape = match (overrides.get(&vi.name), &vi.shape) {
             (Some(o), Some(decl)) => {
                 if o.len() != decl.len() {
                     return Err(CompileError::Input {
                         name: vi.name.clone(),
-                        msg: format!("--input-shape gives rank {} but the model declares rank {}", o.len(), decl.len()),
+                        msg: format!(
+                            "--input-shape gives rank {} but the model declares rank {}",
+                            o.len(),
+                            decl.len()
+                        ),
                     });
                 }
                 for (i, (d, want)) in decl.iter().zip(o).enumerate() {
@@ -112,7 +125,10 @@ pub(crate) fn resolve_inputs(
             }
             (Some(o), None) => o.clone(),
             (None, None) => {
-                return Err(CompileError::Input { name: vi.name.clone(), msg: hint("the model does not declare its shape") })
+                return Err(CompileError::Input {
+                    name: vi.name.clone(),
+                    msg: hint("the model does not declare its shape"),
+                })
             }
             (None, Some(decl)) => {
                 let unresolved: Vec<String> = decl
@@ -129,12 +145,17 @@ pub(crate) fn resolve_inputs(
                         msg: hint(&format!("dims [{}] are not fixed", unresolved.join(", "))),
                     });
                 }
-                decl.iter().map(|d| if let Dim::Known(k) = d { *k } else { 0 }).collect()
+                decl.iter()
+                    .map(|d| if let Dim::Known(k) = d { *k } else { 0 })
+                    .collect()
             }
         };
         let numel = whittle_ir::checked_numel(&shape).filter(|&n| n <= super::MAX_TENSOR_ELEMENTS);
         if numel.is_none() {
-            return Err(CompileError::Input { name: vi.name.clone(), msg: format!("shape {shape:?} is too large") });
+            return Err(CompileError::Input {
+                name: vi.name.clone(),
+                msg: format!("shape {shape:?} is too large"),
+            });
         }
         out.push((vi.name.clone(), Fact::new(vi.dtype, shape)));
     }
@@ -168,16 +189,28 @@ pub(crate) fn analyze(
                 facts.push(None);
                 continue;
             }
-            let v = values.get(name).ok_or_else(|| CompileError::Internal(format!("value '{name}' unknown")))?;
+            let v = values
+                .get(name)
+                .ok_or_else(|| CompileError::Internal(format!("value '{name}' unknown")))?;
             facts.push(Some(match v {
-                Value::Const(t) => InputFact { fact: Fact::new(t.dtype(), t.shape().to_vec()), value: Some(t) },
+                Value::Const(t) => InputFact {
+                    fact: Fact::new(t.dtype(), t.shape().to_vec()),
+                    value: Some(t),
+                },
                 Value::Runtime(f) => {
                     all_const = false;
-                    InputFact { fact: f.clone(), value: None }
+                    InputFact {
+                        fact: f.clone(),
+                        value: None,
+                    }
                 }
             }));
         }
-        let ctx = BuildCtx { node, inputs: facts, opset: opset_for(graph, &node.domain) };
+        let ctx = BuildCtx {
+            node,
+            inputs: facts,
+            opset: opset_for(graph, &node.domain),
+        };
         let built = build(&ctx)?;
         let outputs: Vec<Value> = match built {
             Built::Constant(ts) => {
@@ -186,19 +219,38 @@ pub(crate) fn analyze(
             }
             Built::Kernel { outputs, kernel } => {
                 for f in &outputs {
-                    if whittle_ir::checked_numel(&f.shape).is_none_or(|n| n > super::MAX_TENSOR_ELEMENTS) {
-                        return Err(CompileError::Op(ctx.err(format!("output shape {:?} is too large", f.shape))));
+                    let bytes = whittle_ir::checked_numel(&f.shape)
+                        .and_then(|n| n.checked_mul(f.dtype.size()));
+                    if bytes.is_none_or(|b| b > super::MAX_TENSOR_BYTES) {
+                        return Err(CompileError::Op(ctx.err(format!(
+                            "output shape {:?} ({}) is larger than the {} byte limit",
+                            f.shape,
+                            f.dtype,
+                            super::MAX_TENSOR_BYTES
+                        ))));
                     }
                 }
                 if all_const {
-                    let inputs: Vec<Option<&Tensor>> = ctx.inputs.iter().map(|i| i.as_ref().and_then(|i| i.value)).collect();
-                    let ts = run_kernel(kernel.as_ref(), &inputs, &outputs)
-                        .map_err(|e| CompileError::Fold { node: node.name.clone(), msg: e.to_string() })?;
+                    let inputs: Vec<Option<&Tensor>> = ctx
+                        .inputs
+                        .iter()
+                        .map(|i| i.as_ref().and_then(|i| i.value))
+                        .collect();
+                    let ts = run_kernel(kernel.as_ref(), &inputs, &outputs).map_err(|e| {
+                        CompileError::Fold {
+                            node: node.name.clone(),
+                            msg: e.to_string(),
+                        }
+                    })?;
                     folded += 1;
                     ts.into_iter().map(Value::Const).collect()
                 } else {
                     let vals = outputs.iter().cloned().map(Value::Runtime).collect();
-                    steps.push(Step { node: node.clone(), kernel, output_facts: outputs });
+                    steps.push(Step {
+                        node: node.clone(),
+                        kernel,
+                        output_facts: outputs,
+                    });
                     vals
                 }
             }
@@ -219,10 +271,18 @@ pub(crate) fn analyze(
     }
     for o in &graph.outputs {
         if !values.contains_key(&o.name) {
-            return Err(CompileError::Internal(format!("graph output '{}' was not computed", o.name)));
+            return Err(CompileError::Internal(format!(
+                "graph output '{}' was not computed",
+                o.name
+            )));
         }
     }
-    Ok(Analysis { values, steps, inputs, folded })
+    Ok(Analysis {
+        values,
+        steps,
+        inputs,
+        folded,
+    })
 }
 
 fn opset_for(graph: &Graph, domain: &str) -> i64 {

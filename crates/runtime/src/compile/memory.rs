@@ -47,60 +47,128 @@ pub fn naive_total(buffers: &[Buffer]) -> usize {
     buffers.iter().map(|b| align_up(b.size)).sum()
 }
 
-/// Places buffers in the order given by `order`, each at the lowest offset
-/// that does not collide with an already placed buffer alive at the same
-/// time. Returns offsets (indexed like `buffers`) and the arena size.
-fn place_in_order(buffers: &[Buffer], order: &[usize]) -> (Vec<usize>, usize) {
+/// Where a buffer goes among the free gaps of its lifetime.
+#[derive(Clone, Copy)]
+enum Fit {
+    /// The lowest gap that fits.
+    First,
+    /// The smallest gap that fits (the top of the arena counts as unbounded).
+    Best,
+}
+
+/// Places buffers in the order given by `order`, each in a free gap among
+/// already placed buffers alive at the same time. Returns offsets (indexed
+/// like `buffers`) and the arena size.
+fn place_in_order(buffers: &[Buffer], order: &[usize], fit: Fit) -> (Vec<usize>, usize) {
     let mut offsets = vec![usize::MAX; buffers.len()];
     let mut placed: Vec<usize> = Vec::with_capacity(buffers.len());
     let mut total = 0;
+    let mut busy: Vec<(usize, usize)> = Vec::new();
     for &i in order {
         let b = &buffers[i];
         let size = align_up(b.size);
-        let mut busy: Vec<(usize, usize)> = placed
-            .iter()
-            .filter(|&&j| buffers[j].overlaps_in_time(b))
-            .map(|&j| (offsets[j], offsets[j] + align_up(buffers[j].size)))
-            .collect();
+        busy.clear();
+        busy.extend(
+            placed
+                .iter()
+                .filter(|&&j| buffers[j].overlaps_in_time(b))
+                .map(|&j| (offsets[j], offsets[j] + align_up(buffers[j].size))),
+        );
         busy.sort_unstable();
-        let mut candidate = 0;
-        for (lo, hi) in busy {
-            if lo >= candidate + size {
-                break;
+        let mut best: Option<(usize, usize)> = None; // (gap size, offset)
+        let mut cursor = 0;
+        for &(lo, hi) in &busy {
+            if lo >= cursor + size {
+                let gap = lo - cursor;
+                match fit {
+                    Fit::First => {
+                        best = Some((gap, cursor));
+                        break;
+                    }
+                    Fit::Best => {
+                        if best.is_none_or(|(g, _)| gap < g) {
+                            best = Some((gap, cursor));
+                        }
+                    }
+                }
             }
-            candidate = candidate.max(hi);
+            cursor = cursor.max(hi);
         }
-        offsets[i] = candidate;
-        total = total.max(candidate + size);
+        let offset = best.map_or(cursor, |(_, o)| o);
+        offsets[i] = offset;
+        total = total.max(offset + size);
         placed.push(i);
     }
     (offsets, total)
 }
 
 /// Plans offsets with several greedy orders (largest first, longest-lived
-/// first, earliest first) and keeps the smallest arena.
+/// first, earliest first, plus seeded shuffles of ties) and both first- and
+/// best-fit, keeping the smallest arena. Stops early at the lower bound.
 pub fn place(buffers: &[Buffer]) -> (Vec<usize>, usize) {
     let n = buffers.len();
+    let bound = lower_bound(buffers);
+    let size = |i: usize| align_up(buffers[i].size);
+    let mut orders: Vec<Vec<usize>> = Vec::new();
     let mut by_size: Vec<usize> = (0..n).collect();
-    by_size.sort_by_key(|&i| (std::cmp::Reverse(align_up(buffers[i].size)), buffers[i].start));
+    by_size.sort_by_key(|&i| (std::cmp::Reverse(size(i)), buffers[i].start));
+    orders.push(by_size.clone());
     let mut by_area: Vec<usize> = (0..n).collect();
     by_area.sort_by_key(|&i| {
         let b = &buffers[i];
-        (std::cmp::Reverse(align_up(b.size) as u128 * (b.end - b.start + 1) as u128), b.start)
+        (
+            std::cmp::Reverse(size(i) as u128 * (b.end - b.start + 1) as u128),
+            b.start,
+        )
     });
+    orders.push(by_area);
     let mut by_start: Vec<usize> = (0..n).collect();
-    by_start.sort_by_key(|&i| (buffers[i].start, std::cmp::Reverse(buffers[i].size)));
-    [by_size, by_area, by_start]
-        .iter()
-        .map(|order| place_in_order(buffers, order))
-        .min_by_key(|(_, total)| *total)
-        .unwrap_or_default()
+    by_start.sort_by_key(|&i| (buffers[i].start, std::cmp::Reverse(size(i))));
+    orders.push(by_start);
+    let mut by_life: Vec<usize> = (0..n).collect();
+    by_life.sort_by_key(|&i| {
+        (
+            std::cmp::Reverse(buffers[i].end - buffers[i].start),
+            std::cmp::Reverse(size(i)),
+        )
+    });
+    orders.push(by_life);
+    // Perturbed size orders: sizes jittered by up to 25%, a few seeds. The
+    // budget keeps large graphs (O(n^2) per try) fast to compile.
+    let tries = (2_000_000 / (n * n).max(1)).clamp(0, 24);
+    let mut seed = 0x9e37_79b9_7f4a_7c15u64;
+    for _ in 0..tries {
+        let mut keyed: Vec<(u64, usize)> = (0..n)
+            .map(|i| {
+                seed ^= seed << 13;
+                seed ^= seed >> 7;
+                seed ^= seed << 17;
+                let jitter = 1.0 + (seed % 1000) as f64 / 4000.0;
+                ((size(i) as f64 * jitter) as u64, i)
+            })
+            .collect();
+        keyed.sort_by_key(|&(k, i)| (std::cmp::Reverse(k), i));
+        orders.push(keyed.into_iter().map(|(_, i)| i).collect());
+    }
+    let mut best: Option<(Vec<usize>, usize)> = None;
+    for order in &orders {
+        for fit in [Fit::First, Fit::Best] {
+            let (offs, total) = place_in_order(buffers, order, fit);
+            if best.as_ref().is_none_or(|(_, t)| total < *t) {
+                best = Some((offs, total));
+            }
+            if total <= bound {
+                return best.unwrap_or_default();
+            }
+        }
+    }
+    best.unwrap_or_default()
 }
 
 /// Checks that no two buffers alive at the same time share a byte.
 pub fn verify(buffers: &[Buffer], offsets: &[usize], arena: usize) -> Result<(), String> {
     for (i, a) in buffers.iter().enumerate() {
-        if offsets[i] % ALIGN != 0 || offsets[i] + a.size > arena {
+        if !offsets[i].is_multiple_of(ALIGN) || offsets[i] + a.size > arena {
             return Err(format!("buffer {i} misplaced at {}", offsets[i]));
         }
         for (j, b) in buffers.iter().enumerate().skip(i + 1) {
@@ -136,7 +204,9 @@ mod tests {
     fn random_plans_are_valid_and_near_the_bound() {
         let mut seed = 42u64;
         let mut next = |m: usize| {
-            seed = seed.wrapping_mul(6364136223846793005).wrapping_add(1442695040888963407);
+            seed = seed
+                .wrapping_mul(6364136223846793005)
+                .wrapping_add(1442695040888963407);
             (seed >> 33) as usize % m
         };
         for _ in 0..50 {

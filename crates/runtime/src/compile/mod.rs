@@ -10,7 +10,9 @@ use std::collections::HashMap;
 use smallvec::SmallVec;
 use whittle_ir::{passes, Graph, IrError, Tensor};
 
-use crate::plan::{ArenaBlock, InputSlot, IoInfo, MemoryStats, OutputSource, PlanStep, Region};
+use crate::plan::{
+    ArenaBlock, InputSlot, IoInfo, MemoryStats, OutputSource, PlanStep, Region, EMPTY_REGION,
+};
 use crate::report::{NodeReport, PassSummary, PlanReport, Totals};
 use crate::{Fact, OpError, Parallel, Plan, Registry};
 use analyze::{Analysis, Value};
@@ -19,6 +21,10 @@ use schedule::SchedStep;
 
 /// Largest element count of any tensor compile will plan (2^31).
 pub const MAX_TENSOR_ELEMENTS: usize = 1 << 31;
+
+/// Largest byte size of any tensor compile will plan or fold (2 GiB): a
+/// hostile model cannot make compile allocate more than this per tensor.
+pub const MAX_TENSOR_BYTES: usize = 1 << 31;
 
 /// Options for [`compile`].
 #[derive(Clone, Debug)]
@@ -30,11 +36,19 @@ pub struct CompileOptions {
     /// Run the simplification passes (identity removal, BatchNorm folding,
     /// activation fusion) before building kernels.
     pub simplify: bool,
+    /// Graph inputs frozen to a value at compile time (e.g. a shape tensor
+    /// fed as an input): they become constants and fold like initializers.
+    pub constant_inputs: HashMap<String, Tensor>,
 }
 
 impl Default for CompileOptions {
     fn default() -> Self {
-        CompileOptions { input_shapes: HashMap::new(), threads: 1, simplify: true }
+        CompileOptions {
+            input_shapes: HashMap::new(),
+            threads: 1,
+            simplify: true,
+            constant_inputs: HashMap::new(),
+        }
     }
 }
 
@@ -68,7 +82,11 @@ fn format_unsupported(ops: &[(String, Vec<String>)]) -> String {
     ops.iter()
         .map(|(op, nodes)| {
             let shown: Vec<&str> = nodes.iter().take(5).map(String::as_str).collect();
-            let more = if nodes.len() > 5 { format!(", +{} more", nodes.len() - 5) } else { String::new() };
+            let more = if nodes.len() > 5 {
+                format!(", +{} more", nodes.len() - 5)
+            } else {
+                String::new()
+            };
             format!("{op} (nodes: {}{more})", shown.join(", "))
         })
         .collect::<Vec<_>>()
@@ -81,8 +99,13 @@ pub fn compile(graph: &Graph, opts: &CompileOptions) -> Result<Plan, CompileErro
 }
 
 /// [`compile`] with a custom op registry.
-pub fn compile_with(graph: &Graph, opts: &CompileOptions, registry: &Registry) -> Result<Plan, CompileError> {
+pub fn compile_with(
+    graph: &Graph,
+    opts: &CompileOptions,
+    registry: &Registry,
+) -> Result<Plan, CompileError> {
     let mut graph = graph.clone();
+    freeze_inputs(&mut graph, &opts.constant_inputs)?;
     graph.topo_sort()?;
     let unsupported = analyze::unsupported_ops(&graph, registry);
     if !unsupported.is_empty() {
@@ -94,15 +117,55 @@ pub fn compile_with(graph: &Graph, opts: &CompileOptions, registry: &Registry) -
         graph = g;
         pass_reports = reports;
     }
-    let inputs = analyze::resolve_inputs(&graph, &opts.input_shapes)?;
+    let overrides: HashMap<String, Vec<usize>> = opts
+        .input_shapes
+        .iter()
+        .filter(|(k, _)| !opts.constant_inputs.contains_key(*k))
+        .map(|(k, v)| (k.clone(), v.clone()))
+        .collect();
+    let inputs = analyze::resolve_inputs(&graph, &overrides)?;
     let analysis = analyze::analyze(&graph, registry, inputs)?;
-    let par = Parallel::new(opts.threads).map_err(|msg| CompileError::Threads { threads: opts.threads, msg })?;
+    let par = Parallel::new(opts.threads).map_err(|msg| CompileError::Threads {
+        threads: opts.threads,
+        msg,
+    })?;
     let mut plan = lower(&graph, analysis, par)?;
     plan.report.passes = pass_reports
         .iter()
-        .map(|r| PassSummary { pass: r.pass.to_string(), removed: r.removed })
+        .map(|r| PassSummary {
+            pass: r.pass.to_string(),
+            removed: r.removed,
+        })
         .collect();
     Ok(plan)
+}
+
+/// Turns the named graph inputs into initializers holding the given values.
+fn freeze_inputs(graph: &mut Graph, values: &HashMap<String, Tensor>) -> Result<(), CompileError> {
+    for (name, t) in values {
+        let pos = graph
+            .inputs
+            .iter()
+            .position(|v| &v.name == name)
+            .ok_or_else(|| CompileError::Input {
+                name: name.clone(),
+                msg: "cannot freeze: no such graph input".into(),
+            })?;
+        let vi = &graph.inputs[pos];
+        if vi.dtype != t.dtype() {
+            return Err(CompileError::Input {
+                name: name.clone(),
+                msg: format!(
+                    "frozen value is {} but the input is {}",
+                    t.dtype(),
+                    vi.dtype
+                ),
+            });
+        }
+        graph.inputs.remove(pos);
+        graph.initializers.insert(name.clone(), t.clone());
+    }
+    Ok(())
 }
 
 /// Run-time values numbered densely, with sizes.
@@ -170,7 +233,11 @@ fn layout(
     for (v, b) in birth.iter().enumerate() {
         if *b == 0 {
             buffer_of[v] = buffers.len();
-            buffers.push(Buffer { size: values.facts[v].byte_size(), start: 0, end: last[v] });
+            buffers.push(Buffer {
+                size: values.facts[v].byte_size(),
+                start: 0,
+                end: last[v],
+            });
         }
     }
     for (p, &s) in order.iter().enumerate() {
@@ -202,40 +269,74 @@ fn layout(
                 continue;
             }
             buffer_of[w] = buffers.len();
-            buffers.push(Buffer { size: values.facts[w].byte_size(), start: t, end: last[w].max(t) });
+            buffers.push(Buffer {
+                size: values.facts[w].byte_size(),
+                start: t,
+                end: last[w].max(t),
+            });
         }
         let scratch = step.kernel.scratch_bytes();
         if scratch > 0 {
             scratch_of[s] = Some(buffers.len());
-            buffers.push(Buffer { size: scratch, start: t, end: t });
+            buffers.push(Buffer {
+                size: scratch,
+                start: t,
+                end: t,
+            });
         }
     }
     let (offsets, arena) = memory::place(&buffers);
-    Layout { order, buffer_of, scratch_of, inplace, buffers, offsets, arena }
+    Layout {
+        order,
+        buffer_of,
+        scratch_of,
+        inplace,
+        buffers,
+        offsets,
+        arena,
+    }
 }
 
 /// Turns an analysed graph into a plan.
 fn lower(graph: &Graph, analysis: Analysis, par: Parallel) -> Result<Plan, CompileError> {
     // Number the run-time values: graph inputs, then step outputs.
-    let mut values = ValueTable { index: HashMap::new(), facts: Vec::new() };
+    let mut values = ValueTable {
+        index: HashMap::new(),
+        facts: Vec::new(),
+    };
     for (name, fact) in &analysis.inputs {
         values.add(name.clone(), fact.clone());
     }
     let mut sched = Vec::with_capacity(analysis.steps.len());
     let mut step_inputs: Vec<Vec<Option<usize>>> = Vec::with_capacity(analysis.steps.len());
     for (si, step) in analysis.steps.iter().enumerate() {
-        let reads: Vec<Option<usize>> = step.node.inputs.iter().map(|n| values.index.get(n).copied()).collect();
+        let reads: Vec<Option<usize>> = step
+            .node
+            .inputs
+            .iter()
+            .map(|n| values.index.get(n).copied())
+            .collect();
         let mut writes = Vec::new();
         if step.output_facts.len() < step.node.outputs.len() {
-            return Err(CompileError::Internal(format!("node '{}' has fewer built outputs than declared", step.node.name)));
+            return Err(CompileError::Internal(format!(
+                "node '{}' has fewer built outputs than declared",
+                step.node.name
+            )));
         }
         for (k, name) in step.node.outputs.iter().enumerate() {
             let fact = step.output_facts[k].clone();
             // Omitted optional outputs still need somewhere to be written.
-            let key = if name.is_empty() { format!("\u{0}{si}:{k}") } else { name.clone() };
+            let key = if name.is_empty() {
+                format!("\u{0}{si}:{k}")
+            } else {
+                name.clone()
+            };
             writes.push(values.add(key, fact));
         }
-        sched.push(SchedStep { reads: reads.iter().flatten().copied().collect(), writes });
+        sched.push(SchedStep {
+            reads: reads.iter().flatten().copied().collect(),
+            writes,
+        });
         step_inputs.push(reads);
     }
     let mut pinned = vec![false; values.facts.len()];
@@ -245,13 +346,27 @@ fn lower(graph: &Graph, analysis: Analysis, par: Parallel) -> Result<Plan, Compi
         }
     }
     let sizes: Vec<usize> = values.facts.iter().map(Fact::byte_size).collect();
+    let output_values: Vec<usize> = graph
+        .outputs
+        .iter()
+        .filter_map(|o| values.index.get(&o.name).copied())
+        .collect();
     let candidates = [
         ("graph-order", schedule::graph_order(sched.len())),
-        ("min-memory-greedy", schedule::greedy_min_memory(&sched, &sizes, &pinned)),
+        ("depth-first", schedule::depth_first(&sched, &output_values)),
+        (
+            "min-memory-greedy",
+            schedule::greedy_min_memory(&sched, &sizes, &pinned),
+        ),
     ];
     let (schedule_name, best) = candidates
         .into_iter()
-        .map(|(name, order)| (name, layout(order, &sched, &analysis, &values, &step_inputs, &pinned)))
+        .map(|(name, order)| {
+            (
+                name,
+                layout(order, &sched, &analysis, &values, &step_inputs, &pinned),
+            )
+        })
         .min_by_key(|(_, l)| l.arena)
         .ok_or_else(|| CompileError::Internal("no schedule".into()))?;
     memory::verify(&best.buffers, &best.offsets, best.arena).map_err(CompileError::Internal)?;
@@ -263,25 +378,35 @@ fn lower(graph: &Graph, analysis: Analysis, par: Parallel) -> Result<Plan, Compi
         if let Some(&i) = const_index.get(name) {
             return Some(i);
         }
-        let Some(Value::Const(t)) = analysis.values.get(name) else { return None };
+        let Some(Value::Const(t)) = analysis.values.get(name) else {
+            return None;
+        };
         consts.push(t.clone());
         const_index.insert(name.to_string(), consts.len() - 1);
         Some(consts.len() - 1)
     };
     let region_of = |v: usize| -> Region {
         let b = best.buffer_of[v];
-        Region { offset: best.offsets[b], len: values.facts[v].byte_size() }
+        Region {
+            offset: best.offsets[b],
+            len: values.facts[v].byte_size(),
+        }
     };
 
     let mut steps = Vec::with_capacity(best.order.len());
     let mut nodes = Vec::with_capacity(best.order.len());
-    let mut totals = Totals { folded_nodes: analysis.folded, ..Totals::default() };
+    let mut totals = Totals {
+        folded_nodes: analysis.folded,
+        ..Totals::default()
+    };
     let mut weight_consts: HashMap<usize, ()> = HashMap::new();
     let mut steps_src: Vec<Option<analyze::Step>> = analysis.steps.into_iter().map(Some).collect();
     for &s in &best.order {
-        let step = steps_src[s].take().ok_or_else(|| CompileError::Internal("step scheduled twice".into()))?;
+        let step = steps_src[s]
+            .take()
+            .ok_or_else(|| CompileError::Internal("step scheduled twice".into()))?;
         let mut regions: Vec<Region> = Vec::new();
-        let mut region_index = |r: Region, regions: &mut Vec<Region>| -> usize {
+        let region_index = |r: Region, regions: &mut Vec<Region>| -> usize {
             regions.iter().position(|x| *x == r).unwrap_or_else(|| {
                 regions.push(r);
                 regions.len() - 1
@@ -289,7 +414,9 @@ fn lower(graph: &Graph, analysis: Analysis, par: Parallel) -> Result<Plan, Compi
         };
         let mut inputs: SmallVec<[(InputSlot, whittle_ir::DType); 4]> = SmallVec::new();
         let mut params = 0usize;
-        let aliased_k = best.inplace[s].then(|| step.kernel.inplace_input()).flatten();
+        let aliased_k = best.inplace[s]
+            .then(|| step.kernel.inplace_input())
+            .flatten();
         for (k, name) in step.node.inputs.iter().enumerate() {
             if name.is_empty() {
                 inputs.push((InputSlot::Empty, whittle_ir::DType::F32));
@@ -297,12 +424,18 @@ fn lower(graph: &Graph, analysis: Analysis, par: Parallel) -> Result<Plan, Compi
                 let dt = values.facts[v].dtype;
                 if aliased_k == Some(k) {
                     inputs.push((InputSlot::Aliased, dt));
+                } else if values.facts[v].byte_size() == 0 {
+                    inputs.push((InputSlot::Empty, dt));
                 } else {
-                    inputs.push((InputSlot::Region(region_index(region_of(v), &mut regions)), dt));
+                    inputs.push((
+                        InputSlot::Region(region_index(region_of(v), &mut regions)),
+                        dt,
+                    ));
                 }
             } else {
-                let c = const_id(name, &mut consts)
-                    .ok_or_else(|| CompileError::Internal(format!("input '{name}' has no value")))?;
+                let c = const_id(name, &mut consts).ok_or_else(|| {
+                    CompileError::Internal(format!("input '{name}' has no value"))
+                })?;
                 if consts[c].dtype().is_float() {
                     params += consts[c].numel();
                     if weight_consts.insert(c, ()).is_none() {
@@ -316,11 +449,23 @@ fn lower(graph: &Graph, analysis: Analysis, par: Parallel) -> Result<Plan, Compi
         let mut outputs: SmallVec<[(usize, whittle_ir::DType); 2]> = SmallVec::new();
         let mut output_facts = Vec::new();
         for &w in &sched[s].writes {
-            outputs.push((region_index(region_of(w), &mut regions), values.facts[w].dtype));
+            // Empty tensors own no bytes; they get an empty slice at run time.
+            let ri = if values.facts[w].byte_size() == 0 {
+                EMPTY_REGION
+            } else {
+                region_index(region_of(w), &mut regions)
+            };
+            outputs.push((ri, values.facts[w].dtype));
             output_facts.push(values.facts[w].clone());
         }
         let scratch = best.scratch_of[s].map(|b| {
-            region_index(Region { offset: best.offsets[b], len: best.buffers[b].size }, &mut regions)
+            region_index(
+                Region {
+                    offset: best.offsets[b],
+                    len: best.buffers[b].size,
+                },
+                &mut regions,
+            )
         });
         // Sort regions by offset and remap indices.
         let mut sorted: Vec<usize> = (0..regions.len()).collect();
@@ -334,12 +479,18 @@ fn lower(graph: &Graph, analysis: Analysis, par: Parallel) -> Result<Plan, Compi
                 *r = remap[*r];
             }
         }
-        outputs.iter_mut().for_each(|(r, _)| *r = remap[*r]);
+        outputs
+            .iter_mut()
+            .filter(|(r, _)| *r != EMPTY_REGION)
+            .for_each(|(r, _)| *r = remap[*r]);
         let scratch = scratch.map(|r| remap[r]);
         let regions: SmallVec<[Region; 8]> = sorted.iter().map(|&i| regions[i]).collect();
         for pair in regions.windows(2) {
             if pair[0].offset + pair[0].len > pair[1].offset {
-                return Err(CompileError::Internal(format!("overlapping regions in step '{}'", step.node.name)));
+                return Err(CompileError::Internal(format!(
+                    "overlapping regions in step '{}'",
+                    step.node.name
+                )));
             }
         }
         let macs = step.kernel.macs();
@@ -350,7 +501,10 @@ fn lower(graph: &Graph, analysis: Analysis, par: Parallel) -> Result<Plan, Compi
             op: step.node.op_type.clone(),
             kernel: step.kernel.name(),
             output_shapes: output_facts.iter().map(|f| f.shape.clone()).collect(),
-            output_dtypes: output_facts.iter().map(|f| f.dtype.name().to_string()).collect(),
+            output_dtypes: output_facts
+                .iter()
+                .map(|f| f.dtype.name().to_string())
+                .collect(),
             params,
             macs,
             activation_bytes: output_facts.iter().map(Fact::byte_size).sum(),
@@ -358,15 +512,11 @@ fn lower(graph: &Graph, analysis: Analysis, par: Parallel) -> Result<Plan, Compi
         });
         steps.push(PlanStep {
             name: step.node.name,
-            op_type: step.node.op_type,
             kernel: step.kernel,
             regions,
             inputs,
             outputs,
             scratch,
-            output_facts,
-            params,
-            inplace: best.inplace[s],
         });
     }
     let inputs = analysis
@@ -374,7 +524,13 @@ fn lower(graph: &Graph, analysis: Analysis, par: Parallel) -> Result<Plan, Compi
         .iter()
         .map(|(name, fact)| {
             let v = values.index[name];
-            (IoInfo { name: name.clone(), fact: fact.clone() }, region_of(v))
+            (
+                IoInfo {
+                    name: name.clone(),
+                    fact: fact.clone(),
+                },
+                region_of(v),
+            )
         })
         .collect();
     let mut outputs = Vec::new();
@@ -382,11 +538,21 @@ fn lower(graph: &Graph, analysis: Analysis, par: Parallel) -> Result<Plan, Compi
         let (fact, src) = if let Some(&v) = values.index.get(&o.name) {
             (values.facts[v].clone(), OutputSource::Arena(region_of(v)))
         } else {
-            let c = const_id(&o.name, &mut consts)
-                .ok_or_else(|| CompileError::Internal(format!("output '{}' has no value", o.name)))?;
-            (Fact::new(consts[c].dtype(), consts[c].shape().to_vec()), OutputSource::Const(c))
+            let c = const_id(&o.name, &mut consts).ok_or_else(|| {
+                CompileError::Internal(format!("output '{}' has no value", o.name))
+            })?;
+            (
+                Fact::new(consts[c].dtype(), consts[c].shape().to_vec()),
+                OutputSource::Const(c),
+            )
         };
-        outputs.push((IoInfo { name: o.name.clone(), fact }, src));
+        outputs.push((
+            IoInfo {
+                name: o.name.clone(),
+                fact,
+            },
+            src,
+        ));
     }
     let memory = MemoryStats {
         arena: best.arena,
@@ -408,7 +574,11 @@ fn lower(graph: &Graph, analysis: Analysis, par: Parallel) -> Result<Plan, Compi
         outputs,
         par,
         memory,
-        report: PlanReport { passes: Vec::new(), nodes, totals },
+        report: PlanReport {
+            passes: Vec::new(),
+            nodes,
+            totals,
+        },
     })
 }
 

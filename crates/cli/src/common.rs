@@ -1,0 +1,168 @@
+//! Options and helpers shared by the subcommands.
+
+use std::collections::HashMap;
+use std::path::{Path, PathBuf};
+
+use anyhow::{bail, Context, Result};
+use whittle::runtime::{CompileOptions, Plan};
+use whittle::{Graph, Tensor};
+
+/// Model and compile options every subcommand takes.
+#[derive(clap::Args, Debug)]
+pub struct ModelArgs {
+    /// The ONNX model.
+    pub model: PathBuf,
+    /// Static shape for a graph input with symbolic or unknown dims:
+    /// NAME=1x3x224x224 (NAME= may be left out when the model has one input).
+    #[arg(long = "input-shape", value_name = "NAME=DIMS")]
+    pub input_shapes: Vec<String>,
+    /// Threads kernels may use.
+    #[arg(long, default_value_t = 1)]
+    pub threads: usize,
+    /// Skip graph simplification (identity removal, BatchNorm folding,
+    /// activation fusion).
+    #[arg(long)]
+    pub no_simplify: bool,
+    /// Print one JSON document instead of tables.
+    #[arg(long)]
+    pub json: bool,
+}
+
+/// Parses `1x3x224x224` into dims.
+pub fn parse_dims(text: &str) -> Result<Vec<usize>> {
+    if text.trim().is_empty() {
+        return Ok(vec![]);
+    }
+    text.split(['x', 'X', ','])
+        .map(|d| {
+            d.trim()
+                .parse::<usize>()
+                .with_context(|| format!("bad dimension '{d}' in '{text}'"))
+        })
+        .collect()
+}
+
+/// Splits `NAME=VALUE`; a bare VALUE names the model's only input.
+pub fn split_named<'a>(arg: &'a str, graph: &'a Graph, what: &str) -> Result<(String, &'a str)> {
+    if let Some((name, value)) = arg.split_once('=') {
+        return Ok((name.to_string(), value));
+    }
+    match graph.inputs.as_slice() {
+        [only] => Ok((only.name.clone(), arg)),
+        inputs => bail!(
+            "{what} '{arg}' needs NAME= because the model has {} inputs ({})",
+            inputs.len(),
+            inputs
+                .iter()
+                .map(|v| v.name.as_str())
+                .collect::<Vec<_>>()
+                .join(", ")
+        ),
+    }
+}
+
+impl ModelArgs {
+    /// Imports the model.
+    pub fn load(&self) -> Result<Graph> {
+        Ok(whittle::load(&self.model)
+            .with_context(|| format!("cannot import {}", self.model.display()))?
+            .graph()
+            .clone())
+    }
+
+    /// Compile options from the flags plus shapes implied by given inputs.
+    pub fn compile_options(
+        &self,
+        graph: &Graph,
+        given: &HashMap<String, Tensor>,
+    ) -> Result<CompileOptions> {
+        if self.threads == 0 {
+            bail!("--threads must be at least 1");
+        }
+        let mut opts = CompileOptions {
+            threads: self.threads,
+            simplify: !self.no_simplify,
+            ..CompileOptions::default()
+        };
+        for (name, t) in given {
+            opts.input_shapes.insert(name.clone(), t.shape().to_vec());
+        }
+        for arg in &self.input_shapes {
+            let (name, dims) = split_named(arg, graph, "--input-shape")?;
+            opts.input_shapes.insert(name, parse_dims(dims)?);
+        }
+        Ok(opts)
+    }
+
+    /// Loads and compiles.
+    pub fn plan(&self, given: &HashMap<String, Tensor>) -> Result<(Graph, Plan)> {
+        let graph = self.load()?;
+        let opts = self.compile_options(&graph, given)?;
+        let plan = whittle::runtime::compile(&graph, &opts)
+            .with_context(|| format!("cannot compile {}", self.model.display()))?;
+        Ok((graph, plan))
+    }
+}
+
+/// Reads `--input NAME=FILE.npy` arguments.
+pub fn read_inputs(args: &[String], graph: &Graph) -> Result<HashMap<String, Tensor>> {
+    let mut out = HashMap::new();
+    for arg in args {
+        let (name, file) = split_named(arg, graph, "--input")?;
+        if !graph.inputs.iter().any(|v| v.name == name) {
+            bail!("the model has no input '{name}'");
+        }
+        let t = whittle::data::read_npy(Path::new(file))
+            .with_context(|| format!("cannot read input '{name}'"))?;
+        out.insert(name, t);
+    }
+    Ok(out)
+}
+
+/// Deterministic pseudo-random inputs in [-1, 1) (or small integers) for
+/// every input the user did not give.
+pub fn fill_inputs(plan: &Plan, given: &HashMap<String, Tensor>) -> Result<Vec<Tensor>> {
+    let mut state = 0x2545_f491_4f6c_dd1du64;
+    let mut next = move || {
+        state ^= state << 13;
+        state ^= state >> 7;
+        state ^= state << 17;
+        state
+    };
+    plan.inputs()
+        .map(|io| {
+            if let Some(t) = given.get(&io.name) {
+                return Ok(t.clone());
+            }
+            let n: usize = io.fact.shape.iter().product();
+            let t = match io.fact.dtype {
+                whittle::DType::F32 => Tensor::from_f32(
+                    io.fact.shape.clone(),
+                    (0..n)
+                        .map(|_| (next() >> 40) as f32 / (1u64 << 23) as f32 - 1.0)
+                        .collect(),
+                )?,
+                whittle::DType::I64 => Tensor::from_i64(
+                    io.fact.shape.clone(),
+                    (0..n).map(|_| (next() % 4) as i64).collect(),
+                )?,
+                other => Tensor::zeros(other, io.fact.shape.clone())?,
+            };
+            Ok(t)
+        })
+        .collect()
+}
+
+/// Plan inputs in order, from given tensors; errors name what is missing.
+pub fn ordered_inputs(plan: &Plan, given: &HashMap<String, Tensor>) -> Result<Vec<Tensor>> {
+    plan.inputs()
+        .map(|io| {
+            given.get(&io.name).cloned().with_context(|| {
+                format!(
+                    "missing --input {}=FILE.npy ({} {:?})",
+                    io.name, io.fact.dtype, io.fact.shape
+                )
+            })
+        })
+        .collect()
+}

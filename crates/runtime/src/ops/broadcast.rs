@@ -1,0 +1,400 @@
+//! Numpy-style broadcasting, planned at build time so that `run` does no
+//! per-element index arithmetic.
+//!
+//! A [`Plan`] maps N inputs onto one output. Output dims of size 1 are
+//! dropped and adjacent dims are merged wherever every input walks them
+//! contiguously (or not at all), so the common cases collapse to one or two
+//! dims: same shape becomes one contiguous run, `[N,C,H,W] + [1,C,1,1]`
+//! becomes `[N*C]` rows of `H*W` against a scalar, a row vector becomes rows
+//! against one shared slice. What is left is an innermost *row* in which
+//! each input is either a contiguous slice or a single repeated value
+//! ([`Src`]); only the start of each row needs index math.
+
+use crate::Parallel;
+
+/// Output elements below which a kernel runs on the calling thread only.
+const PAR_MIN: usize = 1 << 15;
+
+/// The multidirectional (numpy) broadcast of `shapes`, or `None` when two
+/// dims differ and neither is 1.
+pub(crate) fn broadcast_shapes(shapes: &[&[usize]]) -> Option<Vec<usize>> {
+    let rank = shapes.iter().map(|s| s.len()).max().unwrap_or(0);
+    let mut out = vec![1usize; rank];
+    for s in shapes {
+        let pad = rank - s.len();
+        for (o, &d) in out[pad..].iter_mut().zip(s.iter()) {
+            if *o == 1 {
+                *o = d;
+            } else if d != 1 && d != *o {
+                return None;
+            }
+        }
+    }
+    Some(out)
+}
+
+/// Formats shapes for error messages: `[2, 3] and [4]`.
+pub(crate) fn fmt_shapes(shapes: &[&[usize]]) -> String {
+    shapes
+        .iter()
+        .map(|s| format!("{s:?}"))
+        .collect::<Vec<_>>()
+        .join(" and ")
+}
+
+/// The shape of `b` under the pre-opset-7 `broadcast=1, axis=k` rule: `b`
+/// matches a contiguous run of `a`'s dims starting at `axis` (default:
+/// aligned to the end), so it is padded with 1s to `a`'s rank.
+pub(crate) fn legacy_broadcast_shape(
+    a: &[usize],
+    b: &[usize],
+    axis: Option<i64>,
+) -> Result<Vec<usize>, String> {
+    let ra = a.len() as i64;
+    let rb = b.len() as i64;
+    let axis = match axis {
+        None => ra - rb,
+        Some(k) if k < 0 => k + ra,
+        Some(k) => k,
+    };
+    if rb > ra || axis < 0 || axis + rb > ra {
+        return Err(format!(
+            "legacy broadcast of {b:?} into {a:?} at axis {axis} does not fit"
+        ));
+    }
+    let axis = axis as usize;
+    let mut shape = vec![1usize; a.len()];
+    for (i, &d) in b.iter().enumerate() {
+        if d != 1 && d != a[axis + i] {
+            return Err(format!(
+                "legacy broadcast: dim {i} of {b:?} does not match {a:?} at axis {axis}"
+            ));
+        }
+        shape[axis + i] = d;
+    }
+    Ok(shape)
+}
+
+/// One input of a row: a contiguous slice, or one value repeated.
+#[derive(Clone, Copy, Debug)]
+pub(crate) enum Src<'a, T> {
+    /// Element `i` of the row is `s[i]`.
+    Slice(&'a [T]),
+    /// Every element of the row is this value.
+    Scalar(T),
+}
+
+impl<T: Copy> Src<'_, T> {
+    /// Element `i` (for loops that are not worth specialising).
+    #[inline(always)]
+    pub(crate) fn get(&self, i: usize) -> T {
+        match self {
+            Src::Slice(s) => s[i],
+            Src::Scalar(v) => *v,
+        }
+    }
+}
+
+/// How N inputs map onto one output; see the module doc.
+#[derive(Clone, Debug)]
+pub(crate) struct Plan<const N: usize> {
+    /// Output elements.
+    numel: usize,
+    /// Elements per innermost row.
+    inner: usize,
+    /// Per input: 1 when it walks the row contiguously, 0 when it repeats
+    /// one value along it.
+    inner_step: [usize; N],
+    /// Outer dims, innermost first, with each input's element stride.
+    outer: Vec<(usize, [usize; N])>,
+    /// Elements each input must have.
+    input_len: [usize; N],
+}
+
+impl<const N: usize> Plan<N> {
+    /// Plans broadcasting `inputs` to `out`. Every input must be
+    /// broadcastable to `out` (checked by the caller with
+    /// [`broadcast_shapes`]); `Err` names the first that is not.
+    pub(crate) fn new(inputs: [&[usize]; N], out: &[usize]) -> Result<Plan<N>, String> {
+        let rank = out.len();
+        // Per-dim strides of each input aligned to the output's rank, 0
+        // where the input repeats along the dim.
+        let mut strides = vec![[0usize; N]; rank];
+        let mut input_len = [0usize; N];
+        for (k, shape) in inputs.iter().enumerate() {
+            if shape.len() > rank {
+                return Err(format!("{shape:?} has a higher rank than {out:?}"));
+            }
+            let pad = rank - shape.len();
+            let mut stride = 1usize;
+            for d in (0..rank).rev() {
+                let dim = if d >= pad { shape[d - pad] } else { 1 };
+                if dim != out[d] && dim != 1 {
+                    return Err(format!("{shape:?} does not broadcast to {out:?}"));
+                }
+                strides[d][k] = if dim == 1 { 0 } else { stride };
+                stride *= dim;
+            }
+            input_len[k] = stride;
+        }
+        let numel = out.iter().product();
+        // Drop size-1 output dims, then merge a dim into the one inside it
+        // when every input steps across the boundary without a jump.
+        let mut dims: Vec<(usize, [usize; N])> = Vec::new(); // innermost first
+        for d in (0..rank).rev() {
+            if out[d] == 1 {
+                continue;
+            }
+            if let Some((inner_dim, inner_strides)) = dims.last_mut() {
+                let contiguous = (0..N).all(|k| strides[d][k] == inner_strides[k] * *inner_dim);
+                if contiguous {
+                    *inner_dim *= out[d];
+                    continue;
+                }
+            }
+            dims.push((out[d], strides[d]));
+        }
+        let (inner, inner_step) = if dims.is_empty() {
+            (1, [0; N])
+        } else {
+            dims.remove(0)
+        };
+        debug_assert!(inner_step.iter().all(|&s| s <= 1));
+        Ok(Plan {
+            numel,
+            inner,
+            inner_step,
+            outer: dims,
+            input_len,
+        })
+    }
+
+    /// Output elements.
+    pub(crate) fn numel(&self) -> usize {
+        self.numel
+    }
+
+    /// Elements input `k` must have.
+    pub(crate) fn input_len(&self, k: usize) -> usize {
+        self.input_len[k]
+    }
+
+    /// True when input `k` has the output's layout (every step is 1), so it
+    /// can share the output's buffer.
+    pub(crate) fn is_identity(&self, k: usize) -> bool {
+        self.input_len[k] == self.numel
+    }
+
+    /// The broadcast pattern, for kernel names: `same` (no broadcasting),
+    /// `flat` (one run, some inputs repeated) or `bcast`.
+    pub(crate) fn pattern(&self) -> &'static str {
+        if (0..N).all(|k| self.is_identity(k)) {
+            "same"
+        } else if self.outer.is_empty() {
+            "flat"
+        } else {
+            "bcast"
+        }
+    }
+
+    /// Start offsets of row `row` in every input.
+    #[inline]
+    fn row_start(&self, row: usize) -> [usize; N] {
+        let mut offs = [0usize; N];
+        let mut r = row;
+        for (dim, strides) in &self.outer {
+            let i = r % dim;
+            r /= dim;
+            for (o, s) in offs.iter_mut().zip(strides) {
+                *o += i * s;
+            }
+        }
+        offs
+    }
+
+    /// Input `k` over the `len` row elements starting at offset `off`.
+    #[inline(always)]
+    pub(crate) fn src<'a, T: Copy>(
+        &self,
+        k: usize,
+        data: &'a [T],
+        off: usize,
+        len: usize,
+    ) -> Src<'a, T> {
+        if self.inner_step[k] == 1 {
+            Src::Slice(&data[off..off + len])
+        } else {
+            Src::Scalar(data[off])
+        }
+    }
+
+    /// Splits `out` into row segments and calls `body(offsets, segment)`
+    /// for each, where `offsets[k]` is input `k`'s offset for the segment's
+    /// first element (use with [`Plan::src`]). Large outputs are split over
+    /// `par`'s threads.
+    pub(crate) fn run<O: Send>(
+        &self,
+        out: &mut [O],
+        par: &Parallel,
+        body: &(dyn Fn([usize; N], &mut [O]) + Sync),
+    ) {
+        debug_assert_eq!(out.len(), self.numel);
+        if self.numel == 0 {
+            return;
+        }
+        let threads = par.threads();
+        let chunk = if threads <= 1 || self.numel < PAR_MIN {
+            self.numel
+        } else {
+            let target = self.numel.div_ceil(threads * 4).max(PAR_MIN / 4);
+            if self.inner <= target {
+                self.inner * (target / self.inner)
+            } else {
+                target
+            }
+        };
+        let segments = |ci: usize, chunk_out: &mut [O]| {
+            let start = ci * chunk;
+            let mut done = 0;
+            while done < chunk_out.len() {
+                let pos = start + done;
+                let (row, col) = (pos / self.inner, pos % self.inner);
+                let len = (self.inner - col).min(chunk_out.len() - done);
+                let mut offs = self.row_start(row);
+                for (o, step) in offs.iter_mut().zip(self.inner_step) {
+                    *o += col * step;
+                }
+                body(offs, &mut chunk_out[done..done + len]);
+                done += len;
+            }
+        };
+        if chunk >= self.numel {
+            segments(0, out);
+        } else {
+            par.for_each_chunk_mut(out, chunk, &segments);
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// Naive reference: the input offset of every output element.
+    fn naive(shape: &[usize], out: &[usize]) -> Vec<usize> {
+        let pad = out.len() - shape.len();
+        let n: usize = out.iter().product();
+        (0..n)
+            .map(|mut lin| {
+                let mut coords = vec![0; out.len()];
+                for d in (0..out.len()).rev() {
+                    coords[d] = lin % out[d];
+                    lin /= out[d];
+                }
+                let mut off = 0;
+                for (i, &dim) in shape.iter().enumerate() {
+                    let c = if dim == 1 { 0 } else { coords[pad + i] };
+                    off = off * dim + c;
+                }
+                off
+            })
+            .collect()
+    }
+
+    fn offsets_via_plan(a: &[usize], b: &[usize], threads: usize) -> (Vec<usize>, Vec<usize>) {
+        let out = broadcast_shapes(&[a, b]).unwrap();
+        let plan = Plan::<2>::new([a, b], &out).unwrap();
+        let n: usize = out.iter().product();
+        let ia: Vec<usize> = (0..plan.input_len(0)).collect();
+        let ib: Vec<usize> = (0..plan.input_len(1)).collect();
+        let mut got = vec![(0usize, 0usize); n];
+        let par = Parallel::new(threads).unwrap();
+        plan.run(&mut got, &par, &|offs, seg| {
+            let sa = plan.src(0, &ia, offs[0], seg.len());
+            let sb = plan.src(1, &ib, offs[1], seg.len());
+            for (i, o) in seg.iter_mut().enumerate() {
+                *o = (sa.get(i), sb.get(i));
+            }
+        });
+        (
+            got.iter().map(|p| p.0).collect(),
+            got.iter().map(|p| p.1).collect(),
+        )
+    }
+
+    #[test]
+    fn shapes() {
+        assert_eq!(
+            broadcast_shapes(&[&[2, 1, 4], &[3, 1]]),
+            Some(vec![2, 3, 4])
+        );
+        assert_eq!(broadcast_shapes(&[&[], &[5]]), Some(vec![5]));
+        assert_eq!(broadcast_shapes(&[&[0, 3], &[1, 3]]), Some(vec![0, 3]));
+        assert_eq!(broadcast_shapes(&[&[2, 3], &[4]]), None);
+        assert_eq!(broadcast_shapes(&[&[0], &[2]]), None);
+        assert_eq!(
+            legacy_broadcast_shape(&[2, 3, 4, 5], &[3, 4], Some(1)).unwrap(),
+            vec![1, 3, 4, 1]
+        );
+        assert_eq!(
+            legacy_broadcast_shape(&[2, 3, 4, 5], &[5], None).unwrap(),
+            vec![1, 1, 1, 5]
+        );
+        assert!(legacy_broadcast_shape(&[2, 3], &[3], Some(0)).is_err());
+    }
+
+    #[test]
+    fn plan_matches_naive_indexing() {
+        let cases: &[(&[usize], &[usize])] = &[
+            (&[2, 3, 4], &[2, 3, 4]),
+            (&[2, 3, 4], &[]),
+            (&[], &[2, 3, 4]),
+            (&[2, 3, 4, 5], &[1, 3, 1, 1]),
+            (&[4, 5], &[5]),
+            (&[4, 5], &[4, 1]),
+            (&[4, 1], &[1, 5]),
+            (&[1, 4, 1, 6], &[3, 1, 5, 6]),
+            (&[2, 1, 3, 1, 2], &[1, 4, 3, 5, 1]),
+            (&[1, 1], &[1]),
+            (&[3, 0, 2], &[1, 2]),
+        ];
+        for &(a, b) in cases {
+            let out = broadcast_shapes(&[a, b]).unwrap();
+            let (ga, gb) = offsets_via_plan(a, b, 1);
+            assert_eq!(ga, naive(a, &out), "{a:?} {b:?}");
+            assert_eq!(gb, naive(b, &out), "{a:?} {b:?}");
+        }
+    }
+
+    #[test]
+    fn threaded_split_matches_naive() {
+        // Big enough to be split, with rows that straddle chunk borders.
+        for (a, b) in [
+            (vec![3, 7, 4099], vec![7, 1]),
+            (vec![1 << 17], vec![1]),
+            (vec![5, 1, 9000], vec![1, 3, 9000]),
+        ] {
+            let out = broadcast_shapes(&[&a, &b]).unwrap();
+            let (ga, gb) = offsets_via_plan(&a, &b, 3);
+            assert_eq!(ga, naive(&a, &out));
+            assert_eq!(gb, naive(&b, &out));
+        }
+    }
+
+    #[test]
+    fn patterns_collapse() {
+        let p = Plan::<2>::new([&[2, 3, 4], &[2, 3, 4]], &[2, 3, 4]).unwrap();
+        assert_eq!((p.pattern(), p.inner), ("same", 24));
+        let p = Plan::<2>::new([&[2, 3, 4], &[]], &[2, 3, 4]).unwrap();
+        assert_eq!((p.pattern(), p.inner, p.inner_step), ("flat", 24, [1, 0]));
+        // Per-channel: rows of H*W against one value per channel.
+        let p = Plan::<2>::new([&[2, 8, 5, 5], &[1, 8, 1, 1]], &[2, 8, 5, 5]).unwrap();
+        assert_eq!((p.pattern(), p.inner, p.inner_step), ("bcast", 25, [1, 0]));
+        assert_eq!(p.outer, vec![(8, [25, 1]), (2, [200, 0])]);
+        // Row vector: rows of 5 against one shared slice.
+        let p = Plan::<2>::new([&[4, 5], &[5]], &[4, 5]).unwrap();
+        assert_eq!((p.inner, p.inner_step), (5, [1, 1]));
+        assert_eq!(p.outer, vec![(4, [5, 0])]);
+        assert!(Plan::<2>::new([&[2, 3], &[4]], &[2, 3]).is_err());
+    }
+}

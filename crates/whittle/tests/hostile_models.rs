@@ -1,0 +1,95 @@
+//! Models that are valid protobuf but ask for absurd computations: compile
+//! must refuse them with a clear error, never panic or allocate hugely.
+
+use whittle::ir::{Attr, DType, Graph, Node, Tensor, ValueInfo};
+use whittle::runtime::{compile, CompileOptions};
+
+fn graph_with(nodes: Vec<Node>, inits: Vec<(&str, Tensor)>, out: &str) -> Graph {
+    let mut g = Graph {
+        inputs: vec![ValueInfo::known("x", DType::F32, &[1, 4])],
+        outputs: vec![ValueInfo {
+            name: out.into(),
+            dtype: DType::F32,
+            shape: None,
+        }],
+        nodes,
+        ..Graph::default()
+    };
+    g.opsets.insert(String::new(), 17);
+    for (n, t) in inits {
+        g.initializers.insert(n.into(), t);
+    }
+    g
+}
+
+fn expect_error(g: &Graph, needle: &str) {
+    let err = compile(g, &CompileOptions::default())
+        .err()
+        .expect("compile must fail");
+    assert!(err.to_string().contains(needle), "{err}");
+}
+
+#[test]
+fn huge_constant_of_shape_is_refused() {
+    let g = graph_with(
+        vec![Node::new("c", "ConstantOfShape", &["s"], &["y"])],
+        vec![("s", Tensor::vec_i64(vec![1 << 20, 1 << 20, 16]))],
+        "y",
+    );
+    expect_error(&g, "limit");
+}
+
+#[test]
+fn dim_product_over_2_pow_40_is_refused() {
+    let g = graph_with(
+        vec![Node::new("e", "Expand", &["x", "s"], &["y"])],
+        vec![("s", Tensor::vec_i64(vec![1 << 21, 1 << 21, 4]))],
+        "y",
+    );
+    expect_error(&g, "limit");
+}
+
+#[test]
+fn overflowing_shape_is_refused() {
+    let g = graph_with(
+        vec![Node::new("c", "ConstantOfShape", &["s"], &["y"])],
+        vec![("s", Tensor::vec_i64(vec![i64::MAX, i64::MAX]))],
+        "y",
+    );
+    assert!(compile(&g, &CompileOptions::default()).is_err());
+}
+
+#[test]
+fn negative_reshape_dims_are_refused() {
+    let g = graph_with(
+        vec![Node::new("r", "Reshape", &["x", "s"], &["y"])],
+        vec![("s", Tensor::vec_i64(vec![-5, 2]))],
+        "y",
+    );
+    assert!(compile(&g, &CompileOptions::default()).is_err());
+}
+
+#[test]
+fn huge_input_shape_override_is_refused() {
+    let g = graph_with(vec![Node::new("r", "Relu", &["x"], &["y"])], vec![], "y");
+    let mut g = g;
+    g.inputs[0].shape = Some(vec![
+        whittle::ir::Dim::Symbolic("n".into()),
+        whittle::ir::Dim::Known(4),
+    ]);
+    let mut opts = CompileOptions::default();
+    opts.input_shapes.insert("x".into(), vec![1 << 40, 4]);
+    let err = compile(&g, &opts).err().expect("must fail");
+    assert!(err.to_string().contains("too large"), "{err}");
+}
+
+#[test]
+fn bad_attribute_kinds_are_errors() {
+    let g = graph_with(
+        vec![Node::new("s", "Softmax", &["x"], &["y"])
+            .with_attr("axis", Attr::String("last".into()))],
+        vec![],
+        "y",
+    );
+    expect_error(&g, "axis");
+}

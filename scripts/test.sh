@@ -1,0 +1,20 @@
+#!/usr/bin/env bash
+# Runs every test whittle has, installing what the tests need first:
+# the ONNX backend node conformance suite (Debian package libonnx-testdata).
+set -euo pipefail
+cd "$(dirname "$0")/.."
+
+need_apt=()
+[ -d /usr/share/libonnx-testdata/data/node ] || need_apt+=(libonnx-testdata)
+if [ ${#need_apt[@]} -gt 0 ]; then
+  echo "installing: ${need_apt[*]}"
+  SUDO=""
+  [ "$(id -u)" -eq 0 ] || SUDO="sudo"
+  $SUDO apt-get update -qq
+  DEBIAN_FRONTEND=noninteractive $SUDO apt-get install -y -qq "${need_apt[@]}" >/dev/null
+fi
+
+cargo fmt --all -- --check
+cargo clippy --workspace --all-targets --locked -- -D warnings
+# Tests run optimised: the conformance suite and fixture zoo execute real models.
+cargo test --workspace --release --locked
