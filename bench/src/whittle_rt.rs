@@ -44,6 +44,7 @@ impl WhittleRunner {
             input_shapes: HashMap::from([(first.name.clone(), input.shape.clone())]),
             threads,
             simplify: true,
+            ..CompileOptions::default()
         };
         let plan = compile(&graph, &opts).map_err(|e| format!("compile: {e}"))?;
         let input = Tensor::from_f32(input.shape.clone(), input.data.clone())
