@@ -193,6 +193,7 @@ pub fn table(doc: &Document) -> String {
                 }
             }),
             mem.map_or("-".into(), |m| mb(m.weights)),
+            mem.map_or("-".into(), |m| mb(m.packed_weights)),
             diff(d.whittle_tract),
             diff(d.whittle_ort),
             diff(d.tract_ort),
@@ -231,7 +232,7 @@ pub fn table(doc: &Document) -> String {
     out += &render(
         &[
             "model", "thr", "whittle", "tract", "ort", "w/tract", "w/ort", "arena", "lower bd",
-            "arena/lb", "weights", "|w-t|", "|w-o|", "|t-o|", "max|ort|",
+            "arena/lb", "weights", "packed", "|w-t|", "|w-o|", "|t-o|", "max|ort|",
         ],
         &main,
     );
