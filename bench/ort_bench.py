@@ -6,7 +6,11 @@ sequential execution, graph optimisations ORT_ENABLE_ALL. Each iteration is a
 single run() call timed with perf_counter_ns; warm-up runs are not counted.
 
 Usage: python3 bench/ort_bench.py MODEL.onnx INPUT.npy [--threads N]
-           [--iters N] [--warmup N] [--json]
+           [--iters N] [--warmup N] [--json] [--save-output OUT.npy]
+
+--json also lists every timed iteration (times_ms) so that a caller can pool
+several runs; --save-output writes the first output of the last run (for the
+harness's agreement check).
 """
 
 from __future__ import annotations
@@ -29,6 +33,7 @@ def main() -> None:
     parser.add_argument("--iters", type=int, default=100)
     parser.add_argument("--warmup", type=int, default=10)
     parser.add_argument("--json", action="store_true", help="print one JSON document")
+    parser.add_argument("--save-output", type=Path, help="write the first output to this .npy")
     args = parser.parse_args()
     if args.threads < 1 or args.iters < 1 or args.warmup < 0:
         sys.exit("--threads and --iters must be >= 1, --warmup >= 0")
@@ -49,10 +54,13 @@ def main() -> None:
     for _ in range(args.warmup):
         sess.run(None, feed)
     times = np.empty(args.iters)
+    outputs = None
     for i in range(args.iters):
         t0 = time.perf_counter_ns()
-        sess.run(None, feed)
+        outputs = sess.run(None, feed)
         times[i] = (time.perf_counter_ns() - t0) / 1e6
+    if args.save_output is not None:
+        np.save(args.save_output, outputs[0])
 
     median, p10, p90 = (float(v) for v in np.percentile(times, [50, 10, 90]))
     result = {
@@ -67,6 +75,7 @@ def main() -> None:
         "p10_ms": p10,
         "p90_ms": p90,
         "min_ms": float(times.min()),
+        "times_ms": times.tolist(),
     }
     if args.json:
         print(json.dumps(result))
