@@ -111,21 +111,62 @@ impl Einsum {
         }
     }
 
+    /// Sums the products along summed label `l` (size `m`) from `offs`.
+    #[inline(always)]
+    fn dot<T: Num>(&self, xs: &[&[T]], offs: &[usize], l: usize, m: usize, mut acc: T) -> T {
+        match (xs, offs) {
+            ([a], [oa]) => {
+                let sa = self.strides[0][l];
+                for j in 0..m {
+                    acc = acc.add(a[oa + j * sa]);
+                }
+            }
+            ([a, b], [oa, ob]) => {
+                let (sa, sb) = (self.strides[0][l], self.strides[1][l]);
+                for j in 0..m {
+                    acc = acc.add(a[oa + j * sa].mul(b[ob + j * sb]));
+                }
+            }
+            _ => {
+                for j in 0..m {
+                    let mut p = xs[0][offs[0] + j * self.strides[0][l]];
+                    for (i, x) in xs.iter().enumerate().skip(1) {
+                        p = p.mul(x[offs[i] + j * self.strides[i][l]]);
+                    }
+                    acc = acc.add(p);
+                }
+            }
+        }
+        acc
+    }
+
     fn run_typed<T: Num>(&self, xs: &[&[T]], out: &mut [T]) {
         let n_l = self.sizes.len();
-        let red: usize = self.sizes[self.n_out..].iter().product();
         let mut pos = [0usize; MAX_LABELS];
         let mut offs_buf = [0usize; MAX_OPERANDS];
         let offs = &mut offs_buf[..xs.len()];
-        for o in out.iter_mut() {
-            let mut acc = T::ZERO;
-            for _ in 0..red {
+        if n_l == self.n_out {
+            // Nothing summed: one product per output.
+            for o in out.iter_mut() {
                 let mut p = xs[0][offs[0]];
                 for (x, &off) in xs.iter().zip(offs.iter()).skip(1) {
                     p = p.mul(x[off]);
                 }
-                acc = acc.add(p);
-                self.advance(&mut pos, offs, self.n_out, n_l);
+                *o = p;
+                self.advance(&mut pos, offs, 0, self.n_out);
+            }
+            return;
+        }
+        // The innermost summed label runs as a strided dot product; the
+        // other summed labels step an odometer around it.
+        let last = n_l - 1;
+        let m = self.sizes[last];
+        let rest: usize = self.sizes[self.n_out..last].iter().product();
+        for o in out.iter_mut() {
+            let mut acc = T::ZERO;
+            for _ in 0..rest {
+                acc = self.dot(xs, offs, last, m, acc);
+                self.advance(&mut pos, offs, self.n_out, last);
             }
             *o = acc;
             self.advance(&mut pos, offs, 0, self.n_out);

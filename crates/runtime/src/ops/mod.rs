@@ -21,6 +21,7 @@ mod elementwise;
 mod expand;
 mod gather;
 mod gather_nd;
+mod grid_sample;
 mod linear;
 mod lrn;
 mod max_unpool;
@@ -76,6 +77,7 @@ pub fn register_all(r: &mut Registry) {
     depth_to_space::register(r);
     cumsum::register(r);
     einsum::register(r);
+    grid_sample::register(r);
     trilu::register(r);
     shrink::register(r);
     reverse_sequence::register(r);

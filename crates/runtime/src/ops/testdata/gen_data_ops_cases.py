@@ -285,6 +285,26 @@ def einsum():
     t.write()
 
 
+def grid_sample():
+    t = Table("grid_sample_cases.rs")
+    x = rand(2, 3, 4, 5)
+    # Coordinates reach past [-1, 1] so every padding mode matters.
+    grid = rand(2, 3, 6, 2, lo=-1.6, hi=1.6)
+    for mode in ("bilinear", "nearest", "bicubic"):
+        for pad in ("zeros", "border", "reflection"):
+            for ac in (0, 1):
+                t.add(f"gs16_{mode}_{pad}_ac{ac}", "GridSample", 16,
+                      dict(mode=mode, padding_mode=pad, align_corners=ac), [x, grid])
+    t.add("gs20_linear_1d", "GridSample", 20, dict(mode="linear", padding_mode="border"),
+          [rand(1, 2, 6), rand(1, 5, 1, lo=-1.3, hi=1.3)], ref="onnx")
+    t.add("gs20_cubic_3d", "GridSample", 20, dict(mode="cubic", padding_mode="reflection"),
+          [rand(1, 2, 3, 4, 3), rand(1, 2, 2, 3, 3, lo=-1.4, hi=1.4)], ref="onnx")
+    t.add("gs20_nearest_3d_ac", "GridSample", 20, dict(mode="nearest", align_corners=1),
+          [rand(1, 1, 3, 3, 4), rand(1, 2, 3, 2, 3, lo=-1.2, hi=1.2)], ref="onnx")
+    conformance(t, "test_gridsample")
+    t.write()
+
+
 def bool_cases():
     """RefCase literals for ops whose inputs are bool (not in the Case format)."""
     cases = []
@@ -323,6 +343,7 @@ def bool_cases():
 
 if __name__ == "__main__":
     which = sys.argv[1:] or ["topk", "depth_space", "cumsum", "gather_nd", "scatter", "onehot",
-                             "trilu_eye", "norm_misc", "seq_unpool", "einsum", "bool_cases"]
+                             "trilu_eye", "norm_misc", "seq_unpool", "einsum", "grid_sample",
+                             "bool_cases"]
     for w in which:
         globals()[w]()
