@@ -6,6 +6,7 @@
 
 use whittle_ir::{Tensor, TensorData};
 
+use crate::ops::const_size::check_const_size;
 use crate::ops::shape_util::{norm_axis, numel};
 use crate::{BuildCtx, Built, Fact, Kernel, OpError, Registry, RunCtx, RunError, View, ViewMut};
 
@@ -124,6 +125,7 @@ fn non_zero(ctx: &BuildCtx<'_>) -> Result<Built, OpError> {
         .map(|(i, _)| i)
         .collect();
     let (r, n) = (shape.len(), hits.len());
+    check_const_size(ctx, &[r, n], whittle_ir::DType::I64)?;
     // Row d holds every hit's coordinate along axis d.
     let mut coords = vec![0i64; r * n];
     for (j, &flat) in hits.iter().enumerate() {

@@ -306,6 +306,11 @@ fn einsum(ctx: &BuildCtx<'_>) -> Result<Built, OpError> {
     let out_ids: Vec<usize> = match rhs {
         Some(r) => {
             let t = parse_term(ctx, r)?;
+            if e > 0 && t.ellipsis.is_none() {
+                return Err(ctx.err(format!(
+                    "inputs have '...' dims but the output '{r}' has no '...' (as numpy and onnxruntime require)"
+                )));
+            }
             let ids = term_ids(&t, e, if t.ellipsis.is_some() { e } else { 0 });
             for (k, &id) in ids.iter().enumerate() {
                 if size[id].is_none() && id >= e {
@@ -401,6 +406,15 @@ mod tests {
         err("ij,jk->iz", &[a(), b()], "not in any input");
         err("ij,jk->ii", &[a(), b()], "repeats");
         err("i$,jk", &[a(), b()], "cannot parse");
+        err("...j,jk->k", &[a(), b()], "no '...'");
+        err(
+            "...ij,jk->...ik",
+            &[
+                Some(tf(&[2, 2, 3], &[0.0; 12])),
+                Some(tf(&[3, 3, 2], &[0.0; 18])),
+            ],
+            "rank",
+        );
         err("ij,jk->ik", &[a(), Some(tl(&[3, 2], &[0; 6]))], "dtype");
         let e = build_err("Einsum", 12, &[a()], &[]);
         assert!(e.contains("'equation'"), "{e}");

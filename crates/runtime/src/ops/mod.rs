@@ -10,6 +10,7 @@ mod case_check;
 mod cast;
 mod compress;
 mod concat;
+mod const_size;
 mod conv;
 mod cumsum;
 #[cfg(test)]
@@ -57,6 +58,7 @@ mod topk;
 mod transpose;
 mod trilu;
 mod unary;
+mod windows;
 
 /// Registers every op family.
 pub fn register_all(r: &mut Registry) {
@@ -78,6 +80,7 @@ pub fn register_all(r: &mut Registry) {
     cumsum::register(r);
     einsum::register(r);
     grid_sample::register(r);
+    windows::register(r);
     trilu::register(r);
     shrink::register(r);
     reverse_sequence::register(r);

@@ -6,6 +6,7 @@
 use whittle_ir::{DType, Tensor, TensorData};
 
 use crate::ops::cast::onnx_dtype;
+use crate::ops::const_size::check_const_size;
 use crate::ops::shape_util::{numel, scalar_bytes};
 use crate::{BuildCtx, Built, Kernel, OpError, Registry, RunCtx, RunError, View, ViewMut};
 
@@ -127,7 +128,7 @@ fn eye_like(ctx: &BuildCtx<'_>) -> Result<Built, OpError> {
         None => fact.dtype,
     };
     let k = ctx.node.attr_int("k", 0)?;
-    numel(ctx, &fact.shape)?;
+    check_const_size(ctx, &fact.shape, dtype)?;
     let elem = dtype.size();
     let one = scalar_bytes(dtype, 1.0);
     let mut bytes = vec![0u8; rows * cols * elem];
@@ -177,6 +178,23 @@ mod tests {
         assert_eq!(run(k(i64::MIN), 1), vec![1.0, 2.0, 3.0, 4.0]);
         assert_eq!(run(k(i64::MAX), 0), vec![1.0, 2.0, 3.0, 4.0]);
         assert_eq!(run(k(i64::MIN), 0), vec![0.0; 4]);
+    }
+
+    #[test]
+    fn eyelike_refuses_huge_constants() {
+        use crate::op::{BuildCtx, InputFact};
+        use crate::{Fact, Registry};
+        let n = super::super::test_support::node("EyeLike", &[Some(tf(&[1], &[0.0]))], 1, &[]);
+        let ctx = BuildCtx {
+            node: &n,
+            inputs: vec![Some(InputFact {
+                fact: Fact::new(whittle_ir::DType::Bool, vec![1 << 20, 1 << 20]),
+                value: None,
+            })],
+            opset: 9,
+        };
+        let e = Registry::standard().get("", "EyeLike").unwrap()(&ctx).unwrap_err();
+        assert!(e.to_string().contains("byte limit"), "{e}");
     }
 
     #[test]
