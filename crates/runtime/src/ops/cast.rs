@@ -88,7 +88,7 @@ impl CastFrom<bf16> for f16 {
 
 /// The dtype of an ONNX `TensorProto.DataType` code (or, in opset 1, its
 /// name).
-fn onnx_dtype(code: i64) -> Option<DType> {
+pub(crate) fn onnx_dtype(code: i64) -> Option<DType> {
     Some(match code {
         1 => DType::F32,
         2 => DType::U8,

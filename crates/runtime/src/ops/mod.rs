@@ -8,27 +8,43 @@ mod broadcast;
 #[cfg(test)]
 mod case_check;
 mod cast;
+mod compress;
 mod concat;
+mod const_size;
 mod conv;
+mod cumsum;
+#[cfg(test)]
+mod data_ops_tests;
+mod depth_to_space;
+mod einsum;
 mod elem;
 mod elementwise;
 mod expand;
 mod gather;
+mod gather_nd;
+mod grid_sample;
 mod linear;
+mod lrn;
+mod max_unpool;
+mod mvn;
 mod norm;
+mod onehot;
 mod pad;
 mod pool;
 mod reduce;
 mod reduce_kernel;
 mod resize;
+mod reverse_sequence;
 mod rnn;
 mod rnn_act;
+mod scatter;
 mod shape;
 mod shape_const;
 #[cfg(test)]
 mod shape_tests;
 mod shape_util;
 mod shape_view;
+mod shrink;
 mod slice;
 mod softmax;
 mod strided;
@@ -38,8 +54,11 @@ mod test_conformance;
 mod test_refs;
 #[cfg(test)]
 mod test_support;
+mod topk;
 mod transpose;
+mod trilu;
 mod unary;
+mod windows;
 
 /// Registers every op family.
 pub fn register_all(r: &mut Registry) {
@@ -54,4 +73,20 @@ pub fn register_all(r: &mut Registry) {
     rnn::register(r);
     shape::register(r);
     unary::register(r);
+    topk::register(r);
+    scatter::register(r);
+    gather_nd::register(r);
+    depth_to_space::register(r);
+    cumsum::register(r);
+    einsum::register(r);
+    grid_sample::register(r);
+    windows::register(r);
+    trilu::register(r);
+    shrink::register(r);
+    reverse_sequence::register(r);
+    onehot::register(r);
+    mvn::register(r);
+    max_unpool::register(r);
+    lrn::register(r);
+    compress::register(r);
 }
