@@ -100,7 +100,17 @@ pub(crate) fn decode_tensor(
         ));
     }
     let typed = typed_fields(proto);
-    let data = if proto.data_location == Some(DataLocation::External as i32) {
+    let external = match proto.data_location.map(DataLocation::try_from) {
+        None | Some(Ok(DataLocation::Default)) => false,
+        Some(Ok(DataLocation::External)) => true,
+        Some(Err(_)) => {
+            return Err(OnnxError::tensor(
+                name,
+                format!("unknown data_location {:?}", proto.data_location),
+            ))
+        }
+    };
+    let data = if external {
         if proto.raw_data.as_ref().is_some_and(|r| !r.is_empty()) || typed.iter().any(|f| f.1 > 0) {
             return Err(OnnxError::tensor(
                 name,

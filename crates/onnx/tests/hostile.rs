@@ -215,6 +215,10 @@ fn unsupported_tensor_types() {
     let err = import_err("undefined", &model_with(w));
     assert!(err.contains("UNDEFINED"), "{err}");
     let mut w = raw_f32("w", &[2, 3], &[0.0; 6]);
+    w.data_location = Some(7);
+    let err = import_err("data_location", &model_with(w));
+    assert!(err.contains("data_location"), "{err}");
+    let mut w = raw_f32("w", &[2, 3], &[0.0; 6]);
     w.segment = Some(Segment {
         begin: Some(0),
         end: Some(3),

@@ -1,0 +1,45 @@
+#!/usr/bin/env bash
+# Fuzzes one of whittle's parsers for a bounded time.
+#
+#   scripts/fuzz.sh [TARGET] [SECONDS]
+#
+# TARGET is a cargo-fuzz target in fuzz/ (import: ONNX model bytes; tensor:
+# TensorProto bytes; default import); SECONDS defaults to 60. The corpus is
+# seeded from the ONNX conformance suite when it is installed. Crashes are
+# saved under fuzz/artifacts/TARGET/ and make the script fail.
+#
+# cargo-fuzz needs nightly-only flags (-Zsanitizer); on a stable toolchain
+# RUSTC_BOOTSTRAP=1 unlocks them.
+set -euo pipefail
+target="${1:-import}"
+secs="${2:-60}"
+root="$(cd "$(dirname "$0")/.." && pwd)"
+suite=/usr/share/libonnx-testdata/data/node
+
+if ! cargo fuzz --version >/dev/null 2>&1; then
+    echo "installing cargo-fuzz..." >&2
+    cargo install --locked cargo-fuzz
+fi
+
+corpus="$root/fuzz/corpus/$target"
+mkdir -p "$corpus"
+if [[ -d "$suite" && -z "$(ls -A "$corpus")" ]]; then
+    case "$target" in
+        import) pattern='model.onnx' ;;
+        tensor) pattern='*.pb' ;;
+        *) pattern='' ;;
+    esac
+    if [[ -n "$pattern" ]]; then
+        # Small seeds keep each run fast; name them by case to avoid clashes.
+        find "$suite" -name "$pattern" -size -16k | while read -r f; do
+            rel="${f#"$suite"/}"
+            cp "$f" "$corpus/${rel//\//_}"
+        done
+    fi
+fi
+
+cd "$root/fuzz"
+# -malloc_limit_mb turns any single oversized allocation into a crash.
+RUSTC_BOOTSTRAP=1 cargo fuzz run "$target" "$corpus" -- \
+    -max_total_time="$secs" -max_len=65536 -malloc_limit_mb=512 -rss_limit_mb=2048 \
+    -print_final_stats=1
