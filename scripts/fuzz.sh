@@ -4,7 +4,8 @@
 #   scripts/fuzz.sh [TARGET] [SECONDS]
 #
 # TARGET is a cargo-fuzz target in fuzz/ (import: ONNX model bytes; tensor:
-# TensorProto bytes; default import); SECONDS defaults to 60. The corpus is
+# TensorProto bytes; compile: model bytes imported, compiled and executed;
+# default import); SECONDS defaults to 60. The corpus is
 # seeded from the ONNX conformance suite when it is installed. Crashes are
 # saved under fuzz/artifacts/TARGET/ and make the script fail.
 #
@@ -25,7 +26,7 @@ corpus="$root/fuzz/corpus/$target"
 mkdir -p "$corpus"
 if [[ -d "$suite" && -z "$(ls -A "$corpus")" ]]; then
     case "$target" in
-        import) pattern='model.onnx' ;;
+        import|compile) pattern='model.onnx' ;;
         tensor) pattern='*.pb' ;;
         *) pattern='' ;;
     esac
@@ -39,7 +40,15 @@ if [[ -d "$suite" && -z "$(ls -A "$corpus")" ]]; then
 fi
 
 cd "$root/fuzz"
-# -malloc_limit_mb turns any single oversized allocation into a crash.
+# -malloc_limit_mb turns any single oversized allocation into a crash. The
+# parsers never need more than 512 MB; compile may plan tensors up to its
+# 2 GiB per-tensor limit.
+malloc_mb=512
+rss_mb=2048
+if [[ "$target" == compile ]]; then
+    malloc_mb=2200
+    rss_mb=8192
+fi
 RUSTC_BOOTSTRAP=1 cargo fuzz run "$target" "$corpus" -- \
-    -max_total_time="$secs" -max_len=65536 -malloc_limit_mb=512 -rss_limit_mb=2048 \
+    -max_total_time="$secs" -max_len=65536 -malloc_limit_mb="$malloc_mb" -rss_limit_mb="$rss_mb" \
     -print_final_stats=1
