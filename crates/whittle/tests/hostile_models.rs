@@ -93,3 +93,16 @@ fn bad_attribute_kinds_are_errors() {
     );
     expect_error(&g, "axis");
 }
+
+/// Found by the `compile` fuzz target: Trilu over an empty matrix divided by
+/// its zero row count.
+#[test]
+fn trilu_on_an_empty_matrix_runs() {
+    let mut g = graph_with(vec![Node::new("t", "Trilu", &["x"], &["y"])], vec![], "y");
+    g.inputs[0] = ValueInfo::known("x", DType::F32, &[0, 3]);
+    let mut plan = compile(&g, &CompileOptions::default()).unwrap();
+    let out = plan
+        .run(&[Tensor::zeros(DType::F32, vec![0, 3]).unwrap()])
+        .unwrap();
+    assert_eq!(out[0].shape(), &[0, 3]);
+}

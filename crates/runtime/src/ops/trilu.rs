@@ -62,6 +62,10 @@ impl Kernel for Trilu {
             }
             out.copy_from_slice(x);
         }
+        if out.is_empty() {
+            // A zero-sized matrix has nothing to zero (and no row length to chunk by).
+            return Ok(());
+        }
         let cols = self.cols as i64;
         for (r, line) in out.chunks_exact_mut(row).enumerate() {
             let i = (r % self.rows) as i64;
