@@ -357,5 +357,5 @@ fn fashion_mnist_test_set_if_present() {
     let b = ds.batch(&spec, 0..64).unwrap();
     let x = b.x.as_f32().unwrap();
     assert!(x.iter().all(|v| (0.0..=1.0).contains(v)));
-    assert!(x.iter().any(|&v| v == 1.0) && x.iter().any(|&v| v == 0.0));
+    assert!(x.contains(&1.0) && x.contains(&0.0));
 }
