@@ -204,8 +204,9 @@ impl Dataset {
     /// Checks that samples fit a model input whose per-sample shape is
     /// `model_sample` (its shape without the batch dim), and resolves the
     /// preprocessing. Samples fit when the shapes are equal, equal but for
-    /// size-1 dims, or when the model wants a flat vector of the same
-    /// length. Image folders are decoded to the model's channel count (1 or
+    /// size-1 dims, or when one side is a flat vector of the other's
+    /// length (flat `[N, 784]` data into a `[1, 28, 28]` input, or images
+    /// into a `[784]` input). Image folders are decoded to the model's channel count (1 or
     /// 3); no format is resized.
     pub fn input_spec(
         &self,
@@ -221,7 +222,8 @@ impl Dataset {
         let numel: usize = data_shape.iter().product();
         let fits = data_shape == model_sample
             || squeeze(&data_shape) == squeeze(model_sample)
-            || (model_sample.len() == 1 && model_sample[0] == numel);
+            || (model_sample.len() == 1 && model_sample[0] == numel)
+            || (data_shape.len() == 1 && model_sample.iter().product::<usize>() == numel);
         if !fits {
             return Err(DataError::mismatch(
                 &self.source,
