@@ -354,6 +354,27 @@ pub(crate) mod tests {
         assert!(err.contains("missing"), "{err}");
     }
 
+    /// Every single-byte corruption of a plain and a gzipped file, and every
+    /// truncation, reads or errors without panicking.
+    #[test]
+    fn corruptions_never_panic() {
+        let dir = tempfile::tempdir().unwrap();
+        let p = dir.path().join("c-images-idx3-ubyte");
+        let plain = idx_u8(&[3, 4, 4], &(0..48).collect::<Vec<u8>>());
+        for bytes in [plain.clone(), gzip(&plain)] {
+            for i in 0..bytes.len() {
+                for v in [0u8, 0x7f, 0xff] {
+                    let mut b = bytes.clone();
+                    b[i] = v;
+                    std::fs::write(&p, &b).unwrap();
+                    let _ = read_idx(&p);
+                }
+                std::fs::write(&p, &bytes[..i]).unwrap();
+                assert!(read_idx(&p).is_err(), "truncated at {i}");
+            }
+        }
+    }
+
     #[test]
     fn pairs_images_and_labels() {
         let dir = tempfile::tempdir().unwrap();

@@ -359,3 +359,49 @@ fn fashion_mnist_test_set_if_present() {
     assert!(x.iter().all(|v| (0.0..=1.0).contains(v)));
     assert!(x.contains(&1.0) && x.contains(&0.0));
 }
+
+/// A PNG whose header claims 100000 x 100000 pixels (and holds no data):
+/// refused by the size limits, not allocated.
+#[test]
+fn image_folder_refuses_huge_headers_and_reads_jpeg() {
+    let dir = tempfile::tempdir().unwrap();
+    let class = dir.path().join("only");
+    std::fs::create_dir(&class).unwrap();
+    image::GrayImage::from_pixel(4, 4, image::Luma([128]))
+        .save(class.join("a.jpg"))
+        .unwrap();
+    let ds = open_dataset(dir.path()).unwrap();
+    assert_eq!(ds.sample_shape(), &[1, 4, 4]);
+    let pre = Preprocess {
+        divide_by: Some(1.0),
+        ..Preprocess::default()
+    };
+    let spec = ds.input_spec(&[1, 4, 4], &pre).unwrap();
+    let b = ds.batch(&spec, 0..1).unwrap();
+    // JPEG is lossy, but a flat image stays flat within a level or two.
+    assert!(b
+        .x
+        .as_f32()
+        .unwrap()
+        .iter()
+        .all(|v| (v - 128.0).abs() <= 2.0));
+
+    let mut ihdr = b"IHDR".to_vec();
+    ihdr.extend_from_slice(&100_000u32.to_be_bytes());
+    ihdr.extend_from_slice(&100_000u32.to_be_bytes());
+    ihdr.extend_from_slice(&[8, 0, 0, 0, 0]);
+    let mut crc = flate2::Crc::new();
+    crc.update(&ihdr);
+    let mut png = b"\x89PNG\r\n\x1a\n".to_vec();
+    png.extend_from_slice(&13u32.to_be_bytes());
+    png.extend_from_slice(&ihdr);
+    png.extend_from_slice(&crc.sum().to_be_bytes());
+    std::fs::write(class.join("b.png"), &png).unwrap();
+    let ds = open_dataset(dir.path()).unwrap();
+    let e = err_text(ds.batch(&spec, 0..2));
+    assert!(e.contains("b.png"), "{e}");
+    // As the first image it fails at open.
+    std::fs::remove_file(class.join("a.jpg")).unwrap();
+    let e = err_text(open_dataset(dir.path()));
+    assert!(e.contains("b.png"), "{e}");
+}
