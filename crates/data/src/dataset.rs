@@ -355,7 +355,8 @@ impl Dataset {
 ///   file of an IDX pair: IDX;
 /// * a zip archive (`.npz`): arrays `x` and `y`;
 /// * any other directory: an image folder, one sub-folder per class.
-pub fn open_dataset(path: &Path) -> Result<Dataset, DataError> {
+pub fn open_dataset(path: impl AsRef<Path>) -> Result<Dataset, DataError> {
+    let path = path.as_ref();
     let meta = std::fs::metadata(path).map_err(DataError::io(path))?;
     if meta.is_dir() {
         return if looks_like_idx(path) {

@@ -13,6 +13,27 @@
 //! [`DataError`] naming the file, never a panic. Writes are atomic: a
 //! temporary file in the destination directory is renamed into place, so a
 //! failure never leaves a partial file.
+//!
+//! ```no_run
+//! use whittle_data::{open_dataset, Metrics, Preprocess};
+//!
+//! # fn main() -> Result<(), whittle_data::DataError> {
+//! let mut ds = open_dataset("/usr/share/datasets/fashion-mnist/t10k-images-idx3-ubyte.gz")?;
+//! ds.truncate(1000);
+//! // Checks the samples fit a [batch, 1, 28, 28] input; pixels / 255.
+//! let spec = ds.input_spec(&[1, 28, 28], &Preprocess::default())?;
+//! let mut metrics = Metrics::new(10);
+//! for batch in ds.batches(&spec, 64) {
+//!     let batch = batch?; // batch.x: f32 [n, 1, 28, 28]
+//!     for &label in &batch.labels {
+//!         let scores = [0.0f32; 10]; // a model's output row goes here
+//!         metrics.add(&scores, label as usize);
+//!     }
+//! }
+//! println!("top-1 {:.2}%", 100.0 * metrics.top1());
+//! # Ok(())
+//! # }
+//! ```
 
 mod dataset;
 mod folder;
