@@ -323,7 +323,7 @@ fn image_folder_classes_channels_and_sizes() {
 fn unknown_and_empty_inputs() {
     let dir = tempfile::tempdir().unwrap();
     let d = dir.path();
-    assert!(err_text(open_dataset(&d.join("nope"))).contains("nope"));
+    assert!(err_text(open_dataset(d.join("nope"))).contains("nope"));
     assert!(err_text(open_dataset(d)).contains("no class sub-folders"));
     std::fs::create_dir(d.join("empty_class")).unwrap();
     assert!(err_text(open_dataset(d)).contains("no .png/.jpg images"));
