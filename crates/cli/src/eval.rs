@@ -478,7 +478,7 @@ mod tests {
         };
         // Symbolic batch: every batch size, including a padded last batch.
         let (g, x) = load("mlp_dynamic");
-        let ds = open_dataset(&write_idx_f32(dir.path(), &x, 3, 8, 8, &[9, 5, 0])).unwrap();
+        let ds = open_dataset(write_idx_f32(dir.path(), &x, 3, 8, 8, &[9, 5, 0])).unwrap();
         for b in [1, 2, 3, 8] {
             let r = evaluate(&g, &ds, &opts(b), &ProgressBar::hidden()).unwrap();
             assert_eq!(r.batch, b);
@@ -486,14 +486,14 @@ mod tests {
             assert_eq!(r.metrics.top1_correct(), 2);
         }
         // Labels past the model's outputs; data of the wrong shape.
-        let ds = open_dataset(&write_idx_f32(dir.path(), &x, 3, 8, 8, &[9, 5, 10])).unwrap();
+        let ds = open_dataset(write_idx_f32(dir.path(), &x, 3, 8, 8, &[9, 5, 10])).unwrap();
         let e = evaluate(&g, &ds, &opts(2), &ProgressBar::hidden()).unwrap_err();
         assert!(
             format!("{e:#}")
                 .contains("label 10 (sample 2) is out of range for the model's 10 outputs"),
             "{e:#}"
         );
-        let ds = open_dataset(&write_idx_f32(dir.path(), &x, 12, 4, 4, &[0; 12])).unwrap();
+        let ds = open_dataset(write_idx_f32(dir.path(), &x, 12, 4, 4, &[0; 12])).unwrap();
         let e = format!(
             "{:#}",
             evaluate(&g, &ds, &opts(2), &ProgressBar::hidden()).unwrap_err()
@@ -501,7 +501,7 @@ mod tests {
         assert!(e.contains("[1, 4, 4]") && e.contains("[1, 8, 8]"), "{e}");
         // Batch fixed at 1: one sample per run whatever --batch says.
         let (g, x) = load("lenet");
-        let ds = open_dataset(&write_idx_f32(dir.path(), &x, 1, 28, 28, &[1])).unwrap();
+        let ds = open_dataset(write_idx_f32(dir.path(), &x, 1, 28, 28, &[1])).unwrap();
         let r = evaluate(&g, &ds, &opts(16), &ProgressBar::hidden()).unwrap();
         assert_eq!((r.batch, r.predictions.clone()), (1, vec![1]));
         assert_eq!(r.metrics.top1(), 1.0);
