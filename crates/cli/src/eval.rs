@@ -382,7 +382,20 @@ pub fn main(args: Args) -> Result<()> {
             })
         })
         .collect();
-    table(&["class", "name", "samples", "top-1"], &rows);
+    // Numbered classes (IDX, .npz) need no name column.
+    let named = names.iter().enumerate().any(|(i, n)| *n != i.to_string());
+    if named {
+        table(&["class", "name", "samples", "top-1"], &rows);
+    } else {
+        let rows: Vec<Vec<String>> = rows
+            .into_iter()
+            .map(|mut r| {
+                r.remove(1);
+                r
+            })
+            .collect();
+        table(&["class", "samples", "top-1"], &rows);
+    }
     Ok(())
 }
 
