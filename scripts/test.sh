@@ -1,11 +1,13 @@
 #!/usr/bin/env bash
 # Runs every test whittle has, installing what the tests need first:
-# the ONNX backend node conformance suite (Debian package libonnx-testdata).
+# the ONNX backend node conformance suite (Debian package libonnx-testdata)
+# and Fashion-MNIST (dataset-fashion-mnist, for the eval/accuracy tests).
 set -euo pipefail
 cd "$(dirname "$0")/.."
 
 need_apt=()
 [ -d /usr/share/libonnx-testdata/data/node ] || need_apt+=(libonnx-testdata)
+[ -d /usr/share/datasets/fashion-mnist ] || need_apt+=(dataset-fashion-mnist)
 if [ ${#need_apt[@]} -gt 0 ]; then
   echo "installing: ${need_apt[*]}"
   SUDO=""

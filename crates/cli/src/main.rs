@@ -1,7 +1,8 @@
-//! The `whittle` command line: inspect, run and benchmark ONNX models.
+//! The `whittle` command line: inspect, run, benchmark and evaluate ONNX models.
 
 mod bench;
 mod common;
+mod eval;
 mod format;
 mod inspect;
 mod run;
@@ -26,6 +27,9 @@ enum Command {
     Run(run::Args),
     /// Measure latency (median and spread) and memory.
     Bench(bench::Args),
+    /// Accuracy (top-1, top-5, per class, confusion matrix) on a labelled
+    /// dataset: IDX, .npz (x, y) or a folder of images per class.
+    Eval(eval::Args),
 }
 
 fn main() {
@@ -34,6 +38,7 @@ fn main() {
         Command::Inspect(a) => inspect::main(a),
         Command::Run(a) => run::main(a),
         Command::Bench(a) => bench::main(a),
+        Command::Eval(a) => eval::main(a),
     };
     if let Err(e) = result {
         eprintln!("error: {e:#}");

@@ -131,6 +131,10 @@ pub fn write_npy(path: &Path, t: &Tensor) -> Result<(), DataError> {
             path: path.to_path_buf(),
             source,
         },
+        DataError::Mismatch { msg, .. } => DataError::Mismatch {
+            path: path.to_path_buf(),
+            msg,
+        },
     })?;
     atomic_write(path, &bytes)
 }
