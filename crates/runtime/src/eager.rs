@@ -79,7 +79,7 @@ pub(crate) fn run_kernel(
         .iter()
         .map(|t| match t {
             Some(t) => View::of(t),
-            None => View::new(DType::F32, &[]),
+            None => View::new(DType::F32, crate::view::empty()),
         })
         .collect();
     let mut out_views: SmallVec<[ViewMut<'_>; 4]> = outs.iter_mut().map(ViewMut::of).collect();

@@ -264,6 +264,13 @@ fn run_step(
     // scratch to any element type.
     let (no_scratch, arena) = arena.split_at_mut(0);
     let mut rest: &mut [u8] = arena;
+    // Outputs with no elements get zero-length slices at the aligned base too.
+    let mut empties: SmallVec<[&mut [u8]; 2]> = SmallVec::new();
+    for _ in step.outputs.iter().filter(|(ri, _)| *ri == EMPTY_REGION) {
+        let (e, r) = std::mem::take(&mut rest).split_at_mut(0);
+        empties.push(e);
+        rest = r;
+    }
     let mut pos = 0;
     for r in &step.regions {
         let tail = std::mem::take(&mut rest);
@@ -283,7 +290,10 @@ fn run_step(
     let mut outs: SmallVec<[ViewMut<'_>; 4]> = SmallVec::new();
     for &(ri, dt) in &step.outputs {
         if ri == EMPTY_REGION {
-            outs.push(ViewMut::new(dt, &mut []));
+            let e = empties
+                .pop()
+                .ok_or(ExecError::Internal("empty outputs miscounted"))?;
+            outs.push(ViewMut::new(dt, e));
             continue;
         }
         let bytes = parts
@@ -301,7 +311,7 @@ fn run_step(
     };
     let shared: SmallVec<[&[u8]; 8]> = parts
         .into_iter()
-        .map(|p| p.map_or(&[][..], |m| &*m))
+        .map(|p| p.map_or(crate::view::empty(), |m| &*m))
         .collect();
     let mut ins: SmallVec<[View<'_>; 8]> = SmallVec::new();
     for &(slot, dt) in &step.inputs {
@@ -317,7 +327,7 @@ fn run_step(
                 View::of(consts.get(c).ok_or(ExecError::Internal("constant index"))?)
             }
             InputSlot::Aliased => View::aliased(dt),
-            InputSlot::Empty => View::new(dt, &[]),
+            InputSlot::Empty => View::new(dt, crate::view::empty()),
         });
     }
     let mut ctx = RunCtx { scratch, par };

@@ -139,6 +139,16 @@ impl<'a> ViewMut<'a> {
     }
 }
 
+/// A zero-length byte slice at a 64-byte aligned address: what omitted
+/// inputs and empty tensors are viewed as, so a kernel may cast it to any
+/// element type.
+pub(crate) fn empty() -> &'static [u8] {
+    #[repr(C, align(64))]
+    struct Aligned([u8; 0]);
+    static EMPTY: Aligned = Aligned([]);
+    &EMPTY.0
+}
+
 /// Reinterprets bytes as elements. Empty slices (whose dangling pointer may
 /// not be aligned) map to an empty slice instead of failing the alignment
 /// check; non-empty buffers are aligned by construction (arena offsets and

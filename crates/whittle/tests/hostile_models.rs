@@ -106,3 +106,24 @@ fn trilu_on_an_empty_matrix_runs() {
         .unwrap();
     assert_eq!(out[0].shape(), &[0, 3]);
 }
+
+/// Found by the `compile` fuzz target: a reduction over an empty axis read
+/// its (empty) input through an unaligned slice.
+#[test]
+fn reduce_over_an_empty_axis_gives_the_identity() {
+    let mut g = graph_with(
+        vec![Node::new("r", "ReduceL2", &["x"], &["y"])
+            .with_attr("axes", Attr::Ints(vec![2]))
+            .with_attr("keepdims", Attr::Int(0))],
+        vec![],
+        "y",
+    );
+    g.opsets.insert(String::new(), 13);
+    g.inputs[0] = ValueInfo::known("x", DType::F32, &[3, 2, 0]);
+    let mut plan = compile(&g, &CompileOptions::default()).unwrap();
+    let out = plan
+        .run(&[Tensor::zeros(DType::F32, vec![3, 2, 0]).unwrap()])
+        .unwrap();
+    assert_eq!(out[0].shape(), &[3, 2]);
+    assert!(out[0].as_f32().unwrap().iter().all(|&v| v == 0.0));
+}
