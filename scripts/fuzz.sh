@@ -42,11 +42,12 @@ fi
 cd "$root/fuzz"
 # -malloc_limit_mb turns any single oversized allocation into a crash. The
 # parsers never need more than 512 MB; compile may plan tensors up to its
-# 2 GiB per-tensor limit.
+# 2 GiB per-tensor limit and arenas up to 4 GiB (allocated zeroed, so untouched
+# pages cost no memory).
 malloc_mb=512
 rss_mb=2048
 if [[ "$target" == compile ]]; then
-    malloc_mb=2200
+    malloc_mb=4400
     rss_mb=8192
 fi
 RUSTC_BOOTSTRAP=1 cargo fuzz run "$target" "$corpus" -- \

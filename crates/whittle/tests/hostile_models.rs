@@ -127,3 +127,26 @@ fn reduce_over_an_empty_axis_gives_the_identity() {
     assert_eq!(out[0].shape(), &[3, 2]);
     assert!(out[0].as_f32().unwrap().iter().all(|&v| v == 0.0));
 }
+
+/// Found by the `compile` fuzz target: tensors each under the per-tensor
+/// limit can still add up to an absurd arena; compile refuses it before
+/// allocating.
+#[test]
+fn arena_over_the_limit_is_refused() {
+    let n = 1i64 << 28; // 1 GiB of f32 per tensor
+    let g = graph_with(
+        vec![
+            Node::new("a", "Expand", &["x1", "s"], &["a"]),
+            Node::new("b", "Expand", &["x1", "s"], &["b"]),
+            Node::new("c", "Expand", &["x1", "s"], &["c"]),
+            Node::new("r", "Reshape", &["x", "one"], &["x1"]),
+            Node::new("sum", "Sum", &["a", "b", "c"], &["y"]),
+        ],
+        vec![
+            ("s", Tensor::vec_i64(vec![n])),
+            ("one", Tensor::vec_i64(vec![4])),
+        ],
+        "y",
+    );
+    expect_error(&g, "arena");
+}

@@ -242,6 +242,13 @@ pub(crate) fn analyze(
                         ))));
                     }
                 }
+                if kernel.scratch_bytes() > super::MAX_TENSOR_BYTES {
+                    return Err(CompileError::Op(ctx.err(format!(
+                        "its kernel needs {} bytes of workspace, over the {} byte limit",
+                        kernel.scratch_bytes(),
+                        super::MAX_TENSOR_BYTES
+                    ))));
+                }
                 if all_const {
                     let inputs: Vec<Option<&Tensor>> = ctx
                         .inputs

@@ -26,6 +26,10 @@ pub const MAX_TENSOR_ELEMENTS: usize = 1 << 31;
 /// hostile model cannot make compile allocate more than this per tensor.
 pub const MAX_TENSOR_BYTES: usize = 1 << 31;
 
+/// Largest arena compile will allocate (4 GiB), activations and kernel
+/// workspaces together.
+pub const MAX_ARENA_BYTES: usize = 1 << 32;
+
 /// Options for [`compile`].
 #[derive(Clone, Debug)]
 pub struct CompileOptions {
@@ -73,6 +77,9 @@ pub enum CompileError {
     /// The thread pool could not be created.
     #[error("cannot start {threads} threads: {msg}")]
     Threads { threads: usize, msg: String },
+    /// The plan would exceed a memory limit.
+    #[error("{0}")]
+    Limit(String),
     /// A broken invariant inside whittle.
     #[error("internal error: {0}")]
     Internal(String),
@@ -369,6 +376,12 @@ fn lower(graph: &Graph, analysis: Analysis, par: Parallel) -> Result<Plan, Compi
         })
         .min_by_key(|(_, l)| l.arena)
         .ok_or_else(|| CompileError::Internal("no schedule".into()))?;
+    if best.arena > MAX_ARENA_BYTES {
+        return Err(CompileError::Limit(format!(
+            "the plan needs a {} byte arena, over the {MAX_ARENA_BYTES} byte limit",
+            best.arena
+        )));
+    }
     memory::verify(&best.buffers, &best.offsets, best.arena).map_err(CompileError::Internal)?;
 
     // Constants the steps or outputs read.
