@@ -143,8 +143,8 @@ fn arena_over_the_limit_is_refused() {
             Node::new("sum", "Sum", &["a", "b", "c"], &["y"]),
         ],
         vec![
-            ("s", Tensor::vec_i64(vec![n])),
-            ("one", Tensor::vec_i64(vec![4])),
+            ("s", Tensor::vec_i64(vec![4, n / 4])),
+            ("one", Tensor::vec_i64(vec![4, 1])),
         ],
         "y",
     );
