@@ -139,8 +139,10 @@ fn arena_over_the_limit_is_refused() {
             Node::new("a", "Expand", &["x1", "s"], &["a"]),
             Node::new("b", "Expand", &["x1", "s"], &["b"]),
             Node::new("c", "Expand", &["x1", "s"], &["c"]),
+            Node::new("d", "Expand", &["x1", "s"], &["d"]),
+            Node::new("e", "Expand", &["x1", "s"], &["e"]),
             Node::new("r", "Reshape", &["x", "one"], &["x1"]),
-            Node::new("sum", "Sum", &["a", "b", "c"], &["y"]),
+            Node::new("sum", "Sum", &["a", "b", "c", "d", "e"], &["y"]),
         ],
         vec![
             ("s", Tensor::vec_i64(vec![4, n / 4])),
