@@ -34,6 +34,8 @@ use core::ops::Range;
 
 #[cfg(target_arch = "x86_64")]
 pub(crate) use avx2::act as avx2_act;
+#[cfg(target_arch = "x86_64")]
+pub(crate) use avx512::act as avx512_act;
 pub use exec::{for_each_chunk_mut, for_each_chunk_mut_with_scratch, ChunkFn, Exec, Serial};
 pub(crate) use exec::{task_range, SharedMut};
 pub use isa::Isa;

@@ -237,14 +237,15 @@ fn build_conv(ctx: &BuildCtx<'_>) -> Result<Built, OpError> {
             if v.is_empty() { "" } else { "." }
         )
     } else {
-        let algo = if geom.is_pointwise() {
-            ConvAlgo::Pointwise
-        } else {
-            ConvAlgo::Im2col
+        let algo = match &imp {
+            ConvImpl::Gemm(k) => k.algo(),
+            _ if geom.is_pointwise() => ConvAlgo::Pointwise,
+            _ => ConvAlgo::Im2col,
         };
         let algo = match algo {
             ConvAlgo::Pointwise => "conv.1x1.gemm",
             ConvAlgo::Im2col => "conv.im2col.gemm",
+            ConvAlgo::Shift => "conv.implicit.gemm",
         };
         if c.group > 1 {
             format!("{algo}.g{}", c.group)
