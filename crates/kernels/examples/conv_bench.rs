@@ -1,5 +1,6 @@
 //! Conv and depthwise layers of MobileNetV2 and ResNet-18: the current
-//! kernels against the previous forms (im2col GEMM for dense convs),
+//! kernels against the previous forms (im2col GEMM for dense convs, the
+//! AVX2 row kernels for depthwise),
 //! interleaved in one run, minimum and median of many runs (the machine is
 //! shared: the minimum is the steadier figure).
 //!
@@ -145,9 +146,10 @@ fn main() {
         let mut y2 = y.clone();
         let [new, old, two] = if g.groups == g.cin && g.groups > 1 {
             let dw = Depthwise::new(g.clone(), &w, Some(&bias), act);
+            // The previous kernels are the AVX2 ones.
             let [new, old] = time2(
                 || dw.run(isa, &x, &mut y, &Serial),
-                || dw.run(isa, &x, &mut y2, &Serial),
+                || dw.run(isa.without_avx512(), &x, &mut y2, &Serial),
             );
             let [_, two] = time2(
                 || dw.run(isa, &x, &mut y, &Serial),

@@ -226,8 +226,11 @@ fn build_conv(ctx: &BuildCtx<'_>) -> Result<Built, OpError> {
     };
     let base = if dw {
         let s = geom.stride[2];
-        let v = match DwVariant::of(&geom) {
-            DwVariant::Generic => "generic",
+        let v = match (&imp, DwVariant::of(&geom)) {
+            (ConvImpl::Dw(k), _) if matches!(k.kernel_name(isa()), "flat" | "s2") => {
+                k.kernel_name(isa())
+            }
+            (_, DwVariant::Generic) => "generic",
             _ => "",
         };
         format!(
