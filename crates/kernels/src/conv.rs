@@ -373,7 +373,9 @@ impl Conv {
         assert!(geom.is_valid(), "conv: invalid geometry");
         let (cout_g, depth) = (geom.cout_g(), geom.cin_g() * geom.kernel_size());
         let group_w = |grp: usize| &weights[grp * cout_g * depth..][..cout_g * depth];
-        let shift = ShiftPlan::new(&geom).filter(|_| allow_shift && shift_supported(Isa::detect()));
+        let shift = ShiftPlan::new(&geom)
+            .or_else(|| ShiftPlan::pointwise(&geom))
+            .filter(|_| allow_shift && shift_supported(Isa::detect()));
         let packed = match shift {
             Some(plan) => ConvWeights::Shift {
                 plan,

@@ -59,6 +59,8 @@ pub struct ShiftPlan {
     wq: usize,
     /// Offset of tap `(ci, ky, kx)` (in weight order) in the plane buffer.
     koff: Vec<u32>,
+    /// Pointwise: the input itself is the plane buffer (no copy).
+    direct: bool,
 }
 
 impl ShiftPlan {
@@ -130,6 +132,36 @@ impl ShiftPlan {
             hq,
             wq,
             koff,
+            direct: false,
+        })
+    }
+
+    /// The plan of a pointwise conv ([`ConvGeom::is_pointwise`], any
+    /// spatial rank): B is read straight from the input, each channel's
+    /// `in_spatial` floats one grid row, so nothing is copied.
+    pub fn pointwise(g: &ConvGeom) -> Option<ShiftPlan> {
+        if !g.is_valid() || !g.is_pointwise() {
+            return None;
+        }
+        let (n, cin_g) = (g.in_spatial(), g.cin_g());
+        if n == 0 || cin_g.checked_mul(n)? > u32::MAX as usize {
+            return None;
+        }
+        Some(ShiftPlan {
+            cin_g,
+            ih: 1,
+            iw: n,
+            oh: 1,
+            ow: n,
+            pt: 0,
+            pl: 0,
+            sy: 1,
+            sx: 1,
+            phases: vec![(0, 0)],
+            hq: 1,
+            wq: n,
+            koff: (0..cin_g).map(|c| (c * n) as u32).collect(),
+            direct: true,
         })
     }
 
@@ -141,6 +173,9 @@ impl ShiftPlan {
     /// Floats of the plane buffer, with the slack that the last tile's
     /// dropped lanes read past the last plane.
     pub fn planes_len(&self) -> usize {
+        if self.direct {
+            return 0;
+        }
         self.cin_g * self.phases.len() * self.plane() + self.wq + 2 * TILE
     }
 
@@ -290,6 +325,9 @@ const MAX_SEGS: usize = LANES + 1;
 pub(crate) struct TileSegs {
     pub segs: [[Seg; MAX_SEGS]; MAX_V],
     pub count: [usize; MAX_V],
+    /// Set when every vector lands whole and in order at output index
+    /// `start + 16 v` (the tile lies inside one output row): plain stores.
+    pub contiguous: Option<isize>,
 }
 
 impl ShiftPlan {
@@ -300,6 +338,7 @@ impl ShiftPlan {
         let mut t = TileSegs {
             segs: [[Seg::default(); MAX_SEGS]; MAX_V],
             count: [0; MAX_V],
+            contiguous: None,
         };
         for v in 0..vectors {
             let g0 = n0 + v * LANES;
@@ -318,6 +357,15 @@ impl ShiftPlan {
                 }
                 oy += 1;
             }
+        }
+        let start = t.segs[0][0].dst;
+        let whole = (0..vectors).all(|v| {
+            t.count[v] == 1
+                && t.segs[v][0].mask == u16::MAX
+                && t.segs[v][0].dst == start + (v * LANES) as isize
+        });
+        if whole {
+            t.contiguous = Some(start);
         }
         t
     }
@@ -362,9 +410,13 @@ pub fn conv_shift(
     if let Some(b) = bias {
         assert!(b.len() >= m, "conv_shift: bias too short");
     }
-    let xp = &mut scratch[..plan.planes_len()];
-    plan.fill(x, xp, exec);
-    let xp: &[f32] = xp;
+    let xp: &[f32] = if plan.direct {
+        x
+    } else {
+        let xp = &mut scratch[..plan.planes_len()];
+        plan.fill(x, xp, exec);
+        xp
+    };
     let (vact, scalar_act) = crate::gemm::split_act(act);
     let tiles = plan.grid().div_ceil(TILE);
     let panels = m.div_ceil(ROWS);
@@ -396,6 +448,12 @@ pub fn conv_shift(
                 let n0 = tile * TILE;
                 let vectors = (plan.grid() - n0).div_ceil(LANES).min(MAX_V);
                 let segs = plan.segs(n0, vectors);
+                // Lanes past the grid are not loaded: the direct (pointwise)
+                // form has no slack after the input.
+                let lmask: [u16; MAX_V] = core::array::from_fn(|v| {
+                    let left = plan.grid().saturating_sub(n0 + v * LANES).min(LANES);
+                    ((1u32 << left) - 1) as u16
+                });
                 for panel in p0..p1 {
                     let r0 = panel * ROWS;
                     let rows_here = ROWS.min(m - r0);
@@ -403,9 +461,11 @@ pub fn conv_shift(
                     let tb = bias.map(|b| &b[r0..r0 + rows_here]);
                     #[cfg(target_arch = "x86_64")]
                     // SAFETY: AVX-512 is present (asserted via `isa`). Every
-                    // B read is `xp[koff[p] + n0 + lane]` with `n0 + lane <
-                    // grid + LANES`, inside `planes_len` (its slack covers the
-                    // last tile). Stores go to rows r0..r0+rows_here of `y`
+                    // B read is `xp[koff[p] + n0 + lane]` for lanes in
+                    // `lmask`, so `n0 + lane < grid`: inside the planes
+                    // (grid positions of a plane lie within it up to the
+                    // slack, `planes_len`), or inside `x` for the direct
+                    // form (`koff[p] + grid <= cin_g * n`). Stores go to rows r0..r0+rows_here of `y`
                     // at the masked lanes of `segs`, which are outputs of this
                     // tile only (each output index `oy * ow + ox` belongs to
                     // exactly one tile); tasks own disjoint tiles or panels.
@@ -417,6 +477,7 @@ pub fn conv_shift(
                             ap,
                             &plan.koff,
                             xp.as_ptr().add(n0),
+                            &lmask,
                             &avx512::Store {
                                 y: y_ptr.0.add(r0 * osp),
                                 ldc: osp,

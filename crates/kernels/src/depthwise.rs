@@ -224,13 +224,7 @@ type ChannelFn<'a> = dyn Fn(&[f32], usize, &mut [f32]) + Sync + 'a;
 /// output channel of every image, several channels per task, then the
 /// scalar part of the activation.
 #[cfg(target_arch = "x86_64")]
-fn per_channel(
-    g: &ConvGeom,
-    x: &[f32],
-    y: &mut [f32],
-    exec: &dyn Exec,
-    f: &ChannelFn<'_>,
-) {
+fn per_channel(g: &ConvGeom, x: &[f32], y: &mut [f32], exec: &dyn Exec, f: &ChannelFn<'_>) {
     let (isp, osp) = (g.in_spatial(), g.out_spatial());
     assert!(
         x.len() >= g.batch * g.cin * isp,

@@ -22,7 +22,8 @@ pub(crate) struct Store<'a> {
 ///
 /// # Safety
 /// The CPU must support AVX-512F. `a` holds `ROWS * k` floats; for every
-/// depth `p < k`, `xb + koff[p] + j` is readable for `j < 16 * vectors`;
+/// depth `p < k`, `xb + koff[p] + 16 * v + j` is readable for `v <
+/// vectors` and every lane `j` set in `lmask[v]`;
 /// `st.y + r * st.ldc + seg.dst + lane` is writable for `r < rows` and every
 /// lane set in a segment's mask, with no other access during the call.
 #[allow(clippy::too_many_arguments)]
@@ -33,6 +34,7 @@ pub(crate) unsafe fn tile(
     a: &[f32],
     koff: &[u32],
     xb: *const f32,
+    lmask: &[u16; 3],
     st: &Store<'_>,
 ) {
     assert!(a.len() >= ROWS * k && koff.len() >= k && (1..=ROWS).contains(&rows));
@@ -42,14 +44,14 @@ pub(crate) unsafe fn tile(
     macro_rules! go {
         ($v:literal) => {
             match rows {
-                1 => kernel::<1, $v>(k, a, koff, xb, st),
-                2 => kernel::<2, $v>(k, a, koff, xb, st),
-                3 => kernel::<3, $v>(k, a, koff, xb, st),
-                4 => kernel::<4, $v>(k, a, koff, xb, st),
-                5 => kernel::<5, $v>(k, a, koff, xb, st),
-                6 => kernel::<6, $v>(k, a, koff, xb, st),
-                7 => kernel::<7, $v>(k, a, koff, xb, st),
-                _ => kernel::<8, $v>(k, a, koff, xb, st),
+                1 => kernel::<1, $v>(k, a, koff, xb, lmask, st),
+                2 => kernel::<2, $v>(k, a, koff, xb, lmask, st),
+                3 => kernel::<3, $v>(k, a, koff, xb, lmask, st),
+                4 => kernel::<4, $v>(k, a, koff, xb, lmask, st),
+                5 => kernel::<5, $v>(k, a, koff, xb, lmask, st),
+                6 => kernel::<6, $v>(k, a, koff, xb, lmask, st),
+                7 => kernel::<7, $v>(k, a, koff, xb, lmask, st),
+                _ => kernel::<8, $v>(k, a, koff, xb, lmask, st),
             }
         };
     }
@@ -71,18 +73,25 @@ unsafe fn kernel<const R: usize, const V: usize>(
     a: &[f32],
     koff: &[u32],
     xb: *const f32,
+    lmask: &[u16; 3],
     st: &Store<'_>,
 ) {
-    let mut acc = [[_mm512_setzero_ps(); V]; R];
+    // Accumulators start at the bias; everything below indexes them with
+    // constants only, so they stay in registers (no spill, no memset).
+    let mut acc: [[__m512; V]; R] = core::array::from_fn(|r| {
+        [st.bias
+            .map_or(_mm512_setzero_ps(), |b| _mm512_set1_ps(b[r])); V]
+    });
     let ap = a.as_ptr();
     // SAFETY: reads a[p*ROWS + r] (r < R <= ROWS, p < k) inside `a`, and
-    // xb[koff[p] + 16v + lane] which the caller guarantees readable.
+    // the lanes of xb[koff[p] + 16v..] in lmask[v], which the caller
+    // guarantees readable (other lanes are not accessed).
     unsafe {
         for (p, &off) in koff[..k].iter().enumerate() {
-            let bp = xb.add(off as usize);
+            let bp = xb.wrapping_add(off as usize);
             let mut b = [_mm512_setzero_ps(); V];
             for (v, bv) in b.iter_mut().enumerate() {
-                *bv = _mm512_loadu_ps(bp.add(16 * v));
+                *bv = _mm512_maskz_loadu_ps(lmask[v], bp.wrapping_add(16 * v));
             }
             let arow = ap.add(p * ROWS);
             for (r, row) in acc.iter_mut().enumerate() {
@@ -92,31 +101,31 @@ unsafe fn kernel<const R: usize, const V: usize>(
                 }
             }
         }
-        store(&acc, st);
     }
-}
-
-/// Bias, activation and the masked stores of a finished tile.
-///
-/// # Safety
-/// AVX-512F; the store contract of [`tile`].
-#[inline]
-#[target_feature(enable = "avx512f")]
-unsafe fn store<const R: usize, const V: usize>(acc: &[[__m512; V]; R], st: &Store<'_>) {
+    for row in acc.iter_mut() {
+        for x in row.iter_mut() {
+            *x = avx512_act(st.act, *x);
+        }
+    }
+    if let Some(start) = st.segs.contiguous {
+        for (r, row) in acc.iter().enumerate() {
+            let yr = st.y.wrapping_add(r * st.ldc).wrapping_offset(start);
+            for (v, x) in row.iter().enumerate() {
+                // SAFETY: the tile lies inside one output row, so every lane
+                // of every vector is an output the caller lets us write.
+                unsafe { _mm512_storeu_ps(yr.wrapping_add(16 * v), *x) };
+            }
+        }
+        return;
+    }
     for (r, row) in acc.iter().enumerate() {
-        let bias = st.bias.map(|b| _mm512_set1_ps(b[r]));
         let yr = st.y.wrapping_add(r * st.ldc);
-        for (v, &x) in row.iter().enumerate() {
-            let x = match bias {
-                Some(b) => _mm512_add_ps(x, b),
-                None => x,
-            };
-            let x = avx512_act(st.act, x);
+        for (v, x) in row.iter().enumerate() {
             for seg in &st.segs.segs[v][..st.segs.count[v]] {
                 // SAFETY: the caller guarantees every masked lane of the
                 // segment is writable; masked-off lanes are not accessed, so
                 // the address may point outside `y` for them.
-                unsafe { _mm512_mask_storeu_ps(yr.wrapping_offset(seg.dst), seg.mask, x) };
+                unsafe { _mm512_mask_storeu_ps(yr.wrapping_offset(seg.dst), seg.mask, *x) };
             }
         }
     }

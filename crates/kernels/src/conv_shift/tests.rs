@@ -12,7 +12,9 @@ fn run_case(g: &ConvGeom, act: Activation, seed: u64) {
     if !shift_supported(isa) {
         return;
     }
-    let plan = ShiftPlan::new(g).expect("geometry has a plan");
+    let plan = ShiftPlan::new(g)
+        .or_else(|| ShiftPlan::pointwise(g))
+        .expect("geometry has a plan");
     let x = rand_vec(g.batch * g.cin * g.in_spatial(), seed);
     let w = rand_vec(g.cout * g.cin_g() * g.kernel_size(), seed + 1);
     let bias = rand_vec(g.cout, seed + 2);
@@ -43,158 +45,100 @@ fn run_case(g: &ConvGeom, act: Activation, seed: u64) {
     }
 }
 
+/// 2-D geometry: `(batch, cin, cout, groups, [h, w], [kh, kw], [sy, sx],
+/// [dy, dx], pads begin [t, l], pads end [b, r])`.
+type G2 = (
+    usize,
+    usize,
+    usize,
+    usize,
+    [usize; 2],
+    [usize; 2],
+    [usize; 2],
+    [usize; 2],
+    [usize; 2],
+    [usize; 2],
+);
+
+fn g2(c: G2) -> ConvGeom {
+    let (b, ci, co, gr, hw, k, s, d, pb, pe) = c;
+    let d3 = |v: [usize; 2], one: usize| [one, v[0], v[1]];
+    geom(
+        b,
+        ci,
+        co,
+        gr,
+        d3(hw, 1),
+        d3(k, 1),
+        d3(s, 1),
+        d3(d, 1),
+        d3(pb, 0),
+        d3(pe, 0),
+    )
+}
+
 #[test]
 fn strides_pads_dilations_and_groups() {
-    let cases = [
+    #[rustfmt::skip]
+    let cases: [G2; 10] = [
         // 3x3 stride 1 pad 1 (ResNet body), odd widths and channel counts.
-        geom(
-            1,
-            5,
-            11,
-            1,
-            [1, 9, 13],
-            [1, 3, 3],
-            [1; 3],
-            [1; 3],
-            [0, 1, 1],
-            [0, 1, 1],
-        ),
+        (1, 5, 11, 1, [9, 13], [3, 3], [1, 1], [1, 1], [1, 1], [1, 1]),
         // 7x7 map: grid rows shorter than a vector.
-        geom(
-            1,
-            16,
-            20,
-            1,
-            [1, 7, 7],
-            [1, 3, 3],
-            [1; 3],
-            [1; 3],
-            [0, 1, 1],
-            [0, 1, 1],
-        ),
+        (1, 16, 20, 1, [7, 7], [3, 3], [1, 1], [1, 1], [1, 1], [1, 1]),
         // Stride 2 (four phases), asymmetric pads.
-        geom(
-            2,
-            3,
-            9,
-            1,
-            [1, 17, 15],
-            [1, 3, 3],
-            [1, 2, 2],
-            [1; 3],
-            [0, 1, 0],
-            [0, 0, 1],
-        ),
+        (2, 3, 9, 1, [17, 15], [3, 3], [2, 2], [1, 1], [1, 0], [0, 1]),
         // 7x7 stride-2 stem shape, few channels.
-        geom(
-            1,
-            3,
-            8,
-            1,
-            [1, 30, 28],
-            [1, 7, 7],
-            [1, 2, 2],
-            [1; 3],
-            [0, 3, 3],
-            [0, 3, 3],
-        ),
+        (1, 3, 8, 1, [30, 28], [7, 7], [2, 2], [1, 1], [3, 3], [3, 3]),
         // 1x1 stride 2 (ResNet downsample): one phase used.
-        geom(
-            1,
-            6,
-            10,
-            1,
-            [1, 10, 12],
-            [1, 1, 1],
-            [1, 2, 2],
-            [1; 3],
-            [0; 3],
-            [0; 3],
-        ),
+        (1, 6, 10, 1, [10, 12], [1, 1], [2, 2], [1, 1], [0, 0], [0, 0]),
         // Dilation 2, stride 3 in x only, rectangular kernel, no padding.
-        geom(
-            1,
-            4,
-            7,
-            1,
-            [1, 12, 20],
-            [1, 3, 2],
-            [1, 1, 3],
-            [1, 2, 2],
-            [0; 3],
-            [0; 3],
-        ),
+        (1, 4, 7, 1, [12, 20], [3, 2], [1, 3], [2, 2], [0, 0], [0, 0]),
         // Groups, and a 1x1 with padding (not pointwise).
-        geom(
-            1,
-            8,
-            12,
-            4,
-            [1, 6, 6],
-            [1, 3, 3],
-            [1; 3],
-            [1; 3],
-            [0, 1, 1],
-            [0, 1, 1],
-        ),
-        geom(
-            1,
-            4,
-            4,
-            1,
-            [1, 5, 5],
-            [1, 1, 1],
-            [1; 3],
-            [1; 3],
-            [0, 1, 1],
-            [0, 1, 1],
-        ),
+        (1, 8, 12, 4, [6, 6], [3, 3], [1, 1], [1, 1], [1, 1], [1, 1]),
+        (1, 4, 4, 1, [5, 5], [1, 1], [1, 1], [1, 1], [1, 1], [1, 1]),
         // A wide map: many tiles, rows longer than a tile.
-        geom(
-            1,
-            3,
-            17,
-            1,
-            [1, 20, 70],
-            [1, 3, 3],
-            [1; 3],
-            [1; 3],
-            [0, 1, 1],
-            [0, 1, 1],
-        ),
+        (1, 3, 17, 1, [20, 70], [3, 3], [1, 1], [1, 1], [1, 1], [1, 1]),
         // A tiny output (1x1) from a large kernel.
-        geom(
-            1,
-            2,
-            3,
-            1,
-            [1, 4, 4],
-            [1, 4, 4],
-            [1; 3],
-            [1; 3],
-            [0; 3],
-            [0; 3],
-        ),
+        (1, 2, 3, 1, [4, 4], [4, 4], [1, 1], [1, 1], [0, 0], [0, 0]),
     ];
-    for (i, g) in cases.iter().enumerate() {
-        run_case(g, Activation::Relu, 10 + i as u64);
+    for (i, c) in cases.iter().enumerate() {
+        run_case(&g2(*c), Activation::Relu, 10 + i as u64);
     }
 }
 
 #[test]
-fn every_activation() {
+fn pointwise_reads_the_input_in_place() {
+    #[rustfmt::skip]
+    let cases: [G2; 3] = [
+        // 7x7: a 1-column tail tile whose loads must stay inside the input.
+        (1, 20, 19, 1, [7, 7], [1, 1], [1, 1], [1, 1], [0, 0], [0, 0]),
+        // Whole tiles only, two images.
+        (2, 5, 9, 1, [6, 16], [1, 1], [1, 1], [1, 1], [0, 0], [0, 0]),
+        // Groups.
+        (1, 6, 9, 3, [9, 9], [1, 1], [1, 1], [1, 1], [0, 0], [0, 0]),
+    ];
+    for (i, c) in cases.iter().enumerate() {
+        run_case(&g2(*c), Activation::Relu, 40 + i as u64);
+    }
+    // 3-D pointwise is pointwise too.
     let g = geom(
         1,
+        3,
         4,
-        9,
         1,
-        [1, 8, 11],
-        [1, 3, 3],
-        [1, 2, 2],
+        [3, 5, 7],
         [1; 3],
-        [0, 1, 1],
-        [0, 1, 1],
+        [1; 3],
+        [1; 3],
+        [0; 3],
+        [0; 3],
     );
+    run_case(&g, Activation::None, 50);
+}
+
+#[test]
+fn every_activation() {
+    let g = g2((1, 4, 9, 1, [8, 11], [3, 3], [2, 2], [1, 1], [1, 1], [1, 1]));
     for (i, &act) in ACTS.iter().enumerate() {
         run_case(&g, act, 100 + i as u64);
     }
@@ -202,20 +146,11 @@ fn every_activation() {
 
 #[test]
 fn plan_refuses_what_it_cannot_run() {
-    // Pointwise is a plain GEMM; 3-D convs and huge strides go to im2col.
-    let pw = geom(
-        1,
-        4,
-        4,
-        1,
-        [1, 5, 5],
-        [1; 3],
-        [1; 3],
-        [1; 3],
-        [0; 3],
-        [0; 3],
-    );
+    // Pointwise has its own copy-free plan; 3-D convs and huge strides go
+    // to im2col.
+    let pw = g2((1, 4, 4, 1, [5, 5], [1, 1], [1, 1], [1, 1], [0, 0], [0, 0]));
     assert!(ShiftPlan::new(&pw).is_none());
+    assert!(ShiftPlan::pointwise(&pw).is_some_and(|p| p.planes_len() == 0));
     let d3 = geom(
         1,
         2,
@@ -229,18 +164,7 @@ fn plan_refuses_what_it_cannot_run() {
         [0; 3],
     );
     assert!(ShiftPlan::new(&d3).is_none());
-    let s5 = geom(
-        1,
-        2,
-        2,
-        1,
-        [1, 20, 20],
-        [1, 3, 3],
-        [1, 5, 5],
-        [1; 3],
-        [0; 3],
-        [0; 3],
-    );
+    let s5 = g2((1, 2, 2, 1, [20, 20], [3, 3], [5, 5], [1, 1], [0, 0], [0, 0]));
     assert!(ShiftPlan::new(&s5).is_none());
 }
 

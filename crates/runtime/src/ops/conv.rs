@@ -248,6 +248,7 @@ fn build_conv(ctx: &BuildCtx<'_>) -> Result<Built, OpError> {
         let algo = match algo {
             ConvAlgo::Pointwise => "conv.1x1.gemm",
             ConvAlgo::Im2col => "conv.im2col.gemm",
+            ConvAlgo::Shift if geom.is_pointwise() => "conv.1x1.direct",
             ConvAlgo::Shift => "conv.implicit.gemm",
         };
         if c.group > 1 {
