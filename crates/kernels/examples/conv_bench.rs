@@ -194,8 +194,13 @@ fn main() {
         total[0] += new.0;
         total[1] += old.0;
         let flops = 2.0 * g.macs() as f64;
+        let algo = if g.groups == g.cin && g.groups > 1 {
+            String::from("dw")
+        } else {
+            format!("{:?}", Conv::new(g.clone(), &w, None, act).algo())
+        };
         println!(
-            "{:<32} {:>7.1} / {:>7.1} {:>7.1} / {:>7.1} {:>7.2} {:>8.1} {:>7.2}",
+            "{:<32} {:>7.1} / {:>7.1} {:>7.1} / {:>7.1} {:>7.2} {:>8.1} {:>7.2} {algo}",
             l.0,
             new.0 * 1e6,
             new.1 * 1e6,

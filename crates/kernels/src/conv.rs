@@ -280,6 +280,8 @@ pub enum ConvAlgo {
     Im2col,
     /// Implicit GEMM over zero-padded phase planes (see [`crate::conv_shift`]).
     Shift,
+    /// The same, with tiles vectorised over output channels (small maps).
+    ShiftPixels,
 }
 
 /// A convolution with weights packed ahead of time.
@@ -378,10 +380,10 @@ impl Conv {
             .filter(|_| allow_shift && shift_supported(Isa::detect()));
         let packed = match shift {
             Some(plan) => ConvWeights::Shift {
-                plan,
                 weights: (0..geom.groups)
-                    .map(|grp| PackedRows::new(group_w(grp), cout_g, depth))
+                    .map(|grp| PackedRows::new(group_w(grp), cout_g, depth, plan.panel_width()))
                     .collect(),
+                plan,
             },
             None => ConvWeights::Gemm(
                 (0..geom.groups)
@@ -411,6 +413,7 @@ impl Conv {
     /// Which GEMM form runs.
     pub fn algo(&self) -> ConvAlgo {
         match &self.weights {
+            ConvWeights::Shift { plan, .. } if plan.is_pixel_major() => ConvAlgo::ShiftPixels,
             ConvWeights::Shift { .. } => ConvAlgo::Shift,
             ConvWeights::Gemm(_) if self.geom.is_pointwise() => ConvAlgo::Pointwise,
             ConvWeights::Gemm(_) => ConvAlgo::Im2col,

@@ -61,6 +61,9 @@ pub struct ShiftPlan {
     koff: Vec<u32>,
     /// Pointwise: the input itself is the plane buffer (no copy).
     direct: bool,
+    /// Vectorise over output channels (pixel-major tiles) instead of
+    /// grid positions: for small maps, whose grids waste most lanes.
+    pixels: bool,
 }
 
 impl ShiftPlan {
@@ -118,22 +121,26 @@ impl ShiftPlan {
                 }
             }
         }
-        Some(ShiftPlan {
-            cin_g,
-            ih,
-            iw,
-            oh,
-            ow,
-            pt: g.pad_begin[1],
-            pl: g.pad_begin[2],
-            sy,
-            sx,
-            phases,
-            hq,
-            wq,
-            koff,
-            direct: false,
-        })
+        Some(
+            ShiftPlan {
+                cin_g,
+                ih,
+                iw,
+                oh,
+                ow,
+                pt: g.pad_begin[1],
+                pl: g.pad_begin[2],
+                sy,
+                sx,
+                phases,
+                hq,
+                wq,
+                koff,
+                direct: false,
+                pixels: false,
+            }
+            .choose_layout(g.cout_g()),
+        )
     }
 
     /// The plan of a pointwise conv ([`ConvGeom::is_pointwise`], any
@@ -147,22 +154,86 @@ impl ShiftPlan {
         if n == 0 || cin_g.checked_mul(n)? > u32::MAX as usize {
             return None;
         }
-        Some(ShiftPlan {
-            cin_g,
-            ih: 1,
-            iw: n,
-            oh: 1,
-            ow: n,
-            pt: 0,
-            pl: 0,
-            sy: 1,
-            sx: 1,
-            phases: vec![(0, 0)],
-            hq: 1,
-            wq: n,
-            koff: (0..cin_g).map(|c| (c * n) as u32).collect(),
-            direct: true,
-        })
+        Some(
+            ShiftPlan {
+                cin_g,
+                ih: 1,
+                iw: n,
+                oh: 1,
+                ow: n,
+                pt: 0,
+                pl: 0,
+                sy: 1,
+                sx: 1,
+                phases: vec![(0, 0)],
+                hq: 1,
+                wq: n,
+                koff: (0..cin_g).map(|c| (c * n) as u32).collect(),
+                direct: true,
+                pixels: false,
+            }
+            .choose_layout(g.cout_g()),
+        )
+    }
+
+    /// Picks channel- or pixel-major tiles for `m` output channels from a
+    /// cost model of the micro-kernel: per depth step a tile of `r` rows
+    /// and `v` vectors costs `max(r v / 2, (r + v + 1) / 3)` cycles (FMA or
+    /// load bound), plus a per-vector epilogue (masked stores, or a scatter
+    /// for pixel-major tiles).
+    fn choose_layout(mut self, m: usize) -> ShiftPlan {
+        let k = self.koff.len() as f64;
+        let tc = |r: usize, v: usize| -> f64 {
+            if r == 0 || v == 0 {
+                return 0.0;
+            }
+            let (r, v) = (r as f64, v as f64);
+            k * (r * v / 2.0).max((r + v + 1.0) / 3.0)
+        };
+        // Tiles of up to 3 vectors over `n` lanes: (full tiles, tail vectors).
+        let split = |n: usize| (n / TILE, (n % TILE).div_ceil(LANES));
+        let (gt, gv) = split(self.grid());
+        let (fp, rp) = (m / ROWS, m % ROWS);
+        let chan = |r: usize| {
+            gt as f64 * (tc(r, MAX_V) + 2.0 * (r * MAX_V) as f64)
+                + tc(r, gv)
+                + 2.0 * (r * gv) as f64
+        };
+        let cost_chan = fp as f64 * chan(ROWS) + chan(rp);
+        let osp = self.oh * self.ow;
+        let r = osp.div_ceil(osp.div_ceil(ROWS).max(1)).max(1);
+        let (ft, rt) = (osp / r, osp % r);
+        let (cg, cv) = split(m);
+        let pix = |r: usize| {
+            cg as f64 * (tc(r, MAX_V) + 12.0 * (r * MAX_V) as f64)
+                + tc(r, cv)
+                + 12.0 * (r * cv) as f64
+        };
+        let cost_pix = ft as f64 * pix(r) + pix(rt);
+        self.pixels = cost_pix < 0.95 * cost_chan;
+        self
+    }
+
+    /// The same plan with the tile layout forced (tests cover both).
+    #[cfg(test)]
+    pub(crate) fn with_pixels(mut self, pixels: bool) -> ShiftPlan {
+        self.pixels = pixels;
+        self
+    }
+
+    /// True when tiles vectorise over output channels (small maps).
+    pub fn is_pixel_major(&self) -> bool {
+        self.pixels
+    }
+
+    /// Rows per weight panel: [`ROWS`] for channel-major tiles, 16 (one
+    /// vector of output channels) for pixel-major ones.
+    pub fn panel_width(&self) -> usize {
+        if self.pixels {
+            LANES
+        } else {
+            ROWS
+        }
     }
 
     /// Floats of one phase plane.
@@ -233,32 +304,36 @@ impl ShiftPlan {
     }
 }
 
-/// Weights of one group as [`ROWS`]-row panels over the whole depth:
-/// `data[panel * ROWS * k + p * ROWS + r]` is row `panel * ROWS + r`,
+/// Weights of one group as panels of `width` rows over the whole depth:
+/// `data[panel * width * k + p * width + r]` is row `panel * width + r`,
 /// column `p`; rows past `m` are zero.
 #[derive(Clone, Debug, PartialEq)]
 pub struct PackedRows {
     m: usize,
     k: usize,
+    /// Rows per panel.
+    width: usize,
     data: Vec<f32>,
 }
 
 impl PackedRows {
-    /// Packs a row-major `m x k` matrix.
+    /// Packs a row-major `m x k` matrix into panels of `width` rows
+    /// ([`ShiftPlan::panel_width`]).
     ///
     /// # Panics
-    /// If `w` is shorter than `m * k`.
-    pub fn new(w: &[f32], m: usize, k: usize) -> PackedRows {
+    /// If `w` is shorter than `m * k` or `width` is 0.
+    pub fn new(w: &[f32], m: usize, k: usize, width: usize) -> PackedRows {
         assert!(w.len() >= m * k, "packed rows: weights too short");
-        let panels = m.div_ceil(ROWS);
-        let mut data = vec![0.0; panels * ROWS * k];
+        assert!(width > 0, "packed rows: zero panel width");
+        let panels = m.div_ceil(width);
+        let mut data = vec![0.0; panels * width * k];
         for (i, row) in w[..m * k].chunks_exact(k.max(1)).enumerate().take(m) {
-            let panel = &mut data[(i / ROWS) * ROWS * k..][..ROWS * k];
+            let panel = &mut data[(i / width) * width * k..][..width * k];
             for (p, &v) in row.iter().enumerate() {
-                panel[p * ROWS + i % ROWS] = v;
+                panel[p * width + i % width] = v;
             }
         }
-        PackedRows { m, k, data }
+        PackedRows { m, k, width, data }
     }
 
     /// Bytes held.
@@ -267,7 +342,8 @@ impl PackedRows {
     }
 
     fn at(&self, i: usize, p: usize) -> f32 {
-        self.data[(i / ROWS) * ROWS * self.k + p * ROWS + i % ROWS]
+        let w = self.width;
+        self.data[(i / w) * w * self.k + p * w + i % w]
     }
 }
 
@@ -410,6 +486,11 @@ pub fn conv_shift(
     if let Some(b) = bias {
         assert!(b.len() >= m, "conv_shift: bias too short");
     }
+    assert_eq!(
+        a.width,
+        plan.panel_width(),
+        "conv_shift: weights packed for another layout"
+    );
     let xp: &[f32] = if plan.direct {
         x
     } else {
@@ -417,6 +498,10 @@ pub fn conv_shift(
         plan.fill(x, xp, exec);
         xp
     };
+    if plan.pixels {
+        run_pixels(plan, a, bias, act, xp, y, exec);
+        return;
+    }
     let (vact, scalar_act) = crate::gemm::split_act(act);
     let tiles = plan.grid().div_ceil(TILE);
     let panels = m.div_ceil(ROWS);
@@ -494,6 +579,96 @@ pub fn conv_shift(
     };
     #[cfg(not(target_arch = "x86_64"))]
     let _ = vact;
+    if tasks <= 1 {
+        body(0);
+    } else {
+        exec.run(tasks, &body);
+    }
+    if scalar_act {
+        act.apply_slice(&mut y[..m * osp]);
+    }
+}
+
+/// The pixel-major form of [`conv_shift`] (planes already filled).
+fn run_pixels(
+    plan: &ShiftPlan,
+    a: &PackedRows,
+    bias: Option<&[f32]>,
+    act: Activation,
+    xp: &[f32],
+    y: &mut [f32],
+    exec: &dyn Exec,
+) {
+    let (m, k) = (a.m, a.k);
+    let osp = plan.oh * plan.ow;
+    let (vact, scalar_act) = crate::gemm::split_act(act);
+    // Pixel tiles of near-equal size, at most ROWS pixels.
+    let r = osp.div_ceil(osp.div_ceil(ROWS).max(1)).max(1);
+    let ptiles = osp.div_ceil(r);
+    let groups = m.div_ceil(TILE);
+    let max_tasks = exec.max_tasks().max(1);
+    let by_groups = groups >= 2 * max_tasks || groups >= ptiles;
+    let units = if by_groups { groups } else { ptiles };
+    let tasks = if m * osp < 4096 {
+        1
+    } else {
+        max_tasks.min(units)
+    };
+    let y_ptr = SharedMut(y.as_mut_ptr());
+    let wstride = LANES * k;
+    let body = |t: usize| {
+        let y_ptr = &y_ptr;
+        let range = task_range(units, tasks, t);
+        let (gs, ts) = if by_groups {
+            (range, 0..ptiles)
+        } else {
+            (0..groups, range)
+        };
+        // Channel groups outer: a group's weights stay in L2 while every
+        // pixel tile passes.
+        for grp in gs {
+            let c0 = grp * TILE;
+            let couts = TILE.min(m - c0);
+            let vectors = couts.div_ceil(LANES);
+            let w = &a.data[(c0 / LANES) * wstride..][..vectors * wstride];
+            for tile in ts.clone() {
+                let p0 = tile * r;
+                let rows = r.min(osp - p0);
+                let bases: [*const f32; ROWS] = core::array::from_fn(|i| {
+                    let p = p0 + i.min(rows - 1);
+                    let g = (p / plan.ow) * plan.wq + p % plan.ow;
+                    xp.as_ptr().wrapping_add(g)
+                });
+                #[cfg(target_arch = "x86_64")]
+                // SAFETY: AVX-512 is present (checked by `conv_shift`).
+                // Weight reads stay in `w` (vectors panels of 16 k).
+                // Input reads are xp[g + koff[p]] for a real output's grid
+                // position g, inside the planes (or `x` when direct). Stores
+                // go to y[c * osp + p0 + i] for c < m and i < rows: this
+                // task's channel group and pixel tile only.
+                unsafe {
+                    avx512::tile_px(
+                        rows,
+                        vectors,
+                        k,
+                        w.as_ptr(),
+                        wstride,
+                        &plan.koff,
+                        &bases,
+                        &avx512::StorePx {
+                            y: y_ptr.0.add(c0 * osp + p0),
+                            osp,
+                            couts,
+                            bias: bias.map(|b| &b[c0..c0 + couts]),
+                            act: vact,
+                        },
+                    );
+                }
+            }
+        }
+    };
+    #[cfg(not(target_arch = "x86_64"))]
+    let _ = (vact, wstride);
     if tasks <= 1 {
         body(0);
     } else {

@@ -130,3 +130,129 @@ unsafe fn kernel<const R: usize, const V: usize>(
         }
     }
 }
+
+/// Where and how a pixel-major tile is stored.
+pub(crate) struct StorePx<'a> {
+    /// Output of the tile's first channel and first pixel.
+    pub y: *mut f32,
+    /// Floats between output channels (the plane size).
+    pub osp: usize,
+    /// Output channels of the tile that exist (the rest of the last
+    /// 16-channel vector is padding).
+    pub couts: usize,
+    /// Bias of the tile's channels (at least `couts` values).
+    pub bias: Option<&'a [f32]>,
+    pub act: VecAct,
+}
+
+/// Pixel-major tile: `rows` output pixels (one input pointer each) by
+/// `16 * vectors` output channels, vectorised over channels. Weights `w`
+/// are 16-channel panels, `wstride` floats apart, depth-major inside
+/// (`w[v * wstride + p * 16 + j]`); the input of pixel `r` at depth `p` is
+/// `bases[r][koff[p]]`. Results are scattered to `y[c * osp + r]`.
+///
+/// # Safety
+/// The CPU must support AVX-512F. `w + v * wstride` holds `16 * k` floats
+/// for `v < vectors`; `bases[r] + koff[p]` is readable for `r < rows`,
+/// `p < k`; `st.y + c * st.osp + r` is writable for `c < st.couts`,
+/// `r < rows`, with no other access during the call.
+#[allow(clippy::too_many_arguments)]
+pub(crate) unsafe fn tile_px(
+    rows: usize,
+    vectors: usize,
+    k: usize,
+    w: *const f32,
+    wstride: usize,
+    koff: &[u32],
+    bases: &[*const f32; ROWS],
+    st: &StorePx<'_>,
+) {
+    assert!(koff.len() >= k && (1..=ROWS).contains(&rows) && (1..=3).contains(&vectors));
+    assert!(st.couts <= 16 * vectors && st.couts > 16 * (vectors - 1));
+    assert!(16 * st.osp < i32::MAX as usize);
+    if let Some(b) = st.bias {
+        assert!(b.len() >= st.couts);
+    }
+    macro_rules! go {
+        ($v:literal) => {
+            match rows {
+                1 => kernel_px::<1, $v>(k, w, wstride, koff, bases, st),
+                2 => kernel_px::<2, $v>(k, w, wstride, koff, bases, st),
+                3 => kernel_px::<3, $v>(k, w, wstride, koff, bases, st),
+                4 => kernel_px::<4, $v>(k, w, wstride, koff, bases, st),
+                5 => kernel_px::<5, $v>(k, w, wstride, koff, bases, st),
+                6 => kernel_px::<6, $v>(k, w, wstride, koff, bases, st),
+                7 => kernel_px::<7, $v>(k, w, wstride, koff, bases, st),
+                _ => kernel_px::<8, $v>(k, w, wstride, koff, bases, st),
+            }
+        };
+    }
+    // SAFETY: forwarded contract; bounds checked above.
+    unsafe {
+        match vectors {
+            1 => go!(1),
+            2 => go!(2),
+            _ => go!(3),
+        }
+    }
+}
+
+/// Lanes of channel vector `v` that exist.
+#[inline(always)]
+fn cout_mask(couts: usize, v: usize) -> u16 {
+    let left = couts.saturating_sub(16 * v).min(16);
+    ((1u32 << left) - 1) as u16
+}
+
+/// # Safety
+/// As [`tile_px`], with `R = rows` and `V = vectors`.
+#[target_feature(enable = "avx512f,avx2,fma")]
+unsafe fn kernel_px<const R: usize, const V: usize>(
+    k: usize,
+    w: *const f32,
+    wstride: usize,
+    koff: &[u32],
+    bases: &[*const f32; ROWS],
+    st: &StorePx<'_>,
+) {
+    let bias: [__m512; V] = core::array::from_fn(|v| match st.bias {
+        // SAFETY: masked to the `couts` values the bias holds.
+        Some(b) => unsafe {
+            _mm512_maskz_loadu_ps(cout_mask(st.couts, v), b.as_ptr().wrapping_add(16 * v))
+        },
+        None => _mm512_setzero_ps(),
+    });
+    let mut acc: [[__m512; V]; R] = [bias; R];
+    let base: [*const f32; R] = core::array::from_fn(|r| bases[r]);
+    // SAFETY: reads w[v * wstride + p * 16..][..16] and bases[r][koff[p]],
+    // which the caller guarantees readable.
+    unsafe {
+        for (p, &off) in koff[..k].iter().enumerate() {
+            let wp = w.add(p * 16);
+            let mut b = [_mm512_setzero_ps(); V];
+            for (v, bv) in b.iter_mut().enumerate() {
+                *bv = _mm512_loadu_ps(wp.add(v * wstride));
+            }
+            for (r, row) in acc.iter_mut().enumerate() {
+                let av = _mm512_set1_ps(*base[r].add(off as usize));
+                for (c, bv) in row.iter_mut().zip(&b) {
+                    *c = _mm512_fmadd_ps(av, *bv, *c);
+                }
+            }
+        }
+    }
+    let osp = st.osp as i32;
+    let vindex = _mm512_mullo_epi32(
+        _mm512_setr_epi32(0, 1, 2, 3, 4, 5, 6, 7, 8, 9, 10, 11, 12, 13, 14, 15),
+        _mm512_set1_epi32(osp),
+    );
+    for (r, row) in acc.iter().enumerate() {
+        for (v, x) in row.iter().enumerate() {
+            let x = avx512_act(st.act, *x);
+            let at = st.y.wrapping_add(16 * v * st.osp + r);
+            // SAFETY: lane j writes y[(16v + j) * osp + r] for existing
+            // channels only (`cout_mask`), which the caller lets us write.
+            unsafe { _mm512_mask_i32scatter_ps::<4>(at, cout_mask(st.couts, v), vindex, x) };
+        }
+    }
+}

@@ -15,6 +15,13 @@ fn run_case(g: &ConvGeom, act: Activation, seed: u64) {
     let plan = ShiftPlan::new(g)
         .or_else(|| ShiftPlan::pointwise(g))
         .expect("geometry has a plan");
+    // Both tile layouts, whichever the cost model picks.
+    for pixels in [false, true] {
+        run_layout(g, act, seed, &plan.clone().with_pixels(pixels), isa);
+    }
+}
+
+fn run_layout(g: &ConvGeom, act: Activation, seed: u64, plan: &ShiftPlan, isa: Isa) {
     let x = rand_vec(g.batch * g.cin * g.in_spatial(), seed);
     let w = rand_vec(g.cout * g.cin_g() * g.kernel_size(), seed + 1);
     let bias = rand_vec(g.cout, seed + 2);
@@ -27,17 +34,26 @@ fn run_case(g: &ConvGeom, act: Activation, seed: u64) {
         let exec: &dyn Exec = if tasks == 1 { &Serial } else { &threads };
         let mut y = vec![f32::NAN; want.len()];
         // Stale NaNs in scratch must not leak into results.
-        let mut s = vec![f32::NAN; shift_scratch_len(&plan)];
+        let mut s = vec![f32::NAN; shift_scratch_len(plan)];
         for b in 0..g.batch {
             for grp in 0..g.groups {
-                let a = PackedRows::new(&w[grp * cout_g * depth..], cout_g, depth);
+                let a = PackedRows::new(
+                    &w[grp * cout_g * depth..],
+                    cout_g,
+                    depth,
+                    plan.panel_width(),
+                );
                 let xg = &x[(b * g.cin + grp * cin_g) * isp..][..cin_g * isp];
                 let yg = &mut y[(b * g.cout + grp * cout_g) * osp..][..cout_g * osp];
                 let bg = &bias[grp * cout_g..][..cout_g];
-                conv_shift(isa, &plan, &a, Some(bg), act, xg, yg, &mut s, exec);
+                conv_shift(isa, plan, &a, Some(bg), act, xg, yg, &mut s, exec);
             }
         }
-        check(&y, &want, &alloc::format!("{g:?} {act:?} tasks {tasks}"));
+        let what = alloc::format!(
+            "{g:?} {act:?} tasks {tasks} pixels {}",
+            plan.is_pixel_major()
+        );
+        check(&y, &want, &what);
         match &first {
             None => first = Some(y),
             Some(f) => assert_eq!(f, &y, "thread count changed results"),
@@ -80,7 +96,10 @@ fn g2(c: G2) -> ConvGeom {
 #[test]
 fn strides_pads_dilations_and_groups() {
     #[rustfmt::skip]
-    let cases: [G2; 10] = [
+    let cases: [G2; 11] = [
+        // More output channels than one 48-channel group (pixel-major
+        // tiles with a 2-vector tail group, channel-major with 8-row tail).
+        (1, 9, 70, 1, [6, 7], [3, 3], [1, 1], [1, 1], [1, 1], [1, 1]),
         // 3x3 stride 1 pad 1 (ResNet body), odd widths and channel counts.
         (1, 5, 11, 1, [9, 13], [3, 3], [1, 1], [1, 1], [1, 1], [1, 1]),
         // 7x7 map: grid rows shorter than a vector.
@@ -174,7 +193,7 @@ fn fallback_lhs_matches_row_major() {
     // come back where MatRef would put it.
     let (m, k) = (13, 21);
     let w = rand_vec(m * k, 7);
-    let packed = PackedRows::new(&w, m, k);
+    let packed = PackedRows::new(&w, m, k, ROWS);
     let mut buf = vec![f32::NAN; 3 * MR * k];
     for (i0, mc) in [(0, 13), (6, 7), (12, 1)] {
         let p = packed.panels(i0, mc, 0, k, &mut buf);

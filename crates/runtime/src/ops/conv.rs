@@ -250,6 +250,8 @@ fn build_conv(ctx: &BuildCtx<'_>) -> Result<Built, OpError> {
             ConvAlgo::Im2col => "conv.im2col.gemm",
             ConvAlgo::Shift if geom.is_pointwise() => "conv.1x1.direct",
             ConvAlgo::Shift => "conv.implicit.gemm",
+            ConvAlgo::ShiftPixels if geom.is_pointwise() => "conv.1x1.direct.px",
+            ConvAlgo::ShiftPixels => "conv.implicit.px",
         };
         if c.group > 1 {
             format!("{algo}.g{}", c.group)
