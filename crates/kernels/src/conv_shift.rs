@@ -563,6 +563,7 @@ pub fn conv_shift(
                             &plan.koff,
                             xp.as_ptr().add(n0),
                             &lmask,
+                            panel == p0 && tile + 1 < cols.end,
                             &avx512::Store {
                                 y: y_ptr.0.add(r0 * osp),
                                 ldc: osp,

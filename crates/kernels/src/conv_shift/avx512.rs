@@ -18,7 +18,8 @@ pub(crate) struct Store<'a> {
     pub act: VecAct,
 }
 
-/// Computes `rows x (16 * vectors)` outputs.
+/// Computes `rows x (16 * vectors)` outputs; with `prefetch`, also
+/// prefetches the next tile's input (prefetches never fault).
 ///
 /// # Safety
 /// The CPU must support AVX-512F. `a` holds `ROWS * k` floats; for every
@@ -35,6 +36,7 @@ pub(crate) unsafe fn tile(
     koff: &[u32],
     xb: *const f32,
     lmask: &[u16; 3],
+    prefetch: bool,
     st: &Store<'_>,
 ) {
     assert!(a.len() >= ROWS * k && koff.len() >= k && (1..=ROWS).contains(&rows));
@@ -44,14 +46,14 @@ pub(crate) unsafe fn tile(
     macro_rules! go {
         ($v:literal) => {
             match rows {
-                1 => kernel::<1, $v>(k, a, koff, xb, lmask, st),
-                2 => kernel::<2, $v>(k, a, koff, xb, lmask, st),
-                3 => kernel::<3, $v>(k, a, koff, xb, lmask, st),
-                4 => kernel::<4, $v>(k, a, koff, xb, lmask, st),
-                5 => kernel::<5, $v>(k, a, koff, xb, lmask, st),
-                6 => kernel::<6, $v>(k, a, koff, xb, lmask, st),
-                7 => kernel::<7, $v>(k, a, koff, xb, lmask, st),
-                _ => kernel::<8, $v>(k, a, koff, xb, lmask, st),
+                1 => kernel::<1, $v>(k, a, koff, xb, lmask, prefetch, st),
+                2 => kernel::<2, $v>(k, a, koff, xb, lmask, prefetch, st),
+                3 => kernel::<3, $v>(k, a, koff, xb, lmask, prefetch, st),
+                4 => kernel::<4, $v>(k, a, koff, xb, lmask, prefetch, st),
+                5 => kernel::<5, $v>(k, a, koff, xb, lmask, prefetch, st),
+                6 => kernel::<6, $v>(k, a, koff, xb, lmask, prefetch, st),
+                7 => kernel::<7, $v>(k, a, koff, xb, lmask, prefetch, st),
+                _ => kernel::<8, $v>(k, a, koff, xb, lmask, prefetch, st),
             }
         };
     }
@@ -74,6 +76,7 @@ unsafe fn kernel<const R: usize, const V: usize>(
     koff: &[u32],
     xb: *const f32,
     lmask: &[u16; 3],
+    prefetch: bool,
     st: &Store<'_>,
 ) {
     // Accumulators start at the bias; everything below indexes them with
@@ -89,6 +92,13 @@ unsafe fn kernel<const R: usize, const V: usize>(
     unsafe {
         for (p, &off) in koff[..k].iter().enumerate() {
             let bp = xb.wrapping_add(off as usize);
+            if prefetch {
+                // The next tile's part of this input row: with many rows
+                // (channels) in flight the hardware prefetcher falls behind.
+                for line in 0..3 {
+                    _mm_prefetch::<_MM_HINT_T0>(bp.wrapping_add(48 + 16 * line) as *const i8);
+                }
+            }
             let mut b = [_mm512_setzero_ps(); V];
             for (v, bv) in b.iter_mut().enumerate() {
                 *bv = _mm512_maskz_loadu_ps(lmask[v], bp.wrapping_add(16 * v));
