@@ -20,7 +20,7 @@ use alloc::vec;
 use alloc::vec::Vec;
 
 use crate::conv::ConvGeom;
-use crate::gemm::{for_each_chunk_mut, task_range, Exec, Isa, Lhs, SharedMut, MR};
+use crate::gemm::{balanced_tasks, for_each_chunk_mut, task_range, Exec, Isa, Lhs, SharedMut, MR};
 use crate::Activation;
 
 #[cfg(target_arch = "x86_64")]
@@ -512,7 +512,7 @@ pub fn conv_shift(
     let tasks = if m * osp < 4096 {
         1
     } else {
-        max_tasks.min(units)
+        balanced_tasks(max_tasks, units)
     };
     let y_ptr = SharedMut(y.as_mut_ptr());
     let body = |t: usize| {
@@ -613,7 +613,7 @@ fn run_pixels(
     let tasks = if m * osp < 4096 {
         1
     } else {
-        max_tasks.min(units)
+        balanced_tasks(max_tasks, units)
     };
     let y_ptr = SharedMut(y.as_mut_ptr());
     let wstride = LANES * k;
