@@ -294,6 +294,13 @@ impl ShiftPlan {
                 let dst = &mut row[j_lo..j_hi];
                 if sx == 1 {
                     dst.copy_from_slice(&src[first..first + dst.len()]);
+                } else if sx == 2 && cfg!(target_arch = "x86_64") {
+                    #[cfg(target_arch = "x86_64")]
+                    // SAFETY: planes are only filled by `conv_shift`, which
+                    // asserts AVX-512; `copy_stride2` checks its lengths.
+                    unsafe {
+                        avx512::copy_stride2(&src[first..], dst)
+                    };
                 } else {
                     for (d, s) in dst.iter_mut().zip(src[first..].iter().step_by(sx)) {
                         *d = *s;

@@ -79,6 +79,9 @@ unsafe fn kernel<const R: usize, const V: usize>(
     prefetch: bool,
     st: &Store<'_>,
 ) {
+    // Plain loads when every lane is loaded (all but a last partial tile):
+    // the branch is loop-invariant, so the loop is unswitched.
+    let full = lmask.iter().all(|&m| m == u16::MAX);
     // Accumulators start at the bias; everything below indexes them with
     // constants only, so they stay in registers (no spill, no memset).
     let mut acc: [[__m512; V]; R] = core::array::from_fn(|r| {
@@ -101,7 +104,11 @@ unsafe fn kernel<const R: usize, const V: usize>(
             }
             let mut b = [_mm512_setzero_ps(); V];
             for (v, bv) in b.iter_mut().enumerate() {
-                *bv = _mm512_maskz_loadu_ps(lmask[v], bp.wrapping_add(16 * v));
+                *bv = if full {
+                    _mm512_loadu_ps(bp.wrapping_add(16 * v))
+                } else {
+                    _mm512_maskz_loadu_ps(lmask[v], bp.wrapping_add(16 * v))
+                };
             }
             let arow = ap.add(p * ROWS);
             for (r, row) in acc.iter_mut().enumerate() {
@@ -112,9 +119,24 @@ unsafe fn kernel<const R: usize, const V: usize>(
             }
         }
     }
-    for row in acc.iter_mut() {
-        for x in row.iter_mut() {
-            *x = avx512_act(st.act, *x);
+    // The activation's match is hoisted out of the element loops (Relu and
+    // Clip inline), which keeps the accumulators in registers.
+    match st.act {
+        VecAct::None => {}
+        VecAct::Clamp { lo, hi } => {
+            let (lo, hi) = (_mm512_set1_ps(lo), _mm512_set1_ps(hi));
+            for row in acc.iter_mut() {
+                for x in row.iter_mut() {
+                    *x = _mm512_min_ps(_mm512_max_ps(*x, lo), hi);
+                }
+            }
+        }
+        act => {
+            for row in acc.iter_mut() {
+                for x in row.iter_mut() {
+                    *x = avx512_act(act, *x);
+                }
+            }
         }
     }
     if let Some(start) = st.segs.contiguous {
@@ -264,5 +286,38 @@ unsafe fn kernel_px<const R: usize, const V: usize>(
             // channels only (`cout_mask`), which the caller lets us write.
             unsafe { _mm512_mask_i32scatter_ps::<4>(at, cout_mask(st.couts, v), vindex, x) };
         }
+    }
+}
+
+/// `dst[j] = src[2 j]` for every `j < dst.len()`: the stride-2 column
+/// split of the phase planes, 16 outputs per two loads and a permute.
+///
+/// # Panics
+/// If `src` is shorter than `2 * dst.len() - 1`.
+#[target_feature(enable = "avx512f")]
+pub(crate) fn copy_stride2(src: &[f32], dst: &mut [f32]) {
+    let n = dst.len();
+    if n == 0 {
+        return;
+    }
+    let need = 2 * n - 1;
+    assert!(src.len() >= need, "copy_stride2: source too short");
+    let even = _mm512_setr_epi32(0, 2, 4, 6, 8, 10, 12, 14, 16, 18, 20, 22, 24, 26, 28, 30);
+    let (sp, dp) = (src.as_ptr(), dst.as_mut_ptr());
+    let lanes = |avail: usize| -> u16 { ((1u32 << avail.min(16)) - 1) as u16 };
+    let mut j = 0;
+    while j < n {
+        let s = 2 * j;
+        // SAFETY: lane i of the two loads reads src[s + i] / src[s + 16 + i]
+        // only when that index is below `need <= src.len()`; the store
+        // writes dst[j + i] only for j + i < n.
+        unsafe {
+            let a = _mm512_maskz_loadu_ps(lanes(need.saturating_sub(s)), sp.add(s));
+            let b =
+                _mm512_maskz_loadu_ps(lanes(need.saturating_sub(s + 16)), sp.wrapping_add(s + 16));
+            let v = _mm512_permutex2var_ps(a, even, b);
+            _mm512_mask_storeu_ps(dp.add(j), lanes(n - j), v);
+        }
+        j += 16;
     }
 }

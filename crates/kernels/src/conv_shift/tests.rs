@@ -208,3 +208,20 @@ fn fallback_lhs_matches_row_major() {
         }
     }
 }
+
+#[test]
+fn stride2_copy_matches_a_plain_loop() {
+    #[cfg(target_arch = "x86_64")]
+    if Isa::detect().is_avx512() {
+        let src = rand_vec(100, 9);
+        for n in 0..=40 {
+            // The source is exactly as long as the copy needs (masked tail).
+            let need = (2 * n).max(1) - 1;
+            let mut got = vec![f32::NAN; n];
+            // SAFETY: AVX-512 is present (checked above).
+            unsafe { avx512::copy_stride2(&src[..need], &mut got) };
+            let want: vec::Vec<f32> = (0..n).map(|j| src[2 * j]).collect();
+            assert_eq!(got, want, "n = {n}");
+        }
+    }
+}
