@@ -614,64 +614,56 @@ fn run_pixels(
     let r = osp.div_ceil(osp.div_ceil(ROWS).max(1)).max(1);
     let ptiles = osp.div_ceil(r);
     let groups = m.div_ceil(TILE);
-    let max_tasks = exec.max_tasks().max(1);
-    let by_groups = groups >= 2 * max_tasks || groups >= ptiles;
-    let units = if by_groups { groups } else { ptiles };
+    // Units of work are (channel group, pixel tile) pairs, group-major, so
+    // a task's consecutive units share a group's weights (kept in L2 while
+    // its pixel tiles pass) and tasks can be many and even.
+    let units = groups * ptiles;
     let tasks = if m * osp < 4096 {
         1
     } else {
-        balanced_tasks(max_tasks, units)
+        balanced_tasks(exec.max_tasks().max(1), units)
     };
     let y_ptr = SharedMut(y.as_mut_ptr());
     let wstride = LANES * k;
     let body = |t: usize| {
         let y_ptr = &y_ptr;
-        let range = task_range(units, tasks, t);
-        let (gs, ts) = if by_groups {
-            (range, 0..ptiles)
-        } else {
-            (0..groups, range)
-        };
-        // Channel groups outer: a group's weights stay in L2 while every
-        // pixel tile passes.
-        for grp in gs {
+        for unit in task_range(units, tasks, t) {
+            let (grp, tile) = (unit / ptiles, unit % ptiles);
             let c0 = grp * TILE;
             let couts = TILE.min(m - c0);
             let vectors = couts.div_ceil(LANES);
             let w = &a.data[(c0 / LANES) * wstride..][..vectors * wstride];
-            for tile in ts.clone() {
-                let p0 = tile * r;
-                let rows = r.min(osp - p0);
-                let bases: [*const f32; ROWS] = core::array::from_fn(|i| {
-                    let p = p0 + i.min(rows - 1);
-                    let g = (p / plan.ow) * plan.wq + p % plan.ow;
-                    xp.as_ptr().wrapping_add(g)
-                });
-                #[cfg(target_arch = "x86_64")]
-                // SAFETY: AVX-512 is present (checked by `conv_shift`).
-                // Weight reads stay in `w` (vectors panels of 16 k).
-                // Input reads are xp[g + koff[p]] for a real output's grid
-                // position g, inside the planes (or `x` when direct). Stores
-                // go to y[c * osp + p0 + i] for c < m and i < rows: this
-                // task's channel group and pixel tile only.
-                unsafe {
-                    avx512::tile_px(
-                        rows,
-                        vectors,
-                        k,
-                        w.as_ptr(),
-                        wstride,
-                        &plan.koff,
-                        &bases,
-                        &avx512::StorePx {
-                            y: y_ptr.0.add(c0 * osp + p0),
-                            osp,
-                            couts,
-                            bias: bias.map(|b| &b[c0..c0 + couts]),
-                            act: vact,
-                        },
-                    );
-                }
+            let p0 = tile * r;
+            let rows = r.min(osp - p0);
+            let bases: [*const f32; ROWS] = core::array::from_fn(|i| {
+                let p = p0 + i.min(rows - 1);
+                let g = (p / plan.ow) * plan.wq + p % plan.ow;
+                xp.as_ptr().wrapping_add(g)
+            });
+            #[cfg(target_arch = "x86_64")]
+            // SAFETY: AVX-512 is present (checked by `conv_shift`).
+            // Weight reads stay in `w` (vectors panels of 16 k).
+            // Input reads are xp[g + koff[p]] for a real output's grid
+            // position g, inside the planes (or `x` when direct). Stores
+            // go to y[c * osp + p0 + i] for c < m and i < rows: this
+            // task's channel group and pixel tile only.
+            unsafe {
+                avx512::tile_px(
+                    rows,
+                    vectors,
+                    k,
+                    w.as_ptr(),
+                    wstride,
+                    &plan.koff,
+                    &bases,
+                    &avx512::StorePx {
+                        y: y_ptr.0.add(c0 * osp + p0),
+                        osp,
+                        couts,
+                        bias: bias.map(|b| &b[c0..c0 + couts]),
+                        act: vact,
+                    },
+                );
             }
         }
     };
