@@ -1,9 +1,12 @@
 //! Dense and grouped convolution over NCHW tensors (1, 2 or 3 spatial dims)
-//! as GEMM: a 1x1 stride-1 unpadded conv multiplies the weights straight
-//! into the input; any other conv packs im2col columns straight into the
-//! GEMM's B panels (no separate im2col buffer). Weights are A (`M = Cout`),
-//! pre-packed once. ConvTranspose is a GEMM into a column buffer followed by
-//! col2im. Bias and activation are fused into the GEMM epilogue.
+//! as GEMM. On CPUs with AVX-512, 2-D convs and every pointwise conv run the
+//! implicit GEMM of [`crate::conv_shift`] (no im2col; pointwise reads the
+//! input in place). Otherwise a 1x1 stride-1 unpadded conv multiplies the
+//! weights straight into the input, and any other conv packs im2col columns
+//! straight into the GEMM's B panels (no separate im2col buffer). Weights
+//! are packed once, in the layout of the algorithm chosen at construction.
+//! ConvTranspose is a GEMM into a column buffer followed by col2im. Bias
+//! and activation are fused into the epilogue.
 
 use alloc::vec::Vec;
 

@@ -11,6 +11,12 @@
 //! the weights as A in [`ROWS`]-row panels, and stores only the lanes whose
 //! grid column is a real output (`ox < ow`) with masked stores; the
 //! `wq - ow` columns at the end of each grid row are computed and dropped.
+//! Pointwise convs skip the copy: the input's channels are the planes.
+//!
+//! Small maps (7x7, 14x14) waste most lanes of such grid vectors, so a cost
+//! model may pick pixel-major tiles instead: up to 8 output pixels (one
+//! input pointer each) by 48 output channels, vectorised over channels with
+//! weights packed in 16-channel panels, results scattered to the planes.
 //!
 //! Each output element is one register accumulation over the whole depth in
 //! a fixed order, whatever the task split, so results do not depend on the

@@ -1,5 +1,8 @@
 //! Direct depthwise convolution over NCHW (groups == input channels, any
-//! channel multiplier), 2-D (or 1-D as height 1). Each output row is split
+//! channel multiplier), 2-D (or 1-D as height 1). With AVX-512, stride-1
+//! convs whose output rows are as wide as their input rows run the flat
+//! masked-load plane kernel and 3x3 stride-2 convs a permute-based row
+//! kernel (see `depthwise/avx512.rs`). Otherwise each output row is split
 //! into border columns, computed with bounds checks, and interior columns
 //! where every tap is in range, computed without branches: AVX2 kernels
 //! specialised for 3x3 stride 1 and stride 2 keep the taps and up to three

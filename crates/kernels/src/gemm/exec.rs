@@ -65,7 +65,8 @@ pub(crate) fn balanced_tasks(max_tasks: usize, units: usize) -> usize {
 
 /// Splits `out` into consecutive chunks of `chunk` elements (the last may be
 /// shorter) and calls `f(chunk_index, chunk)` for each, spreading the chunks
-/// over up to four tasks per `exec.max_tasks()` ([`balanced_tasks`]).
+/// over up to four tasks per `exec.max_tasks()` thread (several per thread
+/// so that work stealing evens out a thread that starts late).
 pub fn for_each_chunk_mut(
     exec: &dyn Exec,
     out: &mut [f32],

@@ -1,7 +1,9 @@
 //! Conv and ConvTranspose (1 to 3 spatial dims, f32). Constant weights are
 //! packed at build time; depthwise convs run the direct depthwise kernels,
-//! every other conv a GEMM (straight on the input for 1x1, through im2col
-//! packing otherwise). The fused activation runs in the kernels' epilogue.
+//! every other conv a GEMM: the implicit GEMM where the CPU has AVX-512
+//! (`conv.implicit.gemm`/`.px`, `conv.1x1.direct`), otherwise straight on
+//! the input for 1x1 and through im2col packing for the rest. The fused
+//! activation runs in the kernels' epilogue.
 
 use whittle_ir::DType;
 use whittle_kernels::conv::{
