@@ -552,9 +552,25 @@ pub fn conv_shift(
                     let left = plan.grid().saturating_sub(n0 + v * LANES).min(LANES);
                     ((1u32 << left) - 1) as u16
                 });
+                // Output index near the next tile's start: its lines are
+                // requested for writing while this tile computes (the
+                // output is usually cold, and partial-line stores would
+                // otherwise wait on reads of it).
+                let next_out = {
+                    let g = (n0 + TILE).min(plan.grid() - 1);
+                    (g / plan.wq) * plan.ow + (g % plan.wq).min(plan.ow - 1)
+                };
                 for panel in p0..p1 {
                     let r0 = panel * ROWS;
                     let rows_here = ROWS.min(m - r0);
+                    #[cfg(target_arch = "x86_64")]
+                    for r in 0..rows_here {
+                        let row = y_ptr.0.wrapping_add((r0 + r) * osp + next_out);
+                        for line in 0..4 {
+                            // Prefetches never fault; the address is a hint.
+                            prefetch_write(row.wrapping_add(16 * line));
+                        }
+                    }
                     let ap = &a.data[panel * ROWS * k..][..ROWS * k];
                     let tb = bias.map(|b| &b[r0..r0 + rows_here]);
                     #[cfg(target_arch = "x86_64")]
@@ -683,4 +699,15 @@ fn run_pixels(
     if scalar_act {
         act.apply_slice(&mut y[..m * osp]);
     }
+}
+
+/// A write-intent prefetch of the line holding `p` (a hint: never faults).
+#[cfg(target_arch = "x86_64")]
+#[inline(always)]
+fn prefetch_write(p: *const f32) {
+    // SAFETY: prefetch instructions do not access memory architecturally
+    // and cannot fault, whatever the address.
+    unsafe {
+        core::arch::x86_64::_mm_prefetch::<{ core::arch::x86_64::_MM_HINT_ET0 }>(p as *const i8)
+    };
 }
