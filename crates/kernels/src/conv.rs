@@ -1,12 +1,16 @@
 //! Dense and grouped convolution over NCHW tensors (1, 2 or 3 spatial dims)
-//! as GEMM: a 1x1 stride-1 unpadded conv multiplies the weights straight
-//! into the input; any other conv packs im2col columns straight into the
-//! GEMM's B panels (no separate im2col buffer). Weights are A (`M = Cout`),
-//! pre-packed once. ConvTranspose is a GEMM into a column buffer followed by
-//! col2im. Bias and activation are fused into the GEMM epilogue.
+//! as GEMM. On CPUs with AVX-512, 2-D convs and every pointwise conv run the
+//! implicit GEMM of [`crate::conv_shift`] (no im2col; pointwise reads the
+//! input in place). Otherwise a 1x1 stride-1 unpadded conv multiplies the
+//! weights straight into the input, and any other conv packs im2col columns
+//! straight into the GEMM's B panels (no separate im2col buffer). Weights
+//! are packed once, in the layout of the algorithm chosen at construction.
+//! ConvTranspose is a GEMM into a column buffer followed by col2im. Bias
+//! and activation are fused into the epilogue.
 
 use alloc::vec::Vec;
 
+use crate::conv_shift::{conv_shift, shift_scratch_len, shift_supported, PackedRows, ShiftPlan};
 use crate::gemm::{
     for_each_chunk_mut, gemm, gemm_scratch_len, Bias, Epilogue, Exec, Isa, Lhs, MatRef, PackedA,
     Rhs, NR,
@@ -277,15 +281,31 @@ pub enum ConvAlgo {
     Pointwise,
     /// im2col packed into B panels.
     Im2col,
+    /// Implicit GEMM over zero-padded phase planes (see [`crate::conv_shift`]).
+    Shift,
+    /// The same, with tiles vectorised over output channels (small maps).
+    ShiftPixels,
 }
 
 /// A convolution with weights packed ahead of time.
 #[derive(Clone, Debug)]
 pub struct Conv {
     geom: ConvGeom,
-    weights: Vec<PackedA>,
+    weights: ConvWeights,
     bias: Option<Vec<f32>>,
     act: Activation,
+}
+
+/// Weights in the layout of the algorithm chosen at construction.
+#[derive(Clone, Debug)]
+enum ConvWeights {
+    /// GEMM A panels per group (pointwise and im2col).
+    Gemm(Vec<PackedA>),
+    /// Row panels per group for the implicit-GEMM kernel.
+    Shift {
+        plan: ShiftPlan,
+        weights: Vec<PackedRows>,
+    },
 }
 
 /// Runs one conv with any A form (packed per group, or strided).
@@ -331,14 +351,52 @@ impl Conv {
     /// # Panics
     /// If the geometry is invalid or a slice is too short.
     pub fn new(geom: ConvGeom, weights: &[f32], bias: Option<&[f32]>, act: Activation) -> Conv {
+        Conv::build(geom, weights, bias, act, true)
+    }
+
+    /// Like [`Conv::new`], but always packs for the GEMM forms (pointwise
+    /// or im2col), never the implicit GEMM: for comparisons.
+    ///
+    /// # Panics
+    /// As [`Conv::new`].
+    pub fn new_im2col(
+        geom: ConvGeom,
+        weights: &[f32],
+        bias: Option<&[f32]>,
+        act: Activation,
+    ) -> Conv {
+        Conv::build(geom, weights, bias, act, false)
+    }
+
+    fn build(
+        geom: ConvGeom,
+        weights: &[f32],
+        bias: Option<&[f32]>,
+        act: Activation,
+        allow_shift: bool,
+    ) -> Conv {
         assert!(geom.is_valid(), "conv: invalid geometry");
         let (cout_g, depth) = (geom.cout_g(), geom.cin_g() * geom.kernel_size());
-        let packed = (0..geom.groups)
-            .map(|grp| {
-                let w = &weights[grp * cout_g * depth..][..cout_g * depth];
-                PackedA::new(MatRef::row_major(w, cout_g, depth).expect("sized above"))
-            })
-            .collect();
+        let group_w = |grp: usize| &weights[grp * cout_g * depth..][..cout_g * depth];
+        let shift = ShiftPlan::new(&geom)
+            .or_else(|| ShiftPlan::pointwise(&geom))
+            .filter(|_| allow_shift && shift_supported(Isa::detect()));
+        let packed = match shift {
+            Some(plan) => ConvWeights::Shift {
+                weights: (0..geom.groups)
+                    .map(|grp| PackedRows::new(group_w(grp), cout_g, depth, plan.panel_width()))
+                    .collect(),
+                plan,
+            },
+            None => ConvWeights::Gemm(
+                (0..geom.groups)
+                    .map(|grp| {
+                        let w = MatRef::row_major(group_w(grp), cout_g, depth);
+                        PackedA::new(w.expect("sized above"))
+                    })
+                    .collect(),
+            ),
+        };
         if let Some(b) = bias {
             assert!(b.len() >= geom.cout, "conv: bias too short");
         }
@@ -357,38 +415,70 @@ impl Conv {
 
     /// Which GEMM form runs.
     pub fn algo(&self) -> ConvAlgo {
-        if self.geom.is_pointwise() {
-            ConvAlgo::Pointwise
-        } else {
-            ConvAlgo::Im2col
+        match &self.weights {
+            ConvWeights::Shift { plan, .. } if plan.is_pixel_major() => ConvAlgo::ShiftPixels,
+            ConvWeights::Shift { .. } => ConvAlgo::Shift,
+            ConvWeights::Gemm(_) if self.geom.is_pointwise() => ConvAlgo::Pointwise,
+            ConvWeights::Gemm(_) => ConvAlgo::Im2col,
         }
     }
 
     /// Bytes of packed weights and bias.
     pub fn weight_bytes(&self) -> usize {
-        self.weights.iter().map(PackedA::bytes).sum::<usize>()
-            + self.bias.as_ref().map_or(0, |b| b.len() * 4)
+        let w = match &self.weights {
+            ConvWeights::Gemm(w) => w.iter().map(PackedA::bytes).sum::<usize>(),
+            ConvWeights::Shift { weights, .. } => weights.iter().map(PackedRows::bytes).sum(),
+        };
+        w + self.bias.as_ref().map_or(0, |b| b.len() * 4)
     }
 
-    /// Scratch floats for [`Conv::run`] with up to `tasks` tasks.
+    /// Scratch floats for [`Conv::run`] with up to `tasks` tasks (whatever
+    /// instruction set it runs with).
     pub fn scratch_len(&self, tasks: usize) -> usize {
-        conv_scratch_len(&self.geom, true, tasks)
+        match &self.weights {
+            ConvWeights::Gemm(_) => conv_scratch_len(&self.geom, true, tasks),
+            // Without AVX-512 the im2col GEMM runs, packing A at run time.
+            ConvWeights::Shift { plan, .. } => {
+                shift_scratch_len(plan).max(conv_scratch_len(&self.geom, false, tasks))
+            }
+        }
     }
 
     /// `y = act(conv(x) + bias)`; `x` is `[batch, cin, input...]`, `y` is
     /// `[batch, cout, output...]`.
     pub fn run(&self, isa: Isa, x: &[f32], y: &mut [f32], scratch: &mut [f32], exec: &dyn Exec) {
-        run_conv(
-            isa,
-            &self.geom,
-            &|g| &self.weights[g],
-            self.bias.as_deref(),
-            self.act,
-            x,
-            y,
-            scratch,
-            exec,
-        );
+        let (bias, act) = (self.bias.as_deref(), self.act);
+        match &self.weights {
+            ConvWeights::Gemm(w) => {
+                run_conv(isa, &self.geom, &|g| &w[g], bias, act, x, y, scratch, exec)
+            }
+            ConvWeights::Shift { plan, weights } if shift_supported(isa) => {
+                let g = &self.geom;
+                let (cin_g, cout_g) = (g.cin_g(), g.cout_g());
+                let (isp, osp) = (g.in_spatial(), g.out_spatial());
+                assert!(x.len() >= g.batch * g.cin * isp, "conv: input too short");
+                assert!(y.len() >= g.batch * g.cout * osp, "conv: output too short");
+                for b in 0..g.batch {
+                    for (grp, w) in weights.iter().enumerate() {
+                        let xg = &x[(b * g.cin + grp * cin_g) * isp..][..cin_g * isp];
+                        let yg = &mut y[(b * g.cout + grp * cout_g) * osp..][..cout_g * osp];
+                        let bg = bias.map(|v| &v[grp * cout_g..][..cout_g]);
+                        conv_shift(isa, plan, w, bg, act, xg, yg, scratch, exec);
+                    }
+                }
+            }
+            ConvWeights::Shift { weights, .. } => run_conv(
+                isa,
+                &self.geom,
+                &|g| &weights[g],
+                bias,
+                act,
+                x,
+                y,
+                scratch,
+                exec,
+            ),
+        }
     }
 }
 

@@ -1,5 +1,8 @@
 //! Direct depthwise convolution over NCHW (groups == input channels, any
-//! channel multiplier), 2-D (or 1-D as height 1). Each output row is split
+//! channel multiplier), 2-D (or 1-D as height 1). With AVX-512, stride-1
+//! convs whose output rows are as wide as their input rows run the flat
+//! masked-load plane kernel and 3x3 stride-2 convs a permute-based row
+//! kernel (see `depthwise/avx512.rs`). Otherwise each output row is split
 //! into border columns, computed with bounds checks, and interior columns
 //! where every tap is in range, computed without branches: AVX2 kernels
 //! specialised for 3x3 stride 1 and stride 2 keep the taps and up to three
@@ -20,6 +23,10 @@ pub struct Depthwise {
     weights: Vec<f32>,
     bias: Option<Vec<f32>>,
     act: Activation,
+    /// The flat stride-1 AVX-512 kernel's plan, when it applies and the
+    /// CPU has AVX-512.
+    #[cfg(target_arch = "x86_64")]
+    flat: Option<avx512::FlatPlan>,
 }
 
 /// Which inner kernel runs.
@@ -67,6 +74,12 @@ impl Depthwise {
         Depthwise {
             weights: weights[..n].to_vec(),
             bias: bias.map(|b| b[..geom.cout].to_vec()),
+            #[cfg(target_arch = "x86_64")]
+            flat: if Isa::detect().is_avx512() {
+                avx512::FlatPlan::new(&geom)
+            } else {
+                None
+            },
             geom,
             act,
         }
@@ -82,13 +95,53 @@ impl Depthwise {
         DwVariant::of(&self.geom)
     }
 
-    /// Bytes of weights and bias held.
+    /// Short name of the kernel that runs with `isa`: `flat` (AVX-512
+    /// stride 1), `s2` (AVX-512 3x3 stride 2), or the [`DwVariant`]'s.
+    pub fn kernel_name(&self, isa: Isa) -> &'static str {
+        #[cfg(target_arch = "x86_64")]
+        if isa.is_avx512() {
+            if self.flat.is_some() {
+                return "flat";
+            }
+            if avx512::s2_supported(&self.geom) {
+                return "s2";
+            }
+        }
+        let _ = isa;
+        match self.variant() {
+            DwVariant::Generic => "generic",
+            _ => "rows",
+        }
+    }
+
+    /// Bytes of weights and bias held (and the flat kernel's masks).
     pub fn weight_bytes(&self) -> usize {
-        (self.weights.len() + self.bias.as_ref().map_or(0, Vec::len)) * 4
+        #[cfg(target_arch = "x86_64")]
+        let plan = self.flat.as_ref().map_or(0, avx512::FlatPlan::bytes);
+        #[cfg(not(target_arch = "x86_64"))]
+        let plan = 0;
+        (self.weights.len() + self.bias.as_ref().map_or(0, Vec::len)) * 4 + plan
     }
 
     /// `y = act(depthwise_conv(x) + bias)`, spread over channels.
     pub fn run(&self, isa: Isa, x: &[f32], y: &mut [f32], exec: &dyn Exec) {
+        #[cfg(target_arch = "x86_64")]
+        if let (true, Some(plan)) = (isa.is_avx512(), &self.flat) {
+            let g = &self.geom;
+            let (w, bias, act) = (&self.weights, self.bias.as_deref(), self.act);
+            per_channel(g, x, y, exec, &|xc, co, out| {
+                let (vact, scalar_act) = split_act(act);
+                let bv = bias.map_or(0.0, |v| v[co]);
+                let ks = g.kernel_size();
+                // SAFETY: AVX-512 is present (`isa`); `channel` checks
+                // the lengths it relies on.
+                unsafe { plan.channel(xc, &w[co * ks..][..ks], bv, vact, out) };
+                if scalar_act {
+                    act.apply_slice(out);
+                }
+            });
+            return;
+        }
         depthwise(
             isa,
             &self.geom,
@@ -131,6 +184,20 @@ pub fn depthwise(
     if osp == 0 {
         return;
     }
+    #[cfg(target_arch = "x86_64")]
+    if isa.is_avx512() && avx512::s2_supported(g) {
+        per_channel(g, x, y, exec, &|xc, co, out| {
+            let (vact, scalar_act) = split_act(act);
+            let bv = bias.map_or(0.0, |v| v[co]);
+            // SAFETY: AVX-512 is present (`isa`); `s2_channel` checks the
+            // lengths it relies on.
+            unsafe { avx512::s2_channel(g, xc, &weights[co * 9..][..9], bv, vact, out) };
+            if scalar_act {
+                act.apply_slice(out);
+            }
+        });
+        return;
+    }
     let mult = g.cout / g.cin;
     // Several channels per call amortise the per-call setup on small maps.
     let per = (4096 / osp).clamp(1, 64);
@@ -148,6 +215,35 @@ pub fn depthwise(
                 Some(r) => channel_ring(isa, g, r, xc, w, bv, act, out),
                 None => channel(isa, g, xc, w, bv, act, out),
             }
+        }
+    });
+}
+
+/// A per-channel body: `(input_plane, output_channel, output_plane)`.
+#[cfg(target_arch = "x86_64")]
+type ChannelFn<'a> = dyn Fn(&[f32], usize, &mut [f32]) + Sync + 'a;
+
+/// Runs `f(input_channel, output_channel_index, output_plane)` for every
+/// output channel of every image, several channels per task, then the
+/// scalar part of the activation.
+#[cfg(target_arch = "x86_64")]
+fn per_channel(g: &ConvGeom, x: &[f32], y: &mut [f32], exec: &dyn Exec, f: &ChannelFn<'_>) {
+    let (isp, osp) = (g.in_spatial(), g.out_spatial());
+    assert!(
+        x.len() >= g.batch * g.cin * isp,
+        "depthwise: input too short"
+    );
+    let y = &mut y[..g.batch * g.cout * osp];
+    if osp == 0 {
+        return;
+    }
+    let mult = g.cout / g.cin;
+    let per = (4096 / osp).clamp(1, 64);
+    for_each_chunk_mut(exec, y, osp * per, &|ci, outs| {
+        for (k, out) in outs.chunks_exact_mut(osp).enumerate() {
+            let idx = ci * per + k;
+            let (b, co) = (idx / g.cout, idx % g.cout);
+            f(&x[(b * g.cin + co / mult) * isp..][..isp], co, out);
         }
     });
 }
@@ -681,6 +777,10 @@ mod avx2 {
         unsafe { _mm256_castpd_ps(_mm256_permute4x64_pd::<0b11_01_10_00>(_mm256_castps_pd(v))) }
     }
 }
+
+#[cfg(target_arch = "x86_64")]
+#[path = "depthwise/avx512.rs"]
+mod avx512;
 
 #[cfg(test)]
 #[path = "depthwise/tests.rs"]

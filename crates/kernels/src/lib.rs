@@ -9,6 +9,7 @@ extern crate std;
 
 pub mod activation;
 pub mod conv;
+pub mod conv_shift;
 pub mod depthwise;
 pub mod gemm;
 pub mod pool;

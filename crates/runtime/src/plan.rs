@@ -202,14 +202,17 @@ impl Plan {
 
     fn execute_inner(&mut self, mut times: Option<&mut [Duration]>) -> Result<(), ExecError> {
         let arena: &mut [u8] = bytemuck::cast_slice_mut(&mut self.arena);
-        for (si, step) in self.steps.iter().enumerate() {
-            let t0 = times.as_ref().map(|_| Instant::now());
-            run_step(step, arena, &self.consts, &self.par)?;
-            if let (Some(times), Some(t0)) = (times.as_deref_mut(), t0) {
-                times[si] = t0.elapsed();
+        let (steps, consts, par) = (&self.steps, &self.consts, &self.par);
+        par.install(|| {
+            for (si, step) in steps.iter().enumerate() {
+                let t0 = times.as_ref().map(|_| Instant::now());
+                run_step(step, arena, consts, par)?;
+                if let (Some(times), Some(t0)) = (times.as_deref_mut(), t0) {
+                    times[si] = t0.elapsed();
+                }
             }
-        }
-        Ok(())
+            Ok(())
+        })
     }
 
     /// A view of output `i` after [`Plan::execute`].

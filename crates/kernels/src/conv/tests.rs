@@ -127,7 +127,14 @@ fn run_case(g: &ConvGeom, act: Activation, seed: u64) {
             let mut y2 = vec![f32::NAN; want.len()];
             let mut s2 = vec![0.0; conv_scratch_len(g, false, tasks)];
             conv_dynamic(isa, g, &w, Some(&bias), act, &x, &mut y2, &mut s2, exec);
-            assert_eq!(y, y2, "dynamic weights differ");
+            if matches!(conv.algo(), ConvAlgo::Shift | ConvAlgo::ShiftPixels)
+                && shift_supported(isa)
+            {
+                // Another summation order than the im2col GEMM.
+                check(&y2, &y, "dynamic weights differ");
+            } else {
+                assert_eq!(y, y2, "dynamic weights differ");
+            }
         }
     }
 }

@@ -120,3 +120,46 @@ fn rows_too_wide_for_the_ring() {
         run_case(&g, Activation::Relu, 9 + s as u64);
     }
 }
+
+#[test]
+fn avx512_kernels_cover_their_shapes() {
+    // Which kernel each geometry gets, and that results are bit-identical
+    // across task counts (channels are whole units of work).
+    let isa = Isa::detect();
+    let cases = [
+        // Flat: 7x7, 14x14-like, a plane spanning many vectors, 5x5, and
+        // dilation with a channel multiplier.
+        (dw(5, 1, 7, 7, [3, 3], 1, 1, [1, 1], [1, 1]), "flat"),
+        (dw(3, 1, 14, 14, [3, 3], 1, 1, [1, 1], [1, 1]), "flat"),
+        (dw(2, 1, 37, 29, [3, 3], 1, 1, [1, 1], [1, 1]), "flat"),
+        (dw(2, 2, 9, 11, [5, 5], 1, 1, [2, 2], [2, 2]), "flat"),
+        (dw(2, 2, 9, 11, [3, 3], 1, 2, [2, 2], [2, 2]), "flat"),
+        // Stride 2: widths over several 16-output chunks, both paddings.
+        (dw(3, 1, 6, 70, [3, 3], 2, 1, [1, 1], [1, 1]), "s2"),
+        (dw(3, 1, 7, 33, [3, 3], 2, 1, [0, 0], [1, 1]), "s2"),
+        (dw(2, 3, 5, 15, [3, 3], 2, 1, [1, 0], [0, 1]), "s2"),
+        // Valid (unpadded) stride 1: rows shrink, so not flat.
+        (dw(2, 1, 6, 9, [3, 3], 1, 1, [0, 0], [0, 0]), "rows"),
+    ];
+    for (i, (g, want)) in cases.iter().enumerate() {
+        run_case(
+            g,
+            Activation::Clip {
+                min: -0.3,
+                max: 0.6,
+            },
+            300 + i as u64,
+        );
+        let w = rand_vec(g.cout * g.kernel_size(), 1);
+        let x = rand_vec(g.batch * g.cin * g.in_spatial(), 2);
+        let k = Depthwise::new(g.clone(), &w, None, Activation::None);
+        if isa.is_avx512() {
+            assert_eq!(k.kernel_name(isa), *want, "{g:?}");
+        }
+        let mut y1 = vec![0.0; g.batch * g.cout * g.out_spatial()];
+        let mut y3 = vec![1.0; y1.len()];
+        k.run(isa, &x, &mut y1, &Threads(1));
+        k.run(isa, &x, &mut y3, &Threads(3));
+        assert_eq!(y1, y3, "task count changed results for {g:?}");
+    }
+}

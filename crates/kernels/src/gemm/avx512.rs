@@ -130,7 +130,7 @@ unsafe fn store<const R: usize>(acc: &[[__m512; 2]; R], c: *mut f32, ldc: usize,
 /// The activation in registers; matches [`VecAct::apply`].
 #[inline]
 #[target_feature(enable = "avx512f")]
-fn act(a: VecAct, x: __m512) -> __m512 {
+pub(crate) fn act(a: VecAct, x: __m512) -> __m512 {
     let zero = _mm512_setzero_ps();
     let one = _mm512_set1_ps(1.0);
     match a {

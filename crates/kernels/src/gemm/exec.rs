@@ -51,9 +51,22 @@ pub(crate) fn task_range(units: usize, tasks: usize, i: usize) -> core::ops::Ran
     start..start + len
 }
 
+/// Tasks for `units` independent units of work on up to `max_tasks`
+/// threads: several per thread when there are enough units, so that work
+/// stealing evens out a thread that starts late (results never depend on
+/// the split).
+pub(crate) fn balanced_tasks(max_tasks: usize, units: usize) -> usize {
+    if max_tasks <= 1 {
+        1
+    } else {
+        (4 * max_tasks).min(units).max(1)
+    }
+}
+
 /// Splits `out` into consecutive chunks of `chunk` elements (the last may be
 /// shorter) and calls `f(chunk_index, chunk)` for each, spreading the chunks
-/// over at most `exec.max_tasks()` tasks.
+/// over up to four tasks per `exec.max_tasks()` thread (several per thread
+/// so that work stealing evens out a thread that starts late).
 pub fn for_each_chunk_mut(
     exec: &dyn Exec,
     out: &mut [f32],
@@ -62,7 +75,7 @@ pub fn for_each_chunk_mut(
 ) {
     let chunk = chunk.max(1);
     let n = out.len().div_ceil(chunk);
-    let tasks = exec.max_tasks().clamp(1, n.max(1));
+    let tasks = balanced_tasks(exec.max_tasks(), n);
     if tasks <= 1 {
         out.chunks_mut(chunk).enumerate().for_each(|(i, c)| f(i, c));
         return;

@@ -34,8 +34,10 @@ use core::ops::Range;
 
 #[cfg(target_arch = "x86_64")]
 pub(crate) use avx2::act as avx2_act;
+#[cfg(target_arch = "x86_64")]
+pub(crate) use avx512::act as avx512_act;
+pub(crate) use exec::{balanced_tasks, task_range, SharedMut};
 pub use exec::{for_each_chunk_mut, for_each_chunk_mut_with_scratch, ChunkFn, Exec, Serial};
-pub(crate) use exec::{task_range, SharedMut};
 pub use isa::Isa;
 pub(crate) use micro::{split_act, VecAct};
 pub use pack::{Lhs, MatRef, PackedA, PackedB, Rhs};

@@ -1,7 +1,9 @@
 //! Conv and ConvTranspose (1 to 3 spatial dims, f32). Constant weights are
 //! packed at build time; depthwise convs run the direct depthwise kernels,
-//! every other conv a GEMM (straight on the input for 1x1, through im2col
-//! packing otherwise). The fused activation runs in the kernels' epilogue.
+//! every other conv a GEMM: the implicit GEMM where the CPU has AVX-512
+//! (`conv.implicit.gemm`/`.px`, `conv.1x1.direct`), otherwise straight on
+//! the input for 1x1 and through im2col packing for the rest. The fused
+//! activation runs in the kernels' epilogue.
 
 use whittle_ir::DType;
 use whittle_kernels::conv::{
@@ -226,8 +228,11 @@ fn build_conv(ctx: &BuildCtx<'_>) -> Result<Built, OpError> {
     };
     let base = if dw {
         let s = geom.stride[2];
-        let v = match DwVariant::of(&geom) {
-            DwVariant::Generic => "generic",
+        let v = match (&imp, DwVariant::of(&geom)) {
+            (ConvImpl::Dw(k), _) if matches!(k.kernel_name(isa()), "flat" | "s2") => {
+                k.kernel_name(isa())
+            }
+            (_, DwVariant::Generic) => "generic",
             _ => "",
         };
         format!(
@@ -237,14 +242,18 @@ fn build_conv(ctx: &BuildCtx<'_>) -> Result<Built, OpError> {
             if v.is_empty() { "" } else { "." }
         )
     } else {
-        let algo = if geom.is_pointwise() {
-            ConvAlgo::Pointwise
-        } else {
-            ConvAlgo::Im2col
+        let algo = match &imp {
+            ConvImpl::Gemm(k) => k.algo(),
+            _ if geom.is_pointwise() => ConvAlgo::Pointwise,
+            _ => ConvAlgo::Im2col,
         };
         let algo = match algo {
             ConvAlgo::Pointwise => "conv.1x1.gemm",
             ConvAlgo::Im2col => "conv.im2col.gemm",
+            ConvAlgo::Shift if geom.is_pointwise() => "conv.1x1.direct",
+            ConvAlgo::Shift => "conv.implicit.gemm",
+            ConvAlgo::ShiftPixels if geom.is_pointwise() => "conv.1x1.direct.px",
+            ConvAlgo::ShiftPixels => "conv.implicit.px",
         };
         if c.group > 1 {
             format!("{algo}.g{}", c.group)
