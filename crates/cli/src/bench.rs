@@ -155,9 +155,10 @@ pub fn main(args: Args) -> Result<()> {
         bytes(doc.arena_lower_bound)
     );
     println!(
-        "weights    {} (+{} pre-packed)",
-        bytes(doc.weight_bytes),
-        bytes(doc.packed_weight_bytes)
+        "weights    {} in memory ({} packed into kernel layouts, {} kept as constants)",
+        bytes(doc.weight_bytes + doc.packed_weight_bytes),
+        bytes(doc.packed_weight_bytes),
+        bytes(doc.weight_bytes)
     );
     if !doc.nodes.is_empty() {
         let mut by_time: Vec<&NodeTime> = doc.nodes.iter().collect();

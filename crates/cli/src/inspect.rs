@@ -128,9 +128,10 @@ pub fn main(args: Args) -> Result<()> {
     println!("params         {}", count(t.params as u64));
     println!("MACs           {}", count(t.macs));
     println!(
-        "weights        {} (+{} pre-packed by kernels)",
-        bytes(t.weight_bytes),
-        bytes(t.packed_weight_bytes)
+        "weights        {} in memory ({} packed into kernel layouts, {} kept as constants)",
+        bytes(t.weight_bytes + t.packed_weight_bytes),
+        bytes(t.packed_weight_bytes),
+        bytes(t.weight_bytes)
     );
     let over = if t.arena_lower_bound > 0 {
         t.arena_bytes as f64 / t.arena_lower_bound as f64

@@ -329,6 +329,14 @@ impl Kernel for ConvKernel {
         }
     }
 
+    fn absorbed_inputs(&self) -> &[usize] {
+        // Pre-packed weights and bias live in the kernel.
+        match &self.imp {
+            ConvImpl::Gemm(_) | ConvImpl::Dw(_) => &[1, 2],
+            ConvImpl::DynGemm | ConvImpl::DynDw => &[],
+        }
+    }
+
     fn run(
         &self,
         inputs: &[View<'_>],
@@ -515,6 +523,14 @@ impl Kernel for ConvTransposeKernel {
 
     fn weight_bytes(&self) -> usize {
         self.packed.as_ref().map_or(0, ConvTranspose::weight_bytes)
+    }
+
+    fn absorbed_inputs(&self) -> &[usize] {
+        if self.packed.is_some() {
+            &[1, 2]
+        } else {
+            &[]
+        }
     }
 
     fn run(

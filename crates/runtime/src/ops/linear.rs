@@ -174,6 +174,18 @@ impl Kernel for GemmKernel {
             }
     }
 
+    fn absorbed_inputs(&self) -> &[usize] {
+        // C is read at run time only when broadcast in full; a constant B is
+        // pre-packed.
+        let c_read = matches!(self.c_term, CTerm::Full { .. });
+        match (self.packed_b.is_some(), c_read) {
+            (true, false) => &[1, 2],
+            (true, true) => &[1],
+            (false, false) => &[2],
+            (false, true) => &[],
+        }
+    }
+
     fn run(
         &self,
         inputs: &[View<'_>],
@@ -396,6 +408,14 @@ impl Kernel for MatMulKernel {
         self.packed
             .as_ref()
             .map_or(0, |v| v.iter().map(PackedB::bytes).sum())
+    }
+
+    fn absorbed_inputs(&self) -> &[usize] {
+        if self.packed.is_some() {
+            &[1]
+        } else {
+            &[]
+        }
     }
 
     fn run(
