@@ -74,8 +74,8 @@ pub struct ShiftPlan {
 
 impl ShiftPlan {
     /// The plan for a 2-D conv, or `None` when the geometry is not 2-D,
-    /// is pointwise (a plain GEMM already), has more than 16 stride
-    /// phases, or would waste more than half its grid columns.
+    /// is pointwise (see [`ShiftPlan::pointwise`]), has more than 16
+    /// stride phases, or would waste more than half its grid columns.
     pub fn new(g: &ConvGeom) -> Option<ShiftPlan> {
         if !g.is_valid()
             || g.input[0] != 1
@@ -216,7 +216,11 @@ impl ShiftPlan {
                 + 12.0 * (r * cv) as f64
         };
         let cost_pix = ft as f64 * pix(r) + pix(rt);
-        self.pixels = cost_pix < 0.95 * cost_chan;
+        // Scatter offsets (16 channels apart) must fit an i32.
+        let fits = osp
+            .checked_mul(LANES)
+            .is_some_and(|v| v < i32::MAX as usize);
+        self.pixels = fits && cost_pix < 0.95 * cost_chan;
         self
     }
 
