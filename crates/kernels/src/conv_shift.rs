@@ -26,13 +26,18 @@ use alloc::vec;
 use alloc::vec::Vec;
 
 use crate::conv::ConvGeom;
-use crate::gemm::{balanced_tasks, for_each_chunk_mut, task_range, Exec, Isa, Lhs, SharedMut, MR};
+use crate::gemm::{balanced_tasks, for_each_chunk_mut, task_range, Exec, Isa, SharedMut};
 use crate::Activation;
 
 #[cfg(target_arch = "x86_64")]
 mod avx512;
+mod packed;
+mod pixels;
 #[cfg(test)]
 mod tests;
+
+pub use packed::PackedRows;
+use pixels::run_pixels;
 
 /// Output channels per micro-tile (rows of A packed together).
 pub const ROWS: usize = 8;
@@ -74,8 +79,8 @@ pub struct ShiftPlan {
 
 impl ShiftPlan {
     /// The plan for a 2-D conv, or `None` when the geometry is not 2-D,
-    /// is pointwise (a plain GEMM already), has more than 16 stride
-    /// phases, or would waste more than half its grid columns.
+    /// is pointwise (see [`ShiftPlan::pointwise`]), has more than 16
+    /// stride phases, or would waste more than half its grid columns.
     pub fn new(g: &ConvGeom) -> Option<ShiftPlan> {
         if !g.is_valid()
             || g.input[0] != 1
@@ -216,7 +221,11 @@ impl ShiftPlan {
                 + 12.0 * (r * cv) as f64
         };
         let cost_pix = ft as f64 * pix(r) + pix(rt);
-        self.pixels = cost_pix < 0.95 * cost_chan;
+        // Scatter offsets (16 channels apart) must fit an i32.
+        let fits = osp
+            .checked_mul(LANES)
+            .is_some_and(|v| v < i32::MAX as usize);
+        self.pixels = fits && cost_pix < 0.95 * cost_chan;
         self
     }
 
@@ -314,87 +323,6 @@ impl ShiftPlan {
                 }
             }
         }
-    }
-}
-
-/// Weights of one group as panels of `width` rows over the whole depth:
-/// `data[panel * width * k + p * width + r]` is row `panel * width + r`,
-/// column `p`; rows past `m` are zero.
-#[derive(Clone, Debug, PartialEq)]
-pub struct PackedRows {
-    m: usize,
-    k: usize,
-    /// Rows per panel.
-    width: usize,
-    data: Vec<f32>,
-}
-
-impl PackedRows {
-    /// Packs a row-major `m x k` matrix into panels of `width` rows
-    /// ([`ShiftPlan::panel_width`]).
-    ///
-    /// # Panics
-    /// If `w` is shorter than `m * k` or `width` is 0.
-    pub fn new(w: &[f32], m: usize, k: usize, width: usize) -> PackedRows {
-        assert!(w.len() >= m * k, "packed rows: weights too short");
-        assert!(width > 0, "packed rows: zero panel width");
-        let panels = m.div_ceil(width);
-        let mut data = vec![0.0; panels * width * k];
-        for (i, row) in w[..m * k].chunks_exact(k.max(1)).enumerate().take(m) {
-            let panel = &mut data[(i / width) * width * k..][..width * k];
-            for (p, &v) in row.iter().enumerate() {
-                panel[p * width + i % width] = v;
-            }
-        }
-        PackedRows { m, k, width, data }
-    }
-
-    /// Bytes held.
-    pub fn bytes(&self) -> usize {
-        self.data.len() * 4
-    }
-
-    fn at(&self, i: usize, p: usize) -> f32 {
-        let w = self.width;
-        self.data[(i / w) * w * self.k + p * w + i % w]
-    }
-}
-
-/// Lets the GEMM fallback (CPUs without AVX-512) read these weights,
-/// repacking them into its panels at run time.
-impl Lhs for PackedRows {
-    fn m(&self) -> usize {
-        self.m
-    }
-    fn k(&self) -> usize {
-        self.k
-    }
-    fn is_prepacked(&self) -> bool {
-        false
-    }
-    fn panels<'s>(
-        &'s self,
-        i0: usize,
-        mc: usize,
-        k0: usize,
-        kc: usize,
-        buf: &'s mut [f32],
-    ) -> &'s [f32] {
-        let len = mc.div_ceil(MR) * MR * kc;
-        let dst = &mut buf[..len];
-        for (ip, panel) in dst.chunks_exact_mut(MR * kc.max(1)).enumerate() {
-            for r in 0..MR {
-                let i = i0 + ip * MR + r;
-                for p in 0..kc {
-                    panel[p * MR + r] = if i < i0 + mc && i < self.m {
-                        self.at(i, k0 + p)
-                    } else {
-                        0.0
-                    };
-                }
-            }
-        }
-        dst
     }
 }
 
@@ -609,88 +537,6 @@ pub fn conv_shift(
     };
     #[cfg(not(target_arch = "x86_64"))]
     let _ = vact;
-    if tasks <= 1 {
-        body(0);
-    } else {
-        exec.run(tasks, &body);
-    }
-    if scalar_act {
-        act.apply_slice(&mut y[..m * osp]);
-    }
-}
-
-/// The pixel-major form of [`conv_shift`] (planes already filled).
-fn run_pixels(
-    plan: &ShiftPlan,
-    a: &PackedRows,
-    bias: Option<&[f32]>,
-    act: Activation,
-    xp: &[f32],
-    y: &mut [f32],
-    exec: &dyn Exec,
-) {
-    let (m, k) = (a.m, a.k);
-    let osp = plan.oh * plan.ow;
-    let (vact, scalar_act) = crate::gemm::split_act(act);
-    // Pixel tiles of near-equal size, at most ROWS pixels.
-    let r = osp.div_ceil(osp.div_ceil(ROWS).max(1)).max(1);
-    let ptiles = osp.div_ceil(r);
-    let groups = m.div_ceil(TILE);
-    // Units of work are (channel group, pixel tile) pairs, group-major, so
-    // a task's consecutive units share a group's weights (kept in L2 while
-    // its pixel tiles pass) and tasks can be many and even.
-    let units = groups * ptiles;
-    let tasks = if m * osp < 4096 {
-        1
-    } else {
-        balanced_tasks(exec.max_tasks().max(1), units)
-    };
-    let y_ptr = SharedMut(y.as_mut_ptr());
-    let wstride = LANES * k;
-    let body = |t: usize| {
-        let y_ptr = &y_ptr;
-        for unit in task_range(units, tasks, t) {
-            let (grp, tile) = (unit / ptiles, unit % ptiles);
-            let c0 = grp * TILE;
-            let couts = TILE.min(m - c0);
-            let vectors = couts.div_ceil(LANES);
-            let w = &a.data[(c0 / LANES) * wstride..][..vectors * wstride];
-            let p0 = tile * r;
-            let rows = r.min(osp - p0);
-            let bases: [*const f32; ROWS] = core::array::from_fn(|i| {
-                let p = p0 + i.min(rows - 1);
-                let g = (p / plan.ow) * plan.wq + p % plan.ow;
-                xp.as_ptr().wrapping_add(g)
-            });
-            #[cfg(target_arch = "x86_64")]
-            // SAFETY: AVX-512 is present (checked by `conv_shift`).
-            // Weight reads stay in `w` (vectors panels of 16 k).
-            // Input reads are xp[g + koff[p]] for a real output's grid
-            // position g, inside the planes (or `x` when direct). Stores
-            // go to y[c * osp + p0 + i] for c < m and i < rows: this
-            // task's channel group and pixel tile only.
-            unsafe {
-                avx512::tile_px(
-                    rows,
-                    vectors,
-                    k,
-                    w.as_ptr(),
-                    wstride,
-                    &plan.koff,
-                    &bases,
-                    &avx512::StorePx {
-                        y: y_ptr.0.add(c0 * osp + p0),
-                        osp,
-                        couts,
-                        bias: bias.map(|b| &b[c0..c0 + couts]),
-                        act: vact,
-                    },
-                );
-            }
-        }
-    };
-    #[cfg(not(target_arch = "x86_64"))]
-    let _ = (vact, wstride);
     if tasks <= 1 {
         body(0);
     } else {

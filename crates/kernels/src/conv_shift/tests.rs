@@ -3,7 +3,7 @@ use alloc::vec;
 use super::*;
 use crate::conv::tests::{check, geom, reference};
 use crate::gemm::tests_support::{rand_vec, Threads, ACTS};
-use crate::gemm::Serial;
+use crate::gemm::{Lhs, Serial, MR};
 
 /// Runs the implicit-GEMM kernel on every group and compares with the
 /// definition, serially and on two threads (bit-identical).
