@@ -33,6 +33,9 @@ struct PadKernel {
     starts: Vec<usize>,
     /// Elements in the merged, unpadded trailing block.
     block: usize,
+    /// Output positions of the last padded axis that map one-to-one onto
+    /// consecutive input positions: copied with one memcpy per row.
+    interior: std::ops::Range<usize>,
 }
 
 impl PadKernel {
@@ -60,7 +63,15 @@ impl PadKernel {
             match base {
                 None => out.fill(value),
                 Some(base) => {
-                    for (o, &t) in out.chunks_exact_mut(b).zip(last) {
+                    let (lo, hi) = (self.interior.start, self.interior.end);
+                    if lo < hi {
+                        let s = (base + last[lo]) as usize;
+                        out[lo * b..hi * b].copy_from_slice(&src[s..s + (hi - lo) * b]);
+                    }
+                    let edges = (0..lo).chain(hi..last.len());
+                    for j in edges {
+                        let o = &mut out[j * b..(j + 1) * b];
+                        let t = last[j];
                         if t == CONST {
                             o.fill(value);
                         } else {
@@ -218,6 +229,21 @@ pub(crate) fn pad(ctx: &BuildCtx<'_>) -> Result<Built, OpError> {
             });
         }
     }
+    // On the last padded axis, output j reads input j - before when that is
+    // inside the input; the last axis has stride `block`, so these are
+    // consecutive.
+    let interior = if p == 0 {
+        0..0
+    } else {
+        let (bf, d, n) = (
+            before[p - 1],
+            fact.shape[p - 1] as i64,
+            out_shape[p - 1] as i64,
+        );
+        let lo = bf.clamp(0, n);
+        let hi = (bf + d).clamp(lo, n);
+        lo as usize..hi as usize
+    };
     Ok(Built::Kernel {
         outputs: vec![Fact::new(fact.dtype, out_shape.clone())],
         kernel: Box::new(PadKernel {
@@ -228,6 +254,7 @@ pub(crate) fn pad(ctx: &BuildCtx<'_>) -> Result<Built, OpError> {
             tables,
             starts,
             block,
+            interior,
         }),
     })
 }

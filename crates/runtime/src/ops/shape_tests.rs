@@ -733,3 +733,27 @@ fn argmax_nan_is_the_max() {
     .unwrap();
     assert_eq!(last[0], tl(&[1], &[3]));
 }
+
+#[test]
+fn dropout_ratio_may_be_a_runtime_value_in_inference() {
+    let x = ar(&[2]);
+    let r = Tensor::scalar_f32(0.3);
+    let node = super::test_support::node("Dropout", &[Some(x), Some(r)], 1, &[]);
+    let reg = Registry::standard();
+    let ctx = BuildCtx {
+        node: &node,
+        inputs: vec![
+            Some(InputFact {
+                fact: Fact::new(DType::F32, vec![2]),
+                value: None,
+            }),
+            Some(InputFact {
+                fact: Fact::new(DType::F32, vec![]),
+                value: None,
+            }),
+        ],
+        opset: 13,
+    };
+    let built = reg.get("", "Dropout").unwrap()(&ctx).unwrap();
+    assert!(matches!(built, Built::Kernel { .. }));
+}

@@ -192,9 +192,16 @@ pub(crate) fn dropout(ctx: &BuildCtx<'_>) -> Result<Built, OpError> {
             Some(t) => t.to_f64_vec().first().copied().unwrap_or(0.0) != 0.0,
             None => false,
         };
-        let ratio = match ctx.opt_const_value(1)? {
-            Some(t) => t.to_f64_vec().first().copied().unwrap_or(0.5),
-            None => 0.5,
+        // The ratio only matters in training mode; in inference it may be
+        // a run-time value.
+        let ratio = match (training, ctx.opt_input(1)) {
+            (false, _) | (true, None) => 0.5,
+            (true, Some(_)) => ctx
+                .const_value(1)?
+                .to_f64_vec()
+                .first()
+                .copied()
+                .unwrap_or(0.5),
         };
         if training && ratio != 0.0 {
             return Err(ctx.err(

@@ -41,12 +41,13 @@ pub(crate) fn exp_f32(x: f32) -> f32 {
     let ni = t.to_bits().wrapping_sub(MAGIC.to_bits()) as i32;
     let scale = f32::from_bits(((ni + 127) as u32) << 23);
     let y = e * scale;
-    if x < -87.0 {
-        // Below the clamp the true value is subnormal or zero; for softmax
-        // weights zero is the faithful answer.
-        0.0
-    } else if x > 88.5 || x.is_nan() {
-        x.exp()
+    // Selects, not branches to a libm call, so the loop stays vectorised.
+    // Below the clamp the true value is subnormal or zero; for softmax
+    // weights zero is the faithful answer.
+    let y = if x < -87.0 { 0.0 } else { y };
+    let y = if x > 88.5 { f32::INFINITY } else { y };
+    if x.is_nan() {
+        x
     } else {
         y
     }
@@ -86,7 +87,15 @@ fn row_sum(x: &[f32]) -> f32 {
 /// f32::max would skip it.
 #[inline]
 fn has_nan(x: &[f32]) -> bool {
-    x.iter().fold(false, |a, v| a | v.is_nan())
+    let mut acc = [false; 8];
+    let chunks = x.chunks_exact(8);
+    let tail = chunks.remainder();
+    for c in chunks {
+        for l in 0..8 {
+            acc[l] |= c[l].is_nan();
+        }
+    }
+    tail.iter().any(|v| v.is_nan()) || acc.iter().any(|&a| a)
 }
 
 fn softmax_row(x: &[f32], y: &mut [f32], kind: Kind) {
