@@ -255,23 +255,75 @@ impl<const N: usize> Plan<N> {
         };
         let segments = |ci: usize, chunk_out: &mut [O]| {
             let start = ci * chunk;
+            let mut col = start % self.inner;
+            let mut rows = Rows::new(self, start / self.inner);
             let mut done = 0;
             while done < chunk_out.len() {
-                let pos = start + done;
-                let (row, col) = (pos / self.inner, pos % self.inner);
                 let len = (self.inner - col).min(chunk_out.len() - done);
-                let mut offs = self.row_start(row);
+                let mut offs = rows.offs;
                 for (o, step) in offs.iter_mut().zip(self.inner_step) {
                     *o += col * step;
                 }
                 body(offs, &mut chunk_out[done..done + len]);
                 done += len;
+                col = 0;
+                rows.advance(self);
             }
         };
         if chunk >= self.numel {
             segments(0, out);
         } else {
             par.for_each_chunk_mut(out, chunk, &segments);
+        }
+    }
+}
+
+/// Outer ranks up to this walk rows with an odometer; beyond it (rare after
+/// merging dims) each row start is recomputed by division.
+const ODOMETER_RANK: usize = 8;
+
+/// A walk over consecutive rows that keeps each outer coordinate, so the
+/// next row's offsets cost additions instead of a division per dim.
+struct Rows<const N: usize> {
+    row: usize,
+    coords: [usize; ODOMETER_RANK],
+    offs: [usize; N],
+}
+
+impl<const N: usize> Rows<N> {
+    fn new(plan: &Plan<N>, row: usize) -> Rows<N> {
+        let mut coords = [0usize; ODOMETER_RANK];
+        let mut r = row;
+        for (c, (dim, _)) in coords.iter_mut().zip(&plan.outer) {
+            *c = r % dim;
+            r /= dim;
+        }
+        Rows {
+            row,
+            coords,
+            offs: plan.row_start(row),
+        }
+    }
+
+    #[inline]
+    fn advance(&mut self, plan: &Plan<N>) {
+        self.row += 1;
+        if plan.outer.len() > ODOMETER_RANK {
+            self.offs = plan.row_start(self.row);
+            return;
+        }
+        for (c, (dim, strides)) in self.coords.iter_mut().zip(&plan.outer) {
+            *c += 1;
+            if *c < *dim {
+                for (o, s) in self.offs.iter_mut().zip(strides) {
+                    *o += s;
+                }
+                return;
+            }
+            *c = 0;
+            for (o, s) in self.offs.iter_mut().zip(strides) {
+                *o -= (dim - 1) * s;
+            }
         }
     }
 }
@@ -356,6 +408,11 @@ mod tests {
             (&[1, 4, 1, 6], &[3, 1, 5, 6]),
             (&[2, 1, 3, 1, 2], &[1, 4, 3, 5, 1]),
             (&[1, 1], &[1]),
+            // More outer dims than the odometer holds: the division path.
+            (
+                &[2, 1, 2, 1, 2, 1, 2, 1, 2, 1, 2],
+                &[1, 2, 1, 2, 1, 2, 1, 2, 1, 2, 1],
+            ),
             (&[3, 0, 2], &[1, 2]),
         ];
         for &(a, b) in cases {

@@ -145,7 +145,7 @@ pub(crate) trait Num: Pod + PartialOrd + Send + Sync + 'static {
     fn modulo(self, b: Self) -> Self;
     /// Remainder with the sign of the dividend (C `fmod`, Mod fmod=1).
     fn fmod(self, b: Self) -> Self;
-    /// -a (wrapping; identity... never used on unsigned types).
+    /// -a (wrapping for integers).
     fn neg(self) -> Self;
     /// |a| (wrapping for the most negative integer).
     fn abs(self) -> Self;

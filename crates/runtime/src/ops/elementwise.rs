@@ -318,12 +318,18 @@ impl<T: bytemuck::Pod + Send + Sync> Kernel for Select<T> {
 // ---------------------------------------------------------------------------
 // Build-time helpers.
 
-/// Shapes of a binary op's two inputs as they broadcast: before opset 7,
-/// inputs must match unless `broadcast=1`, which aligns B to A at `axis`.
+/// Ops that had the `broadcast`/`axis` attributes before opset 7.
+const LEGACY_BROADCAST: &[&str] = &[
+    "Add", "Sub", "Mul", "Div", "Pow", "And", "Or", "Xor", "Equal", "Less", "Greater",
+];
+
+/// Shapes of a binary op's two inputs as they broadcast. Before opset 7,
+/// the ops in [`LEGACY_BROADCAST`] need equal shapes unless `broadcast=1`,
+/// which aligns B to A at `axis`.
 fn binary_shapes(ctx: &BuildCtx<'_>) -> Result<[Vec<usize>; 2], OpError> {
     let a = ctx.fact(0)?.shape.clone();
     let b = ctx.fact(1)?.shape.clone();
-    if ctx.opset >= 7 {
+    if ctx.opset >= 7 || !LEGACY_BROADCAST.contains(&ctx.node.op_type.as_str()) {
         return Ok([a, b]);
     }
     if ctx.node.attr_int("broadcast", 0)? != 0 {

@@ -75,6 +75,7 @@ pub fn register(r: &mut Registry) {
     r.add("BitwiseNot", build_bitwise_not);
     r.add("IsNaN", build_isnan);
     r.add("IsInf", build_isinf);
+    r.add("Shrink", build_shrink);
 }
 
 // ---------------------------------------------------------------------------
@@ -620,6 +621,19 @@ fn build_bitwise_not(ctx: &BuildCtx<'_>) -> Result<Built, OpError> {
     let (dt, shape) = unary_input(ctx, super::elem::INTEGERS)?;
     with_type!(dt, [I8, U8, I16, U16, I32, U32, I64, U64], T =>
         map("bitwise_not", dt, shape, |x: T| !x), _ => unreachable!("dtype checked"))
+}
+
+fn build_shrink(ctx: &BuildCtx<'_>) -> Result<Built, OpError> {
+    let lambd = f64::from(ctx.node.attr_float("lambd", 0.5)?);
+    let bias = f64::from(ctx.node.attr_float("bias", 0.0)?);
+    let (dt, shape) = unary_input(ctx, NUMERIC)?;
+    // numpy evaluates the float attributes against integer data in f64 and
+    // casts back; doing the same keeps one formula for every type.
+    with_type!(dt, [F32, F64, F16, BF16, I8, U8, I16, U16, I32, U32, I64, U64], T =>
+        map("shrink", dt, shape, move |x: T| {
+            let v = x.to_f64();
+            T::from_f64(if v < -lambd { v + bias } else if v > lambd { v - bias } else { 0.0 })
+        }), _ => unreachable!("dtype checked"))
 }
 
 /// A float test with a bool result.

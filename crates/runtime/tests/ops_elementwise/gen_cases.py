@@ -7,6 +7,7 @@ literals so the Rust tests do not depend on Python.
 
 Needs onnx (>= 1.16, for Gelu and RNE bfloat16 casts), numpy and ml_dtypes.
 """
+import math
 import os
 
 import ml_dtypes
@@ -238,6 +239,9 @@ case("prelu", "prelu_same", "PRelu", 16, [rnd((2, 3, 4)), rnd((2, 3, 4))])
 case("prelu", "prelu_row", "PRelu", 16, [rnd((2, 3, 4)), rnd((4,))])
 case("prelu", "prelu_channel", "PRelu", 16, [rnd((2, 3, 2, 2)), rnd((3, 1, 1))])
 case("prelu", "prelu_scalar", "PRelu", 9, [rnd((5,)), np.array([0.25], np.float32)])
+x = rnd((2, 3))
+case("prelu", "prelu_opset6_scalar_slope", "PRelu", 6, [x, np.array([0.25], np.float32)],
+     expected=np.where(x < 0, x * np.float32(0.25), x))
 case("prelu", "prelu_f64", "PRelu", 16, [rnd((4,), np.float64), rnd((4,), np.float64)])
 case("prelu", "prelu_i32", "PRelu", 16, [rnd((4,), np.int32, -9, 9), np.array([2, 3, -1, 4], np.int32)])
 
@@ -296,13 +300,20 @@ UNARY = [
     ("HardSwish", 14, -5, 5), ("Relu", 14, -3, 3), ("Neg", 13, -3, 3), ("Abs", 13, -3, 3),
     ("Sign", 13, -2, 2),
 ]
+# onnx.reference evaluates some formulas with float32 constants even for
+# double inputs; these give the f64 references in double precision.
+F64_EXACT = {
+    "Erf": lambda x: np.array([math.erf(v) for v in x]),
+    "HardSwish": lambda x: x * np.clip(x / 6.0 + 0.5, 0.0, 1.0),
+}
 for op, opset, lo, hi in UNARY:
     g = "unary_" + op.lower()
     x = rnd((3, 4), np.float32, lo, hi)
     if op == "Sign":
         x[0, 0] = 0.0
     case(g, f"{op.lower()}_f32", op, opset, [x])
-    case(g, f"{op.lower()}_f64", op, opset, [rnd((5,), np.float64, lo, hi)])
+    x = rnd((5,), np.float64, lo, hi)
+    case(g, f"{op.lower()}_f64", op, opset, [x], expected=F64_EXACT[op](x) if op in F64_EXACT else None)
     case(g, f"{op.lower()}_f16", op, opset, [rnd((5,), np.float16, lo, hi)])
     case(g, f"{op.lower()}_bf16", op, opset, [rnd((5,), BF16, lo, hi)])
 case("unary_round", "round_half_even", "Round", 11, [np.array([0.5, 1.5, 2.5, -0.5, -1.5, -2.5, 0.4, 2.6, -2.6], np.float32)])
@@ -325,11 +336,26 @@ ACTS = [
     ("HardSigmoid", 6, {"alpha": 0.5, "beta": 0.6}), ("ThresholdedRelu", 10, {}),
     ("ThresholdedRelu", 10, {"alpha": 0.5}), ("Gelu", 20, {}), ("Gelu", 20, {"approximate": "tanh"}),
 ]
+
+def gelu_f64(x, approximate):
+    if approximate == "tanh":
+        return 0.5 * x * (1 + np.tanh(math.sqrt(2 / math.pi) * (x + 0.044715 * x**3)))
+    return np.array([0.5 * v * (1 + math.erf(v / math.sqrt(2))) for v in x])
+
+
 for i, (op, opset, attrs) in enumerate(ACTS):
     g = "act_" + op.lower()
     case(g, f"{op.lower()}_{i}_f32", op, opset, [rnd((3, 4), np.float32, -4, 4)], attrs)
-    case(g, f"{op.lower()}_{i}_f64", op, opset, [rnd((5,), np.float64, -4, 4)], attrs)
+    x = rnd((5,), np.float64, -4, 4)
+    exact = gelu_f64(x, attrs.get("approximate", "none")) if op == "Gelu" else None
+    case(g, f"{op.lower()}_{i}_f64", op, opset, [x], attrs, expected=exact)
     case(g, f"{op.lower()}_{i}_f16", op, opset, [rnd((5,), np.float16, -4, 4)], attrs)
+
+case("shrink", "shrink_default", "Shrink", 9, [rnd((3, 4), np.float32, -2, 2)])
+case("shrink", "shrink_bias", "Shrink", 9, [rnd((3, 4), np.float32, -2, 2)], {"lambd": 1.0, "bias": 0.5})
+case("shrink", "shrink_f64", "Shrink", 9, [rnd((5,), np.float64, -2, 2)], {"lambd": 0.3, "bias": 0.1})
+case("shrink", "shrink_i32", "Shrink", 9, [rnd((6,), np.int32, -9, 9)], {"lambd": 2.0, "bias": 1.0})
+case("shrink", "shrink_u8", "Shrink", 9, [rnd((6,), np.uint8, 0, 9)], {"lambd": 2.0, "bias": 1.0})
 
 # --- Clip ----------------------------------------------------------------------
 x = rnd((3, 4), np.float32, -5, 5)
