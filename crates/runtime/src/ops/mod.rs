@@ -44,7 +44,6 @@ mod shape_const;
 mod shape_tests;
 mod shape_util;
 mod shape_view;
-mod shrink;
 mod slice;
 mod softmax;
 mod strided;
@@ -82,7 +81,6 @@ pub fn register_all(r: &mut Registry) {
     grid_sample::register(r);
     windows::register(r);
     trilu::register(r);
-    shrink::register(r);
     reverse_sequence::register(r);
     onehot::register(r);
     mvn::register(r);
