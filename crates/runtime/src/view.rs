@@ -34,7 +34,7 @@ impl<'a> View<'a> {
     pub fn aliased(dtype: DType) -> View<'static> {
         View {
             dtype,
-            bytes: &[],
+            bytes: empty(),
             aliased: true,
         }
     }
