@@ -62,6 +62,31 @@ pub(crate) unsafe fn store(job: &Job<'_>, t: &Tile<'_>, acc: &[[i32; NR]; MR]) {
         }
         let base = c * job.cs + t.n0 * job.ns;
         let ns = job.ns;
+        #[cfg(target_arch = "x86_64")]
+        if job.isa.0 == super::isa::QKind::Vnni && ns == 1 {
+            let fast = match job.dst {
+                Dst::U8(p, rq, cl) => Some((p, pick(rq, c), cl, 0, 255)),
+                Dst::I8(p, rq, cl) => Some((p as *mut u8, pick(rq, c), cl, -128, 127)),
+                Dst::I32(_) => None,
+            };
+            if let Some((p, rq, cl, tmin, tmax)) = fast {
+                if rq.shift <= 0 && rq.multiplier != i32::MIN {
+                    let r = super::vnni::Row {
+                        acc: row,
+                        off,
+                        colsum: t.colsum.map(|s| (wz, s)),
+                        rq,
+                        zp: cl.zero_point,
+                        lo: cl.min.clamp(tmin, tmax),
+                        hi: cl.max.clamp(tmin, tmax),
+                    };
+                    // SAFETY: the ISA is VNNI (so AVX-512BW/VL); the nc
+                    // bytes at base are this row's part of the block.
+                    unsafe { super::vnni::store_row_bytes(&r, t.nc, p.add(base)) };
+                    continue;
+                }
+            }
+        }
         // SAFETY (all arms): element (c, n0 + j) for j < nc is in the
         // caller's block, at base + j * ns.
         unsafe {

@@ -18,6 +18,13 @@ mod isa;
 mod kernel;
 mod pack;
 
+#[cfg(target_arch = "x86_64")]
+mod avx2;
+#[cfg(target_arch = "aarch64")]
+mod neon;
+#[cfg(target_arch = "x86_64")]
+mod vnni;
+
 #[cfg(test)]
 mod tests;
 
