@@ -42,15 +42,10 @@ pub(crate) fn column_sums(panel: &[u8], groups: usize) -> [i32; NR] {
 /// `(c0..c0+mr, n0..n0+nc)` with no other access during the call.
 pub(crate) unsafe fn store(job: &Job<'_>, t: &Tile<'_>, acc: &[[i32; NR]; MR]) {
     let w = job.w;
-    let k = w.depth() as i32;
     for (r, row) in acc.iter().enumerate().take(t.mr) {
         let c = t.c0 + r;
         let wz = w.zps[c];
-        let off = job
-            .bias
-            .map_or(0, |b| b[c])
-            .wrapping_sub(job.x_zp.wrapping_mul(w.sums[c]))
-            .wrapping_add(k.wrapping_mul(job.x_zp).wrapping_mul(wz));
+        let off = channel_offset(job, c);
         let mut v = [0i32; NR];
         for (j, o) in v.iter_mut().enumerate().take(t.nc) {
             *o = row[j].wrapping_add(off);
@@ -62,31 +57,6 @@ pub(crate) unsafe fn store(job: &Job<'_>, t: &Tile<'_>, acc: &[[i32; NR]; MR]) {
         }
         let base = c * job.cs + t.n0 * job.ns;
         let ns = job.ns;
-        #[cfg(target_arch = "x86_64")]
-        if job.isa.0 == super::isa::QKind::Vnni && ns == 1 {
-            let fast = match job.dst {
-                Dst::U8(p, rq, cl) => Some((p, pick(rq, c), cl, 0, 255)),
-                Dst::I8(p, rq, cl) => Some((p as *mut u8, pick(rq, c), cl, -128, 127)),
-                Dst::I32(_) => None,
-            };
-            if let Some((p, rq, cl, tmin, tmax)) = fast {
-                if rq.shift <= 0 && rq.multiplier != i32::MIN {
-                    let r = super::vnni::Row {
-                        acc: row,
-                        off,
-                        colsum: t.colsum.map(|s| (wz, s)),
-                        rq,
-                        zp: cl.zero_point,
-                        lo: cl.min.clamp(tmin, tmax),
-                        hi: cl.max.clamp(tmin, tmax),
-                    };
-                    // SAFETY: the ISA is VNNI (so AVX-512BW/VL); the nc
-                    // bytes at base are this row's part of the block.
-                    unsafe { super::vnni::store_row_bytes(&r, t.nc, p.add(base)) };
-                    continue;
-                }
-            }
-        }
         // SAFETY (all arms): element (c, n0 + j) for j < nc is in the
         // caller's block, at base + j * ns.
         unsafe {
@@ -114,9 +84,20 @@ pub(crate) unsafe fn store(job: &Job<'_>, t: &Tile<'_>, acc: &[[i32; NR]; MR]) {
     }
 }
 
+/// The per-channel constant: `bias - xz sum ws + K xz wz`.
+#[inline(always)]
+pub(crate) fn channel_offset(job: &Job<'_>, c: usize) -> i32 {
+    let w = job.w;
+    let k = w.depth() as i32;
+    job.bias
+        .map_or(0, |b| b[c])
+        .wrapping_sub(job.x_zp.wrapping_mul(w.sums[c]))
+        .wrapping_add(k.wrapping_mul(job.x_zp).wrapping_mul(w.zps[c]))
+}
+
 /// The multiplier of channel `c` (a single one serves all).
 #[inline(always)]
-fn pick(rq: &[Requant], c: usize) -> Requant {
+pub(crate) fn pick(rq: &[Requant], c: usize) -> Requant {
     if rq.len() == 1 {
         rq[0]
     } else {

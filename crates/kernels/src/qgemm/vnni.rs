@@ -39,17 +39,20 @@ pub(crate) unsafe fn tile(groups: usize, w: &[i8], x: &[u8], acc: &mut [[i32; NR
     }
 }
 
-/// One output row, requantized: what the scalar epilogue computes, 16
-/// lanes at a time.
-pub(crate) struct Row<'a> {
-    /// Raw dot products.
-    pub acc: &'a [i32; NR],
+/// A tile's output and requantization, for [`tile_requant`].
+pub(crate) struct TileOut {
+    /// Channel stride of the output.
+    pub cs: usize,
+    /// Valid channels (<= MR).
+    pub mr: usize,
     /// Per-channel constant (bias and activation zero-point terms).
-    pub off: i32,
-    /// Stored weight zero point and column sums, when non-zero.
-    pub colsum: Option<(i32, &'a [i32; NR])>,
-    /// Multiplier; must have `shift <= 0` and `multiplier != i32::MIN`.
-    pub rq: Requant,
+    pub off: [i32; MR],
+    /// Per-channel stored weight zero points (used with `colsum`).
+    pub wz: [i32; MR],
+    /// Per-channel multipliers (never `i32::MIN`).
+    pub mult: [i32; MR],
+    /// Per-channel right shifts, in `0..=31`.
+    pub right: [i32; MR],
     /// Output zero point.
     pub zp: i32,
     /// Final bounds, inside the output type's range.
@@ -58,46 +61,80 @@ pub(crate) struct Row<'a> {
     pub hi: i32,
 }
 
-/// Requantizes a row and stores its first `nc` values as bytes at `dst`
-/// (contiguous).
+/// [`tile`] followed by requantization in registers and a byte store:
+/// what the scalar epilogue computes, 16 lanes at a time.
 ///
 /// # Safety
-/// AVX-512F/BW/VL; `dst` valid for `nc <= NR` byte writes.
-#[target_feature(enable = "avx512f,avx512bw,avx512vl")]
-pub(crate) unsafe fn store_row_bytes(row: &Row<'_>, nc: usize, dst: *mut u8) {
-    debug_assert!(row.rq.shift <= 0 && row.rq.multiplier != i32::MIN && nc <= NR);
-    let off = _mm512_set1_epi32(row.off);
-    let m = _mm512_set1_epi32(row.rq.multiplier);
+/// As [`tile`]; `dst` (output element `(c0, n0)`) must be valid for `nc`
+/// contiguous byte writes at each of the `o.mr` channel offsets
+/// `r * o.cs`, with no other access during the call. `colsum` holds the
+/// per-position sums of stored activations when some `o.wz` is non-zero.
+#[target_feature(enable = "avx512f,avx512bw,avx512vl,avx512vnni")]
+pub(crate) unsafe fn tile_requant(
+    groups: usize,
+    w: &[i8],
+    x: &[u8],
+    o: &TileOut,
+    dst: *mut u8,
+    nc: usize,
+    colsum: Option<&[i32; NR]>,
+) {
+    debug_assert!(w.len() >= groups * MR * KG && x.len() >= groups * NR * KG);
+    debug_assert!(o.mr <= MR && nc <= NR);
+    let mut a = [[_mm512_setzero_si512(); 2]; MR];
+    // SAFETY: as in `tile`.
+    unsafe {
+        let (mut wp, mut xp) = (w.as_ptr(), x.as_ptr());
+        for _ in 0..groups {
+            let x0 = _mm512_loadu_si512(xp as *const _);
+            let x1 = _mm512_loadu_si512(xp.add(64) as *const _);
+            for (r, row) in a.iter_mut().enumerate() {
+                let wb = _mm512_set1_epi32((wp.add(r * KG) as *const i32).read_unaligned());
+                row[0] = _mm512_dpbusd_epi32(row[0], x0, wb);
+                row[1] = _mm512_dpbusd_epi32(row[1], x1, wb);
+            }
+            wp = wp.add(MR * KG);
+            xp = xp.add(NR * KG);
+        }
+    }
     let nudge = _mm512_set1_epi64(1 << 30);
-    let e = _mm_cvtsi32_si128(-row.rq.shift);
-    let mask = _mm512_set1_epi32(((1i64 << -row.rq.shift) - 1) as i32);
-    let half = _mm512_srli_epi32::<1>(mask);
     // Clamp before adding the zero point, which then cannot overflow and
     // matches the scalar saturating add.
-    let lo = _mm512_set1_epi32(row.lo - row.zp);
-    let hi = _mm512_set1_epi32(row.hi - row.zp);
-    let zp = _mm512_set1_epi32(row.zp);
-    for h in 0..2 {
-        let n = nc.saturating_sub(16 * h).min(16);
-        if n == 0 {
-            break;
-        }
-        // SAFETY: lanes 16h..16h+16 of the NR-long arrays; `dst` writes
-        // are masked to the first `n` bytes of this half.
-        unsafe {
-            let mut v = _mm512_loadu_si512(row.acc.as_ptr().add(16 * h) as *const _);
-            v = _mm512_add_epi32(v, off);
-            if let Some((wz, cs)) = row.colsum {
-                let s = _mm512_loadu_si512(cs.as_ptr().add(16 * h) as *const _);
-                v = _mm512_sub_epi32(v, _mm512_mullo_epi32(s, _mm512_set1_epi32(wz)));
+    let lo = _mm512_set1_epi32(o.lo - o.zp);
+    let hi = _mm512_set1_epi32(o.hi - o.zp);
+    let zp = _mm512_set1_epi32(o.zp);
+    let masks = [
+        (1u32 << nc.min(16)).wrapping_sub(1) as u16,
+        (1u32 << nc.saturating_sub(16)).wrapping_sub(1) as u16,
+    ];
+    // SAFETY: `colsum` holds NR values (two 16-lane loads).
+    let cs = colsum.map(|c| unsafe {
+        [
+            _mm512_loadu_si512(c.as_ptr() as *const _),
+            _mm512_loadu_si512(c.as_ptr().add(16) as *const _),
+        ]
+    });
+    for (r, row) in a.iter().enumerate().take(o.mr) {
+        let off = _mm512_set1_epi32(o.off[r]);
+        let m = _mm512_set1_epi32(o.mult[r]);
+        let e = _mm_cvtsi32_si128(o.right[r]);
+        let mask = _mm512_set1_epi32(((1i64 << o.right[r]) - 1) as i32);
+        let half = _mm512_srli_epi32::<1>(mask);
+        let wz = _mm512_set1_epi32(o.wz[r]);
+        for (h, &acc) in row.iter().enumerate() {
+            let mut v = _mm512_add_epi32(acc, off);
+            if let Some(cs) = &cs {
+                v = _mm512_sub_epi32(v, _mm512_mullo_epi32(cs[h], wz));
             }
             // SaturatingRoundingDoublingHighMul = floor((v m + 2^30) / 2^31)
-            // (the saturating case is excluded by the contract).
+            // (the saturating case is excluded: m != i32::MIN).
             let even = _mm512_add_epi64(_mm512_mul_epi32(v, m), nudge);
             let odd = _mm512_add_epi64(_mm512_mul_epi32(_mm512_srli_epi64::<32>(v), m), nudge);
-            let even = _mm512_srli_epi64::<31>(even);
-            let odd = _mm512_slli_epi64::<1>(odd);
-            let v = _mm512_mask_blend_epi32(0xAAAA, even, odd);
+            let v = _mm512_mask_blend_epi32(
+                0xAAAA,
+                _mm512_srli_epi64::<31>(even),
+                _mm512_slli_epi64::<1>(odd),
+            );
             // RoundingDivideByPOT: ties away from zero.
             let rem = _mm512_and_si512(v, mask);
             let thr = _mm512_sub_epi32(half, _mm512_srai_epi32::<31>(v));
@@ -105,12 +142,16 @@ pub(crate) unsafe fn store_row_bytes(row: &Row<'_>, nc: usize, dst: *mut u8) {
             let up = _mm512_cmpgt_epi32_mask(rem, thr);
             let q = _mm512_mask_sub_epi32(q, up, q, _mm512_set1_epi32(-1));
             let q = _mm512_add_epi32(_mm512_min_epi32(_mm512_max_epi32(q, lo), hi), zp);
-            let bytes = _mm512_cvtepi32_epi8(q);
-            _mm_mask_storeu_epi8(
-                dst.add(16 * h) as *mut i8,
-                (1u32 << n).wrapping_sub(1) as u16,
-                bytes,
-            );
+            // SAFETY: the masked store writes the valid positions of this
+            // half of row r, inside the caller's block.
+            unsafe {
+                let d = dst.add(r * o.cs + 16 * h) as *mut i8;
+                if masks[h] == u16::MAX {
+                    _mm_storeu_si128(d as *mut __m128i, _mm512_cvtepi32_epi8(q));
+                } else {
+                    _mm_mask_storeu_epi8(d, masks[h], _mm512_cvtepi32_epi8(q));
+                }
+            }
         }
     }
 }
