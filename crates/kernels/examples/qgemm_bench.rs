@@ -103,7 +103,11 @@ fn main() {
             continue;
         }
         // f32 operands.
-        let to_f = |b: &[u8]| b.iter().map(|&v| v as f32 / 128.0 - 1.0).collect::<Vec<_>>();
+        let to_f = |b: &[u8]| {
+            b.iter()
+                .map(|&v| v as f32 / 128.0 - 1.0)
+                .collect::<Vec<_>>()
+        };
         let (wb, xb) = (rand_bytes(m * k, 1), rand_bytes(k * n, 2));
         let (wf, xf) = (to_f(&wb), to_f(&xb));
         let pa = PackedA::new(MatRef::row_major(&wf, m, k).unwrap());
@@ -127,7 +131,17 @@ fn main() {
                     requant: &rq,
                     clamp: QClamp::range(128, 0, 255),
                 };
-                qgemm(qisa, &pw, &xq, Some(&bias), out, n, 1, &mut qscratch, &Serial)
+                qgemm(
+                    qisa,
+                    &pw,
+                    &xq,
+                    Some(&bias),
+                    out,
+                    n,
+                    1,
+                    &mut qscratch,
+                    &Serial,
+                )
             },
         );
         tf_all += tf;

@@ -263,7 +263,10 @@ fn fused_epilogue(isa: QIsa, dst: &Dst<'_>, ns: usize, m: usize) -> bool {
         let _ = isa;
         false
     };
-    simd && ns == 1 && rq[..n].iter().all(|r| r.shift <= 0 && r.multiplier != i32::MIN)
+    simd && ns == 1
+        && rq[..n]
+            .iter()
+            .all(|r| r.shift <= 0 && r.multiplier != i32::MIN)
 }
 
 impl Job<'_> {

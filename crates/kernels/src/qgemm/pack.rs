@@ -355,9 +355,8 @@ impl<T: QElem> QRhs for QActivations<'_, T> {
                     let row = &mut dst[g * NR * KG..][..NR * KG];
                     let kk = KG.min(k - g * KG);
                     if nc == NR && kk == KG {
-                        let src: [&[u8]; KG] = core::array::from_fn(|i| {
-                            &bytes[(g * KG + i) * ld + n0..][..NR]
-                        });
+                        let src: [&[u8]; KG] =
+                            core::array::from_fn(|i| &bytes[(g * KG + i) * ld + n0..][..NR]);
                         interleave4(src, flip, row.try_into().expect("panel row"));
                         continue;
                     }

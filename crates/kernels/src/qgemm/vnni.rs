@@ -6,7 +6,6 @@
 use core::arch::x86_64::*;
 
 use super::{KG, MR, NR};
-use crate::requant::Requant;
 
 /// Raw dot products of one weight panel and one activation panel.
 ///
