@@ -194,7 +194,8 @@ pub fn qgemm<X: QRhs + ?Sized>(
         cs,
         ns,
         x_zp: x.zero_point_storage(),
-        fused: fused_epilogue(isa, &dst, ns),
+        fused: fused_epilogue(isa, &dst, ns) && !use_gemv(isa, n),
+        gemv: use_gemv(isa, n),
     };
     let (mp, np) = (m.div_ceil(MR), n.div_ceil(NR));
     if tasks == 1 {
@@ -245,6 +246,8 @@ struct Job<'a> {
     x_zp: i32,
     /// Requantize inside the SIMD micro-kernel (see [`fused_epilogue`]).
     fused: bool,
+    /// Few positions: dot products by the matrix-vector kernel.
+    gemv: bool,
 }
 
 /// True when the micro-kernel can requantize in registers: VNNI and byte
@@ -262,6 +265,22 @@ fn fused_epilogue(isa: QIsa, dst: &Dst<'_>, ns: usize) -> bool {
         false
     };
     simd && ns == 1
+}
+
+/// Positions up to which the matrix-vector kernel beats the tile kernel
+/// (which always computes [`NR`] positions).
+const GEMV_MAX: usize = 8;
+
+/// True when the matrix-vector kernel should compute the dot products.
+fn use_gemv(isa: QIsa, n: usize) -> bool {
+    #[cfg(target_arch = "x86_64")]
+    let simd = isa.0 == isa::QKind::Vnni;
+    #[cfg(not(target_arch = "x86_64"))]
+    let simd = {
+        let _ = isa;
+        false
+    };
+    simd && n <= GEMV_MAX
 }
 
 impl Job<'_> {
@@ -348,6 +367,16 @@ impl Job<'_> {
                     let colsum = need_sums.then(|| read_sums(sums, p - p0));
                     let mut acc = [[0i32; NR]; MR];
                     let wsums = &self.w.sums[c0..c0 + MR];
+                    #[cfg(target_arch = "x86_64")]
+                    if self.gemv {
+                        // SAFETY: `gemv` implies VNNI; the panels hold
+                        // `groups` groups (checked by `kernel::tile`'s
+                        // callers' layout: `pb` bytes each), nc <= NR.
+                        unsafe { vnni::gemv(groups, &wp[..groups * MR * KG], xp, nc, &mut acc) };
+                    } else {
+                        kernel::tile(self.isa, groups, wp, xp, wsums, &mut acc);
+                    }
+                    #[cfg(not(target_arch = "x86_64"))]
                     kernel::tile(self.isa, groups, wp, xp, wsums, &mut acc);
                     let t = epilogue::Tile {
                         c0,

@@ -196,3 +196,51 @@ pub(crate) unsafe fn requant_tile(
         }
     }
 }
+
+/// Raw dot products of one weight panel with the first `n` positions of
+/// one activation panel, for few positions (fully connected layers): the
+/// channels of a depth group sit in the lanes of one 256-bit `vpdpbusd`
+/// against that position's 4 broadcast activation bytes, so no work is
+/// spent on the panel's empty positions. Writes `acc[r][j]` for `j < n`.
+///
+/// # Safety
+/// The CPU must support AVX-512F/BW/VL and VNNI; `w` holds at least
+/// `groups * MR * KG` and `x` `groups * NR * KG` bytes; `n <= NR`.
+#[target_feature(enable = "avx512f,avx512bw,avx512vl,avx512vnni")]
+pub(crate) unsafe fn gemv(groups: usize, w: &[i8], x: &[u8], n: usize, acc: &mut [[i32; NR]; MR]) {
+    debug_assert!(w.len() >= groups * MR * KG && x.len() >= groups * NR * KG && n <= NR);
+    const U: usize = 4;
+    for j in 0..n {
+        let mut a = [_mm256_setzero_si256(); U];
+        // SAFETY: group g reads w[g*32..+32] and x[(g*NR + j)*4..+4],
+        // inside the lengths the caller guarantees (j < NR).
+        let sum = unsafe {
+            let (wp, xp) = (w.as_ptr(), x.as_ptr().add(j * KG));
+            let at = |g: usize| {
+                let xb = _mm256_set1_epi32((xp.add(g * NR * KG) as *const i32).read_unaligned());
+                let wv = _mm256_loadu_si256(wp.add(g * MR * KG) as *const __m256i);
+                (xb, wv)
+            };
+            let mut g = 0;
+            while g + U <= groups {
+                for (u, acc) in a.iter_mut().enumerate() {
+                    let (xb, wv) = at(g + u);
+                    *acc = _mm256_dpbusd_epi32(*acc, xb, wv);
+                }
+                g += U;
+            }
+            while g < groups {
+                let (xb, wv) = at(g);
+                a[0] = _mm256_dpbusd_epi32(a[0], xb, wv);
+                g += 1;
+            }
+            _mm256_add_epi32(_mm256_add_epi32(a[0], a[1]), _mm256_add_epi32(a[2], a[3]))
+        };
+        let mut lanes = [0i32; MR];
+        // SAFETY: MR = 8 lanes of 32 bits: one 256-bit store.
+        unsafe { _mm256_storeu_si256(lanes.as_mut_ptr() as *mut __m256i, sum) };
+        for (row, v) in acc.iter_mut().zip(lanes) {
+            row[j] = v;
+        }
+    }
+}
