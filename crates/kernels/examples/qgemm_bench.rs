@@ -6,7 +6,8 @@
 //! connected classifiers (N = 1) run the matrix-vector path.
 //!
 //! `cargo run --release -p whittle-kernels --example qgemm_bench [filter]`
-//! (`WHITTLE_BENCH_MIN=1` reports minima instead of medians.)
+//! (`WHITTLE_BENCH_MIN=1` reports minima instead of medians;
+//! `WHITTLE_QISA=avx2` or `portable` picks a slower int8 path.)
 
 use std::time::Instant;
 
@@ -90,7 +91,12 @@ const SHAPES: &[(&str, usize, usize, usize)] = &[
 
 fn main() {
     let filter = std::env::args().nth(1).unwrap_or_default();
-    let (fisa, qisa) = (Isa::detect(), QIsa::detect());
+    let (fisa, mut qisa) = (Isa::detect(), QIsa::detect());
+    match std::env::var("WHITTLE_QISA").as_deref() {
+        Ok("avx2") => qisa = qisa.without_avx512(),
+        Ok("portable") => qisa = QIsa::portable(),
+        _ => {}
+    }
     println!(
         "f32 isa: {}   int8 isa: {}   single thread; ratio = f32 time / int8 time",
         fisa.name(),

@@ -11,10 +11,10 @@ use super::{Dst, Job, KG, MR, NR};
 use crate::requant::{QClamp, Requant};
 
 /// Requantization constants of one channel panel, in the form the SIMD
-/// epilogues use: per channel `z = (v * mult + add - [v * mult < 0] * corr)
-/// >> shift` on 64-bit products, where `shift = 31 + e` for a right shift
-/// `e`, `add = 2^30 + 2^(30 + e)` (`2^30` alone when `e = 0`) and `corr =
-/// 2^31` when `e > 0`. This is SaturatingRoundingDoublingHighMul (round
+/// epilogues use: per channel `z = (v * mult + add - [v * mult < 0] *
+/// corr) / 2^shift` (floor) on 64-bit products, where `shift = 31 + e`
+/// for a right shift `e`, `add = 2^30 + 2^(30 + e)` (`2^30` alone when
+/// `e = 0`) and `corr = 2^31` when `e > 0`. This is SaturatingRoundingDoublingHighMul (round
 /// half up) then RoundingDivideByPOT (ties away from zero) in one floor
 /// division: nested floors of integers collapse, and the tie correction
 /// of a negative high product becomes `-2^31` before the division (a zero

@@ -334,7 +334,15 @@ impl Job<'_> {
                     if !need_sums {
                         unsafe {
                             vnni::panel_requant(
-                                groups, wp, panels, pb, p1 - p0, last_nc, o, dst, self.cs,
+                                groups,
+                                wp,
+                                panels,
+                                pb,
+                                p1 - p0,
+                                last_nc,
+                                o,
+                                dst,
+                                self.cs,
                                 None,
                             );
                         }

@@ -387,19 +387,39 @@ fn row_consts_formulation_matches_requant() {
     let mut reqs = edge_requants(8, 5); // the left shift (index 8) is not in
     for _ in 0..300 {
         let m = (xorshift(&mut s) as i32).wrapping_abs().max(1 << 30);
-        let m = if xorshift(&mut s) % 7 == 0 { -m } else { m };
+        let m = if xorshift(&mut s).is_multiple_of(7) {
+            -m
+        } else {
+            m
+        };
         let sh = -((xorshift(&mut s) % 32) as i32);
         reqs.push(Requant {
             multiplier: m,
             shift: sh,
         });
     }
-    let specials = [0, 1, -1, 2, -2, 3, -3, i32::MAX, i32::MIN, i32::MIN + 1, 1 << 30];
+    let specials = [
+        0,
+        1,
+        -1,
+        2,
+        -2,
+        3,
+        -3,
+        i32::MAX,
+        i32::MIN,
+        i32::MIN + 1,
+        1 << 30,
+    ];
     for chunk in reqs.chunks(MR) {
         let ws = vec![0i8; MR];
         let w = QPackedWeights::new(&ws, chunk.len(), 1, &[0]).unwrap();
         let mut out = [0u8; 1];
-        for (zp, lo, hi, signed) in [(3, 0, 255, false), (-5, -128, 127, true), (100, 110, 120, false)] {
+        for (zp, lo, hi, signed) in [
+            (3, 0, 255, false),
+            (-5, -128, 127, true),
+            (100, 110, 120, false),
+        ] {
             let cl = QClamp {
                 zero_point: zp,
                 min: lo,
@@ -448,7 +468,13 @@ fn simd_requant_edges_match_reference() {
     // Huge biases push accumulators to the int32 extremes; shapes cover
     // the fused VNNI kernel (ns == 1), the strided store and the
     // matrix-vector kernel (n <= 8), with partial channel panels.
-    for &(m, k, n) in &[(20, 40, 70), (11, 9, 33), (19, 130, 1), (17, 300, 8), (9, 64, 9)] {
+    for &(m, k, n) in &[
+        (20, 40, 70),
+        (11, 9, 33),
+        (19, 130, 1),
+        (17, 300, 8),
+        (9, 64, 9),
+    ] {
         for zp in [false, true] {
             let mut case = Case::<u8, i8>::new(m, k, n, QLayout::DepthMajor, zp, 11 + m as u64);
             case.requant = edge_requants(m, 3);
@@ -463,11 +489,18 @@ fn simd_requant_edges_match_reference() {
                     let want: Vec<i32> = acc
                         .iter()
                         .enumerate()
-                        .map(|(i, &a)| (case.requant[i / n].apply(a).saturating_add(3)).clamp(lo, hi))
+                        .map(|(i, &a)| {
+                            (case.requant[i / n].apply(a).saturating_add(3)).clamp(lo, hi)
+                        })
                         .collect();
                     for transposed in [false, true] {
                         let got = run(&case, isa, &Serial, kind, transposed);
-                        assert_eq!(got, want, "{} m{m} k{k} n{n} zp{zp} kind{kind} t{transposed}", isa.name());
+                        assert_eq!(
+                            got,
+                            want,
+                            "{} m{m} k{k} n{n} zp{zp} kind{kind} t{transposed}",
+                            isa.name()
+                        );
                     }
                 }
             }

@@ -68,7 +68,10 @@ unsafe fn requant16(acc: __m512i, o: &RowConsts, r: usize, colsum: Option<__m512
     let zo = _mm512_srav_epi64(_mm512_mask_sub_epi64(uo, no, uo, corr), sh);
     // Odd lanes take the low half of zo's 64-bit lanes (pairs swapped).
     let z = _mm512_mask_shuffle_epi32::<0xB1>(ze, 0xAAAA, zo);
-    let z = _mm512_min_epi32(_mm512_max_epi32(z, _mm512_set1_epi32(o.lo)), _mm512_set1_epi32(o.hi));
+    let z = _mm512_min_epi32(
+        _mm512_max_epi32(z, _mm512_set1_epi32(o.lo)),
+        _mm512_set1_epi32(o.hi),
+    );
     _mm512_add_epi32(z, _mm512_set1_epi32(o.zp))
 }
 
@@ -187,8 +190,7 @@ pub(crate) unsafe fn requant_tile(
             // SAFETY: 16-lane loads and stores inside rows of NR = 32.
             unsafe {
                 let a = _mm512_loadu_si512(acc[r].as_ptr().add(16 * h) as *const _);
-                let c =
-                    colsum.map(|c| _mm512_loadu_si512(c.as_ptr().add(16 * h) as *const _));
+                let c = colsum.map(|c| _mm512_loadu_si512(c.as_ptr().add(16 * h) as *const _));
                 let q = requant16(a, o, r, c);
                 let d = out[r].as_mut_ptr().add(16 * h) as *mut __m128i;
                 _mm_storeu_si128(d, _mm512_cvtepi32_epi8(q));
