@@ -6,7 +6,6 @@
 //! `sum xs ws - xz sum ws - wz sum xs + K xz wz`: a per-channel constant
 //! plus, only when `wz != 0`, a per-position column sum.
 
-use super::isa::QKind;
 use super::{Dst, Job, KG, MR, NR};
 use crate::requant::{QClamp, Requant};
 
@@ -22,6 +21,8 @@ use crate::requant::{QClamp, Requant};
 /// product differ, never sits on a tie). Valid when the multiplier is not
 /// `i32::MIN` (no saturating case) and there is no left shift.
 #[derive(Clone, Copy, Debug)]
+// Only the x86-64 SIMD epilogues read it (NEON keeps the scalar one).
+#[cfg_attr(not(target_arch = "x86_64"), allow(dead_code))]
 pub(crate) struct RowConsts {
     /// Valid channels (<= MR); later rows are zero and never stored.
     pub mr: usize,
@@ -170,7 +171,6 @@ pub(crate) unsafe fn store(
 
 /// Requantizes `acc` into `out` with the job's SIMD ISA; false when it has
 /// none (the caller then takes the scalar path).
-#[allow(unused_variables)]
 fn requant_tile_simd(
     job: &Job<'_>,
     acc: &[[i32; NR]; MR],
@@ -178,15 +178,23 @@ fn requant_tile_simd(
     colsum: Option<&[i32; NR]>,
     out: &mut [[u8; NR]; MR],
 ) -> bool {
-    match job.isa.0 {
-        // SAFETY: `QIsa` only hands out kinds the CPU supports.
-        #[cfg(target_arch = "x86_64")]
-        QKind::Vnni => unsafe { super::vnni::requant_tile(acc, o, colsum, out) },
-        #[cfg(target_arch = "x86_64")]
-        QKind::Avx2 => unsafe { super::avx2::requant_tile(acc, o, colsum, out) },
-        _ => return false,
+    #[cfg(target_arch = "x86_64")]
+    {
+        use super::isa::QKind;
+        match job.isa.0 {
+            // SAFETY: `QIsa` only hands out kinds the CPU supports.
+            QKind::Vnni => unsafe { super::vnni::requant_tile(acc, o, colsum, out) },
+            // SAFETY: as above.
+            QKind::Avx2 => unsafe { super::avx2::requant_tile(acc, o, colsum, out) },
+            QKind::Portable => return false,
+        }
+        true
     }
-    true
+    #[cfg(not(target_arch = "x86_64"))]
+    {
+        let _ = (job, acc, o, colsum, out);
+        false
+    }
 }
 
 /// [`store`] without SIMD: requantize and store element by element.

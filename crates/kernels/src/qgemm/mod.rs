@@ -245,8 +245,10 @@ struct Job<'a> {
     ns: usize,
     x_zp: i32,
     /// Requantize inside the SIMD micro-kernel (see [`fused_epilogue`]).
+    #[cfg_attr(not(target_arch = "x86_64"), allow(dead_code))]
     fused: bool,
     /// Few positions: dot products by the matrix-vector kernel.
+    #[cfg_attr(not(target_arch = "x86_64"), allow(dead_code))]
     gemv: bool,
 }
 
