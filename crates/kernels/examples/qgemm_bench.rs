@@ -2,10 +2,12 @@
 //! of MobileNetV2 1.0@224 and ResNet-18@224, single thread, measured in the
 //! same run (interleaved, medians). M = output channels, K = Cin*kh*kw, N =
 //! output pixels; activations depth-major (NCHW / im2col rows), weights
-//! pre-packed, output requantized to u8 (int8) or plain f32.
+//! pre-packed, output requantized to u8 (int8) or plain f32. The fully
+//! connected classifiers (N = 1) run the matrix-vector path.
 //!
 //! `cargo run --release -p whittle-kernels --example qgemm_bench [filter]`
-//! (`WHITTLE_BENCH_MIN=1` reports minima instead of medians.)
+//! (`WHITTLE_BENCH_MIN=1` reports minima instead of medians;
+//! `WHITTLE_QISA=avx2` or `portable` picks a slower int8 path.)
 
 use std::time::Instant;
 
@@ -74,6 +76,7 @@ const SHAPES: &[(&str, usize, usize, usize)] = &[
     ("mbv2 1x1 160->960 @7", 960, 160, 49),
     ("mbv2 1x1 960->320 @7", 320, 960, 49),
     ("mbv2 1x1 320->1280 @7", 1280, 320, 49),
+    ("mbv2 fc 1280->1000", 1000, 1280, 1),
     ("r18 conv1 7x7 3->64 @112", 64, 147, 12544),
     ("r18 3x3 64->64 @56", 64, 576, 3136),
     ("r18 3x3s2 64->128 @28", 128, 576, 784),
@@ -83,11 +86,17 @@ const SHAPES: &[(&str, usize, usize, usize)] = &[
     ("r18 3x3 256->256 @14", 256, 2304, 196),
     ("r18 3x3 256->512 @7", 512, 2304, 49),
     ("r18 3x3 512->512 @7", 512, 4608, 49),
+    ("r18 fc 512->1000", 1000, 512, 1),
 ];
 
 fn main() {
     let filter = std::env::args().nth(1).unwrap_or_default();
-    let (fisa, qisa) = (Isa::detect(), QIsa::detect());
+    let (fisa, mut qisa) = (Isa::detect(), QIsa::detect());
+    match std::env::var("WHITTLE_QISA").as_deref() {
+        Ok("avx2") => qisa = qisa.without_avx512(),
+        Ok("portable") => qisa = QIsa::portable(),
+        _ => {}
+    }
     println!(
         "f32 isa: {}   int8 isa: {}   single thread; ratio = f32 time / int8 time",
         fisa.name(),

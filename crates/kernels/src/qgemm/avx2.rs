@@ -5,6 +5,7 @@
 
 use core::arch::x86_64::*;
 
+use super::epilogue::RowConsts;
 use super::{KG, MR, NR};
 
 /// Raw dot products of one weight panel and one activation panel.
@@ -64,6 +65,66 @@ unsafe fn sub_tile(
             let s = _mm256_permute4x64_epi64::<0b11_01_10_00>(s);
             let out = acc[4 * half + r].as_mut_ptr().add(8 * sub);
             _mm256_storeu_si256(out as *mut _, s);
+        }
+    }
+}
+
+/// Requantizes a whole accumulator tile to bytes (`u8` or `i8` bits), 8
+/// lanes at a time: SaturatingRoundingDoublingHighMul on exact 64-bit
+/// products, then RoundingDivideByPOT as shift plus round-up test (AVX2
+/// has no 64-bit arithmetic shift for [`RowConsts`]'s single division).
+///
+/// # Safety
+/// The CPU must support AVX2.
+#[target_feature(enable = "avx2")]
+pub(crate) unsafe fn requant_tile(
+    acc: &[[i32; NR]; MR],
+    o: &RowConsts,
+    colsum: Option<&[i32; NR]>,
+    out: &mut [[u8; NR]; MR],
+) {
+    let nudge = _mm256_set1_epi64x(1 << 30);
+    let (lo, hi) = (_mm256_set1_epi32(o.lo), _mm256_set1_epi32(o.hi));
+    let zp = _mm256_set1_epi32(o.zp);
+    // Low byte of each 32-bit lane, gathered into the low 8 bytes.
+    let pick = _mm256_setr_epi8(
+        0, 4, 8, 12, -1, -1, -1, -1, -1, -1, -1, -1, -1, -1, -1, -1, 0, 4, 8, 12, -1, -1, -1, -1,
+        -1, -1, -1, -1, -1, -1, -1, -1,
+    );
+    let join = _mm256_setr_epi32(0, 4, 1, 1, 1, 1, 1, 1);
+    for r in 0..o.mr.min(MR) {
+        let e = (o.shift[r] - 31) as i32;
+        let m = _mm256_set1_epi32(o.mult[r]);
+        let off = _mm256_set1_epi32(o.off[r]);
+        let wz = _mm256_set1_epi32(o.wz[r]);
+        let ev = _mm256_set1_epi32(e);
+        let mask = _mm256_set1_epi32(((1i64 << e) - 1) as i32);
+        let half = _mm256_srli_epi32::<1>(mask);
+        for h in 0..NR / 8 {
+            // SAFETY: 8-lane loads and an 8-byte store inside rows of NR.
+            unsafe {
+                let mut v = _mm256_loadu_si256(acc[r].as_ptr().add(8 * h) as *const _);
+                v = _mm256_add_epi32(v, off);
+                if let Some(c) = colsum {
+                    let c = _mm256_loadu_si256(c.as_ptr().add(8 * h) as *const _);
+                    v = _mm256_sub_epi32(v, _mm256_mullo_epi32(c, wz));
+                }
+                let te = _mm256_add_epi64(_mm256_mul_epi32(v, m), nudge);
+                let to = _mm256_add_epi64(_mm256_mul_epi32(_mm256_srli_epi64::<32>(v), m), nudge);
+                // Bits 31..62 of each product: the (non-saturating) high mul.
+                let y = _mm256_blend_epi32::<0xAA>(
+                    _mm256_srli_epi64::<31>(te),
+                    _mm256_slli_epi64::<1>(to),
+                );
+                let rem = _mm256_and_si256(y, mask);
+                let thr = _mm256_sub_epi32(half, _mm256_srai_epi32::<31>(y));
+                let q = _mm256_srav_epi32(y, ev);
+                let q = _mm256_sub_epi32(q, _mm256_cmpgt_epi32(rem, thr));
+                let q = _mm256_add_epi32(_mm256_min_epi32(_mm256_max_epi32(q, lo), hi), zp);
+                let b = _mm256_permutevar8x32_epi32(_mm256_shuffle_epi8(q, pick), join);
+                let d = out[r].as_mut_ptr().add(8 * h) as *mut __m128i;
+                _mm_storel_epi64(d, _mm256_castsi256_si128(b));
+            }
         }
     }
 }

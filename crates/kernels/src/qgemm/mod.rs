@@ -194,7 +194,8 @@ pub fn qgemm<X: QRhs + ?Sized>(
         cs,
         ns,
         x_zp: x.zero_point_storage(),
-        fused: fused_epilogue(isa, &dst, ns, m),
+        fused: fused_epilogue(isa, &dst, ns) && !use_gemv(isa, n),
+        gemv: use_gemv(isa, n),
     };
     let (mp, np) = (m.div_ceil(MR), n.div_ceil(NR));
     if tasks == 1 {
@@ -244,18 +245,20 @@ struct Job<'a> {
     ns: usize,
     x_zp: i32,
     /// Requantize inside the SIMD micro-kernel (see [`fused_epilogue`]).
+    #[cfg_attr(not(target_arch = "x86_64"), allow(dead_code))]
     fused: bool,
+    /// Few positions: dot products by the matrix-vector kernel.
+    #[cfg_attr(not(target_arch = "x86_64"), allow(dead_code))]
+    gemv: bool,
 }
 
-/// True when the micro-kernel can requantize in registers: VNNI, byte
-/// output with contiguous positions, and multipliers below 1 (no left
-/// shift) that cannot hit SRDHM's saturating case.
-fn fused_epilogue(isa: QIsa, dst: &Dst<'_>, ns: usize, m: usize) -> bool {
-    let rq = match dst {
-        Dst::U8(_, rq, _) | Dst::I8(_, rq, _) => rq,
-        Dst::I32(_) => return false,
-    };
-    let n = if rq.len() == 1 { 1 } else { m };
+/// True when the micro-kernel can requantize in registers: VNNI and byte
+/// output with contiguous positions (channel panels whose multipliers do
+/// not fit [`epilogue::RowConsts`] still take the scalar epilogue).
+fn fused_epilogue(isa: QIsa, dst: &Dst<'_>, ns: usize) -> bool {
+    if matches!(dst, Dst::I32(_)) {
+        return false;
+    }
     #[cfg(target_arch = "x86_64")]
     let simd = isa.0 == isa::QKind::Vnni;
     #[cfg(not(target_arch = "x86_64"))]
@@ -264,9 +267,22 @@ fn fused_epilogue(isa: QIsa, dst: &Dst<'_>, ns: usize, m: usize) -> bool {
         false
     };
     simd && ns == 1
-        && rq[..n]
-            .iter()
-            .all(|r| r.shift <= 0 && r.multiplier != i32::MIN)
+}
+
+/// Positions up to which the matrix-vector kernel beats the tile kernel
+/// (which always computes [`NR`] positions).
+const GEMV_MAX: usize = 8;
+
+/// True when the matrix-vector kernel should compute the dot products.
+fn use_gemv(isa: QIsa, n: usize) -> bool {
+    #[cfg(target_arch = "x86_64")]
+    let simd = isa.0 == isa::QKind::Vnni;
+    #[cfg(not(target_arch = "x86_64"))]
+    let simd = {
+        let _ = isa;
+        false
+    };
+    simd && n <= GEMV_MAX
 }
 
 impl Job<'_> {
@@ -306,43 +322,82 @@ impl Job<'_> {
             for cp in chan.clone() {
                 let wp = self.w.panel(cp);
                 let (c0, mr) = (cp * MR, MR.min(m - cp * MR));
+                let consts = epilogue::RowConsts::new(self, c0, mr);
                 #[cfg(target_arch = "x86_64")]
-                let fused = self.fused.then(|| self.tile_out(c0, mr));
+                if let (true, Some(o)) = (self.fused, &consts) {
+                    // SAFETY (both calls): `fused` implies VNNI and byte
+                    // output with ns == 1; the panels lie in `panels`, and
+                    // element (c0, p0 * NR) and every element after it in
+                    // these rows up to the block's last position lie in
+                    // this task's block of the output.
+                    let dst = unsafe { self.byte_ptr().add(c0 * self.cs + p0 * NR) };
+                    let last_nc = n - (p1 - 1) * NR;
+                    let last_nc = last_nc.min(NR);
+                    if !need_sums {
+                        unsafe {
+                            vnni::panel_requant(
+                                groups,
+                                wp,
+                                panels,
+                                pb,
+                                p1 - p0,
+                                last_nc,
+                                o,
+                                dst,
+                                self.cs,
+                                None,
+                            );
+                        }
+                    } else {
+                        for p in p0..p1 {
+                            let colsum = read_sums(sums, p - p0);
+                            let nc = NR.min(n - p * NR);
+                            let xp = &panels[(p - p0) * pb..][..pb];
+                            unsafe {
+                                vnni::panel_requant(
+                                    groups,
+                                    wp,
+                                    xp,
+                                    pb,
+                                    1,
+                                    nc,
+                                    o,
+                                    dst.add((p - p0) * NR),
+                                    self.cs,
+                                    Some(&colsum),
+                                );
+                            }
+                        }
+                    }
+                    continue;
+                }
                 for p in p0..p1 {
                     let (n0, nc) = (p * NR, NR.min(n - p * NR));
                     let xp = &panels[(p - p0) * pb..][..pb];
-                    let mut colsum = [0i32; NR];
-                    if need_sums {
-                        for (j, s) in colsum.iter_mut().enumerate() {
-                            let b = &sums[((p - p0) * NR + j) * 4..][..4];
-                            *s = i32::from_ne_bytes([b[0], b[1], b[2], b[3]]);
-                        }
-                    }
-                    let colsum = need_sums.then_some(&colsum);
-                    #[cfg(target_arch = "x86_64")]
-                    if let Some((ptr, o)) = &fused {
-                        // SAFETY: `fused` implies VNNI and byte output with
-                        // ns == 1; element (c0, n0) and the whole tile lie
-                        // in this task's block of the output.
-                        unsafe {
-                            let dst = ptr.add(c0 * self.cs + n0);
-                            vnni::tile_requant(groups, wp, xp, o, dst, nc, colsum);
-                        }
-                        continue;
-                    }
+                    let colsum = need_sums.then(|| read_sums(sums, p - p0));
                     let mut acc = [[0i32; NR]; MR];
                     let wsums = &self.w.sums[c0..c0 + MR];
+                    #[cfg(target_arch = "x86_64")]
+                    if self.gemv {
+                        // SAFETY: `gemv` implies VNNI; the panels hold
+                        // `groups` groups (checked by `kernel::tile`'s
+                        // callers' layout: `pb` bytes each), nc <= NR.
+                        unsafe { vnni::gemv(groups, &wp[..groups * MR * KG], xp, nc, &mut acc) };
+                    } else {
+                        kernel::tile(self.isa, groups, wp, xp, wsums, &mut acc);
+                    }
+                    #[cfg(not(target_arch = "x86_64"))]
                     kernel::tile(self.isa, groups, wp, xp, wsums, &mut acc);
                     let t = epilogue::Tile {
                         c0,
                         mr,
                         n0,
                         nc,
-                        colsum,
+                        colsum: colsum.as_ref(),
                     };
                     // SAFETY: the tile lies in this task's block; forwarded
                     // contract.
-                    unsafe { epilogue::store(self, &t, &acc) };
+                    unsafe { epilogue::store(self, &t, &acc, consts.as_ref()) };
                 }
             }
             p0 = p1;
@@ -350,36 +405,22 @@ impl Job<'_> {
     }
 }
 
-#[cfg(target_arch = "x86_64")]
 impl Job<'_> {
-    /// The output base pointer and the requantization constants of the
-    /// channel panel at `c0` (`mr` valid channels), for the VNNI
-    /// requantizing micro-kernel. Only called when `self.fused` holds.
-    fn tile_out(&self, c0: usize, mr: usize) -> (*mut u8, vnni::TileOut) {
-        let (ptr, rq, cl, tmin, tmax) = match self.dst {
-            Dst::U8(p, rq, cl) => (p, rq, cl, 0, 255),
-            Dst::I8(p, rq, cl) => (p as *mut u8, rq, cl, -128, 127),
-            Dst::I32(_) => unreachable!("fused epilogue with int32 output"),
-        };
-        let mut o = vnni::TileOut {
-            cs: self.cs,
-            mr,
-            off: [0; MR],
-            wz: [0; MR],
-            mult: [0; MR],
-            right: [0; MR],
-            zp: cl.zero_point,
-            lo: cl.min.clamp(tmin, tmax),
-            hi: cl.max.clamp(tmin, tmax),
-        };
-        for r in 0..mr {
-            let c = c0 + r;
-            let q = epilogue::pick(rq, c);
-            o.off[r] = epilogue::channel_offset(self, c);
-            o.wz[r] = self.w.zps[c];
-            o.mult[r] = q.multiplier;
-            o.right[r] = -q.shift;
+    /// The byte output's base pointer (only for `u8`/`i8` destinations).
+    #[cfg(target_arch = "x86_64")]
+    fn byte_ptr(&self) -> *mut u8 {
+        match self.dst {
+            Dst::U8(p, _, _) => p,
+            Dst::I8(p, _, _) => p as *mut u8,
+            Dst::I32(_) => unreachable!("byte pointer of an int32 output"),
         }
-        (ptr, o)
     }
+}
+
+/// The column sums of panel `i` of a block, stored as native-endian bytes.
+fn read_sums(sums: &[u8], i: usize) -> [i32; NR] {
+    core::array::from_fn(|j| {
+        let b = &sums[(i * NR + j) * 4..][..4];
+        i32::from_ne_bytes([b[0], b[1], b[2], b[3]])
+    })
 }

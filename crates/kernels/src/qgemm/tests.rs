@@ -116,6 +116,24 @@ impl<X: QElem, W: QElem> Case<X, W> {
         out
     }
 
+    /// As [`Case::reference_acc`], wrapping like the kernels' int32 sums
+    /// (huge biases).
+    fn reference_acc_wrapping(&self) -> Vec<i32> {
+        let mut out = vec![0; self.m * self.n];
+        for c in 0..self.m {
+            for j in 0..self.n {
+                let mut acc = self.bias[c] as i64;
+                for kk in 0..self.k {
+                    let xv = (self.xat(kk, j) - self.x_zp.to_i32()) as i64;
+                    let wv = (self.w[c * self.k + kk].to_i32() - self.w_zp[c]) as i64;
+                    acc += xv * wv;
+                }
+                out[c * self.n + j] = acc as i32;
+            }
+        }
+        out
+    }
+
     fn acts(&self) -> QActivations<'_, X> {
         QActivations::new(&self.x, self.k, self.n, self.ld, self.layout, self.x_zp).unwrap()
     }
@@ -315,4 +333,192 @@ fn simd_paths_are_available_where_expected() {
     #[cfg(target_arch = "aarch64")]
     assert_eq!(names[1], "neon");
     assert_eq!(QIsa::detect().name(), *names.last().unwrap());
+}
+
+/// Multipliers covering the SIMD formulation's edges: no right shift,
+/// the largest one, zero and negative multipliers, and a left shift
+/// (which sends its channel panel to the scalar epilogue).
+fn edge_requants(m: usize, seed: u64) -> Vec<Requant> {
+    let mut s = seed;
+    let fixed = [
+        Requant::from_real(0.75).unwrap(),
+        Requant::from_real(0.5).unwrap(),
+        Requant::from_real(0.999_999).unwrap(),
+        Requant {
+            multiplier: i32::MAX,
+            shift: -31,
+        },
+        Requant {
+            multiplier: 1 << 30,
+            shift: -30,
+        },
+        Requant {
+            multiplier: 0,
+            shift: 0,
+        },
+        Requant {
+            multiplier: -(1 << 30) - 12345,
+            shift: -3,
+        },
+        Requant {
+            multiplier: i32::MAX,
+            shift: 0,
+        },
+        Requant {
+            multiplier: 1 << 30,
+            shift: 2,
+        },
+    ];
+    (0..m)
+        .map(|c| {
+            if c < fixed.len() {
+                fixed[c]
+            } else {
+                let real = (xorshift(&mut s) % 1_000_000 + 1) as f64 * 1e-6;
+                Requant::from_real(real).unwrap()
+            }
+        })
+        .collect()
+}
+
+#[test]
+fn row_consts_formulation_matches_requant() {
+    let mut s = 0xfeed_beefu64;
+    let mut reqs = edge_requants(8, 5); // the left shift (index 8) is not in
+    for _ in 0..300 {
+        let m = (xorshift(&mut s) as i32).wrapping_abs().max(1 << 30);
+        let m = if xorshift(&mut s).is_multiple_of(7) {
+            -m
+        } else {
+            m
+        };
+        let sh = -((xorshift(&mut s) % 32) as i32);
+        reqs.push(Requant {
+            multiplier: m,
+            shift: sh,
+        });
+    }
+    let specials = [
+        0,
+        1,
+        -1,
+        2,
+        -2,
+        3,
+        -3,
+        i32::MAX,
+        i32::MIN,
+        i32::MIN + 1,
+        1 << 30,
+    ];
+    for chunk in reqs.chunks(MR) {
+        let ws = vec![0i8; MR];
+        let w = QPackedWeights::new(&ws, chunk.len(), 1, &[0]).unwrap();
+        let mut out = [0u8; 1];
+        for (zp, lo, hi, signed) in [
+            (3, 0, 255, false),
+            (-5, -128, 127, true),
+            (100, 110, 120, false),
+        ] {
+            let cl = QClamp {
+                zero_point: zp,
+                min: lo,
+                max: hi,
+            };
+            let dst = if signed {
+                Dst::I8(out.as_mut_ptr() as *mut i8, chunk, cl)
+            } else {
+                Dst::U8(out.as_mut_ptr(), chunk, cl)
+            };
+            let job = Job {
+                isa: QIsa::portable(),
+                w: &w,
+                bias: None,
+                dst,
+                cs: 1,
+                ns: 1,
+                x_zp: 0,
+                fused: false,
+                gemv: false,
+            };
+            let o = epilogue::RowConsts::new(&job, 0, chunk.len()).unwrap();
+            let (tmin, tmax) = if signed { (-128, 127) } else { (0, 255) };
+            for (r, q) in chunk.iter().enumerate() {
+                let mut vals = specials.to_vec();
+                for _ in 0..300 {
+                    vals.push(xorshift(&mut s) as i32 >> (xorshift(&mut s) % 32));
+                }
+                for v in vals {
+                    let want = cl.apply(q.apply(v)).clamp(tmin, tmax);
+                    let got = epilogue::row_consts_lane(v, &o, r);
+                    assert_eq!(got, want, "v {v} {q:?} {cl:?}");
+                }
+            }
+        }
+    }
+    // A left shift is outside the formulation.
+    assert!(!epilogue::simd_requant_ok(Requant {
+        multiplier: 1 << 30,
+        shift: 1
+    }));
+}
+
+#[test]
+fn simd_requant_edges_match_reference() {
+    // Huge biases push accumulators to the int32 extremes; shapes cover
+    // the fused VNNI kernel (ns == 1), the strided store and the
+    // matrix-vector kernel (n <= 8), with partial channel panels.
+    for &(m, k, n) in &[
+        (20, 40, 70),
+        (11, 9, 33),
+        (19, 130, 1),
+        (17, 300, 8),
+        (9, 64, 9),
+    ] {
+        for zp in [false, true] {
+            let mut case = Case::<u8, i8>::new(m, k, n, QLayout::DepthMajor, zp, 11 + m as u64);
+            case.requant = edge_requants(m, 3);
+            let mut s = 77u64;
+            for b in case.bias.iter_mut() {
+                *b = (xorshift(&mut s) as i32) >> (xorshift(&mut s) % 4);
+            }
+            let acc = case.reference_acc_wrapping();
+            for isa in QIsa::available() {
+                for kind in 0..2u8 {
+                    let (lo, hi) = if kind == 0 { (0, 255) } else { (-128, 127) };
+                    let want: Vec<i32> = acc
+                        .iter()
+                        .enumerate()
+                        .map(|(i, &a)| {
+                            (case.requant[i / n].apply(a).saturating_add(3)).clamp(lo, hi)
+                        })
+                        .collect();
+                    for transposed in [false, true] {
+                        let got = run(&case, isa, &Serial, kind, transposed);
+                        assert_eq!(
+                            got,
+                            want,
+                            "{} m{m} k{k} n{n} zp{zp} kind{kind} t{transposed}",
+                            isa.name()
+                        );
+                    }
+                }
+            }
+        }
+    }
+}
+
+#[test]
+fn gemv_threads_are_bit_exact() {
+    for &(m, k, n) in &[(1000, 160, 1), (64, 72, 4), (33, 5, 8)] {
+        let case = Case::<i8, i8>::new(m, k, n, QLayout::PositionMajor, true, 9);
+        let want = case.reference_acc();
+        for isa in QIsa::available() {
+            assert_eq!(run(&case, isa, &Serial, 2, true), want, "{}", isa.name());
+            let one = run(&case, isa, &Serial, 1, true);
+            for t in [2, 3] {
+                assert_eq!(run(&case, isa, &Threads(t), 1, true), one, "{t}");
+            }
+        }
+    }
 }
