@@ -189,7 +189,14 @@ impl QBlockWeights {
         self.channels.div_ceil(NC)
     }
 
-    /// Bytes held: the 4-bit weights plus per-block scales and sums.
+    /// The 4-bit size: half a byte per weight plus one f32 scale per
+    /// (channel, block), as stored in a model.
+    pub fn int4_bytes(&self) -> usize {
+        (self.channels * self.depth).div_ceil(2) + 4 * self.channels * self.blocks
+    }
+
+    /// Bytes held in memory: packed weights (channels padded to panels) plus
+    /// per-block scales and sums.
     pub fn bytes(&self) -> usize {
         self.data.len() + 4 * (self.sums.len() + self.scales.len())
     }

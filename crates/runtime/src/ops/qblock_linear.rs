@@ -74,7 +74,10 @@ fn build(ctx: &BuildCtx<'_>) -> Result<Built, OpError> {
     let x_zp = zero_point(ctx, 2, x_dt, "x_zero_point")?;
     let w = ctx.const_value(3)?;
     if w.dtype() != DType::I8 {
-        return Err(ctx.err(format!("w must be I8 holding int4 values, got {}", w.dtype())));
+        return Err(ctx.err(format!(
+            "w must be I8 holding int4 values, got {}",
+            w.dtype()
+        )));
     }
     let ws = ctx.const_value(4)?;
     if ws.dtype() != DType::F32 {
@@ -144,7 +147,11 @@ fn build(ctx: &BuildCtx<'_>) -> Result<Built, OpError> {
     }
     .map_err(|e| ctx.err(format!("w / w_scale: {e}")))?;
     let act = ctx.fused_activation()?;
-    let (lo, hi) = if x_dt == DType::U8 { (0, 255) } else { (-128, 127) };
+    let (lo, hi) = if x_dt == DType::U8 {
+        (0, 255)
+    } else {
+        (-128, 127)
+    };
     let clamp = QClamp::new(act, y_scale, y_zp, lo, hi).ok_or_else(|| {
         ctx.err(format!(
             "fused activation {} is not supported (only Relu and Clip)",
@@ -214,7 +221,7 @@ impl Kernel for QBlockLinearKernel {
     }
 
     fn weight_bytes(&self) -> usize {
-        self.w.bytes() + 4 * self.bias.as_ref().map_or(0, Vec::len)
+        self.w.int4_bytes() + 4 * self.bias.as_ref().map_or(0, Vec::len)
     }
 
     fn absorbed_inputs(&self) -> &[usize] {
@@ -246,7 +253,9 @@ impl QBlockLinearKernel {
         let x: &[T] = bytemuck::cast_slice(x);
         let (k, n, p) = (self.k, self.n, self.positions);
         if x.len() < self.batches * p * k || y.len() < self.batches * p * n {
-            return Err(RunError::Unsupported("operand buffer smaller than its shape"));
+            return Err(RunError::Unsupported(
+                "operand buffer smaller than its shape",
+            ));
         }
         let exec = ParExec::new(ctx.par);
         let o = QBlockOut {

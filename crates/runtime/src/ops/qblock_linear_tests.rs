@@ -74,7 +74,11 @@ fn run(c: &QbCase, threads: usize) -> (Tensor, String, usize) {
 fn onnxruntime_qdq_cases_within_one_and_threads_bit_exact() {
     for c in cases::cases() {
         let (got, name, wbytes) = run(&c, 1);
-        assert!(name.starts_with("qblock_linear.int4."), "{}: {name}", c.name);
+        assert!(
+            name.starts_with("qblock_linear.int4."),
+            "{}: {name}",
+            c.name
+        );
         assert_eq!(got.shape(), c.output.shape(), "{}", c.name);
         assert_eq!(got.dtype(), c.output.dtype(), "{}", c.name);
         let (g, w) = (got.to_i64_vec().unwrap(), c.output.to_i64_vec().unwrap());
@@ -83,10 +87,18 @@ fn onnxruntime_qdq_cases_within_one_and_threads_bit_exact() {
             assert!((a - b).abs() <= 1, "{} element {i}: {a} vs {b}", c.name);
             off += usize::from(a != b);
         }
-        assert!(off * 20 <= g.len(), "{}: {off} of {} off by one", c.name, g.len());
-        // 4-bit weights: well under the int8 size of w.
+        assert!(
+            off * 20 <= g.len(),
+            "{}: {off} of {} off by one",
+            c.name,
+            g.len()
+        );
+        // Half a byte per weight, 4 per block scale and per bias value.
         let w_numel = c.inputs[3].as_ref().unwrap().numel();
-        assert!(wbytes < w_numel, "{}: {wbytes} bytes for {w_numel} weights", c.name);
+        let s_numel = c.inputs[4].as_ref().unwrap().numel();
+        let b_numel = c.inputs.get(7).map_or(0, |b| b.as_ref().unwrap().numel());
+        let want = w_numel.div_ceil(2) + 4 * (s_numel + b_numel);
+        assert_eq!(wbytes, want, "{}: weight bytes", c.name);
         let (two, _, _) = run(&c, 2);
         assert_eq!(got.as_bytes(), two.as_bytes(), "{} (2 threads)", c.name);
     }
@@ -97,7 +109,11 @@ fn base_inputs(k: usize, n: usize, w_val: i8) -> Vec<Option<Tensor>> {
         Some(hx(DType::U8, &[2, k], &"05".repeat(2 * k))),
         Some(tf(&[], &[0.1])),
         Some(hx(DType::U8, &[], "00")),
-        Some(hx(DType::I8, &[k, n], &format!("{:02x}", w_val as u8).repeat(k * n))),
+        Some(hx(
+            DType::I8,
+            &[k, n],
+            &format!("{:02x}", w_val as u8).repeat(k * n),
+        )),
         Some(tf(&[k.div_ceil(16), n], &vec![0.5; k.div_ceil(16) * n])),
         Some(tf(&[], &[0.25])),
         Some(hx(DType::U8, &[], "0a")),
