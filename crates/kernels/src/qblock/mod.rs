@@ -224,41 +224,46 @@ impl<T: QElem> Job<'_, T> {
     }
 
     /// The final epilogue of one tile: `* x_scale`, `+ bias`, `/ y_scale`,
-    /// round half to even, clamp, `+ y_zp`.
+    /// clamp, round half to even, `+ y_zp`. Written as straight-line f32
+    /// arithmetic over whole rows so the compiler vectorizes it; IEEE
+    /// operations give the same bits scalar or vector.
     ///
     /// # Safety
     /// As [`Job::block`], for the `mc x nc` elements at `(c0, n0)`.
     unsafe fn store(&self, f: &[[f32; NC]; MP], c0: usize, mc: usize, n0: usize, nc: usize) {
         let o = self.o;
         let zp = o.clamp.zero_point;
+        // Integer bounds: clamping before rounding equals clamping after.
         let lo = (o.clamp.min.max(T::MIN) - zp) as f32;
         let hi = (o.clamp.max.min(T::MAX) - zp) as f32;
+        let mut bias = [0f32; NC];
+        if let Some(b) = o.bias {
+            bias[..mc].copy_from_slice(&b[c0..c0 + mc]);
+        }
+        let (xs, ys) = (o.x_scale, o.y_scale);
         for (j, row) in f.iter().enumerate().take(nc) {
-            for (r, &acc) in row.iter().enumerate().take(mc) {
-                let c = c0 + r;
-                let mut v = acc * o.x_scale;
-                if let Some(b) = o.bias {
-                    v += b[c];
-                }
-                let q = round_even(v / o.y_scale);
-                let q = if q < lo {
-                    lo
-                } else if q > hi {
-                    hi
-                } else {
-                    q
-                };
-                // NaN (only from non-finite inputs) becomes the zero point.
-                let q = T::saturate(q as i32 + zp);
-                // SAFETY: (c, n0 + j) is inside the caller's block.
-                unsafe { *self.out.add(c * self.cs + (n0 + j) * self.ns) = q };
+            let mut q = [0i32; NC];
+            for r in 0..NC {
+                let v = row[r] * xs + bias[r];
+                let v = v / ys;
+                let v = if v < lo { lo } else { v };
+                let v = if v > hi { hi } else { v };
+                q[r] = round_even(v) as i32 + zp;
+            }
+            for (r, &v) in q.iter().enumerate().take(mc) {
+                // SAFETY: (c0 + r, n0 + j) is inside the caller's block;
+                // `v` is within the type's range (clamped above).
+                unsafe { *self.out.add((c0 + r) * self.cs + (n0 + j) * self.ns) = T::saturate(v) };
             }
         }
     }
 }
 
-/// Rounds half to even (as QuantizeLinear).
-#[inline]
+/// Rounds half to even (as QuantizeLinear) for `|v| <= 2^22`: adding and
+/// subtracting 1.5 * 2^23 leaves no fraction bits, and IEEE addition rounds
+/// ties to even. Callers clamp `v` to the 8-bit range first.
+#[inline(always)]
 fn round_even(v: f32) -> f32 {
-    libm::rintf(v)
+    const MAGIC: f32 = 12_582_912.0;
+    (v + MAGIC) - MAGIC
 }

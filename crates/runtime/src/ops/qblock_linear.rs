@@ -129,7 +129,13 @@ fn build(ctx: &BuildCtx<'_>) -> Result<Built, OpError> {
     };
     let bias = match bias {
         None => None,
-        Some(b) if b.dtype() == DType::F32 && b.shape() == [n] => Some(b.to_f32_vec()),
+        Some(b) if b.dtype() == DType::F32 && b.shape() == [n] => {
+            let v = b.to_f32_vec();
+            if let Some(bad) = v.iter().find(|v| !v.is_finite()) {
+                return Err(ctx.err(format!("bias must be finite, got {bad}")));
+            }
+            Some(v)
+        }
         Some(b) => {
             return Err(ctx.err(format!(
                 "bias must be F32 [{n}], got {} {:?}",
