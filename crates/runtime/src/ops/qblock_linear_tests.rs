@@ -154,10 +154,10 @@ fn bad_attributes_and_inputs_are_errors() {
     assert!(err(&ok, &[bs.clone(), ("layout", Attr::String("nhwc".into()))]).contains("layout"));
     let mut bad_w = ok.clone();
     bad_w[3] = base_inputs(32, 4, 9)[3].clone();
-    assert!(err(&bad_w, &[bs.clone()]).contains("int4 range"));
+    assert!(err(&bad_w, std::slice::from_ref(&bs)).contains("int4 range"));
     let mut bad_s = ok.clone();
     bad_s[4] = Some(tf(&[1, 4], &[0.5; 4]));
-    assert!(err(&bad_s, &[bs.clone()]).contains("w_scale has shape"));
+    assert!(err(&bad_s, std::slice::from_ref(&bs)).contains("w_scale has shape"));
     let leaky = [
         bs.clone(),
         ("whittle.act", Attr::String("LeakyRelu".into())),
