@@ -31,6 +31,7 @@ mod norm;
 mod onehot;
 mod pad;
 mod pool;
+mod qblock_linear;
 mod qlinear_matmul;
 mod reduce;
 mod reduce_kernel;
@@ -88,5 +89,6 @@ pub fn register_all(r: &mut Registry) {
     max_unpool::register(r);
     lrn::register(r);
     compress::register(r);
+    qblock_linear::register(r);
     qlinear_matmul::register(r);
 }
