@@ -31,6 +31,7 @@ mod norm;
 mod onehot;
 mod pad;
 mod pool;
+mod qlinear_matmul;
 mod quantize;
 mod reduce;
 mod reduce_kernel;
@@ -89,4 +90,5 @@ pub fn register_all(r: &mut Registry) {
     lrn::register(r);
     compress::register(r);
     quantize::register(r);
+    qlinear_matmul::register(r);
 }
