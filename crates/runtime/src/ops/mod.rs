@@ -31,7 +31,15 @@ mod norm;
 mod onehot;
 mod pad;
 mod pool;
+#[cfg(test)]
+mod qint8_data_tests;
+#[cfg(test)]
+mod qlinear_case_types;
+#[cfg(test)]
+mod qlinear_cases;
+mod qlinear_elementwise;
 mod qlinear_matmul;
+mod qlinear_pool;
 mod quantize;
 mod reduce;
 mod reduce_kernel;
@@ -90,5 +98,7 @@ pub fn register_all(r: &mut Registry) {
     lrn::register(r);
     compress::register(r);
     quantize::register(r);
+    qlinear_elementwise::register(r);
+    qlinear_pool::register(r);
     qlinear_matmul::register(r);
 }
