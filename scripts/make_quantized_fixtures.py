@@ -14,7 +14,10 @@ onnxruntime's default), calibrated with MinMax on random normal inputs from a
 fixed seed (a fixture's input_0.npy is not in the calibration set). The
 reference output is onnxruntime's on the fixture's input_0.npy. Each output's
 tolerance is a few quantization steps of the DequantizeLinear that produces
-it. Everything goes to tests/fixtures/quantized/ with a manifest.json.
+it; the manifest also records the float model's output and onnxruntime's
+int8 SQNR against it, the accuracy bar for deep nets where fixed-point and
+float requantization drift apart by more than a few steps. Everything goes
+to tests/fixtures/quantized/ with a manifest.json.
 
 Usage: python3 scripts/make_quantized_fixtures.py
 """
@@ -119,7 +122,14 @@ def main() -> None:
                 }
                 for i, (o, tol) in enumerate(zip(outs, output_tolerances(model))):
                     np.save(OUT / f"{tag}_output_{i}.npy", o)
-                    entry["outputs"].append({"file": f"{tag}_output_{i}.npy", "atol": tol})
+                    ref = np.load(SRC / name / f"output_{i}.npy")
+                    sqnr = 10 * np.log10(float((ref**2).sum()) / float(((ref - o) ** 2).sum()))
+                    entry["outputs"].append({
+                        "file": f"{tag}_output_{i}.npy",
+                        "atol": tol,
+                        "float_file": f"../{name}/output_{i}.npy",
+                        "ort_sqnr_db": round(sqnr, 2),
+                    })
                 manifest["fixtures"].append(entry)
                 ops = sorted({n.op_type for n in model.graph.node})
                 print(f"{tag}: {path.stat().st_size} bytes, ops {ops}")

