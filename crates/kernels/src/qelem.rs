@@ -2,9 +2,11 @@
 //! Mul in TFLite's fixed-point form, 256-entry table lookups (any unary
 //! function of one quantized byte), and average pooling with int32 sums.
 //!
-//! Every path (portable, AVX2, AVX-512) produces the same bits; SIMD is
-//! chosen at run time when the `std` feature can detect the CPU.
+//! Every path (portable, AVX2, AVX-512, NEON) produces the same bits; x86
+//! SIMD is chosen at run time when the `std` feature can detect the CPU.
 
+#[cfg(target_arch = "aarch64")]
+mod neon;
 mod pool;
 #[cfg(test)]
 mod tests;
@@ -134,8 +136,9 @@ impl QAdd {
         self.clamp.apply(self.out.apply(sum))
     }
 
-    /// True when every rescale only shifts right (what the SIMD path does).
-    fn right_shifts_only(&self) -> bool {
+    /// True when every rescale only shifts right: the case the SIMD paths
+    /// handle (others take the portable loop).
+    pub fn right_shifts_only(&self) -> bool {
         self.a.shift <= 0 && self.b.shift <= 0 && self.out.shift <= 0
     }
 }
@@ -199,6 +202,11 @@ pub fn qadd<T: Q8>(p: &QAdd, a: Operand<'_, T>, b: Operand<'_, T>, y: &mut [T]) 
             if p.right_shifts_only() && std::is_x86_feature_detected!("avx2") {
                 // SAFETY: AVX2 was just detected; the slices have y's length.
                 unsafe { x86::qadd_avx2(p, a, b, y) };
+                return;
+            }
+            #[cfg(target_arch = "aarch64")]
+            if p.right_shifts_only() {
+                neon::qadd_neon(p, a, b, y);
                 return;
             }
             for ((y, &a), &b) in y.iter_mut().zip(a).zip(b) {
