@@ -14,6 +14,7 @@ pub mod depthwise;
 pub mod gemm;
 pub mod pool;
 pub mod qblock;
+pub mod qelem;
 pub mod qgemm;
 pub mod requant;
 

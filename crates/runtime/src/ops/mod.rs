@@ -32,7 +32,16 @@ mod onehot;
 mod pad;
 mod pool;
 mod qblock_linear;
+#[cfg(test)]
+mod qint8_data_tests;
+#[cfg(test)]
+mod qlinear_case_types;
+#[cfg(test)]
+mod qlinear_cases;
+mod qlinear_elementwise;
 mod qlinear_matmul;
+mod qlinear_pool;
+mod quantize;
 mod reduce;
 mod reduce_kernel;
 mod resize;
@@ -90,5 +99,8 @@ pub fn register_all(r: &mut Registry) {
     lrn::register(r);
     compress::register(r);
     qblock_linear::register(r);
+    quantize::register(r);
+    qlinear_elementwise::register(r);
+    qlinear_pool::register(r);
     qlinear_matmul::register(r);
 }
