@@ -13,6 +13,7 @@ pub mod conv_shift;
 pub mod depthwise;
 pub mod gemm;
 pub mod pool;
+pub mod qconv;
 pub mod qgemm;
 pub mod requant;
 
