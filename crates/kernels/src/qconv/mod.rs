@@ -4,6 +4,7 @@
 //! requantization is the fixed-point [`crate::requant`] formula, so every
 //! instruction set and thread count gives the same bits.
 
+pub mod conv;
 pub mod depthwise;
 mod isa;
 mod par;

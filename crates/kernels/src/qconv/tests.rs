@@ -78,12 +78,12 @@ impl Case {
                 Requant::from_real(real).unwrap()
             })
             .collect();
-        let bias = (rng.next() % 4 != 0).then(|| {
+        let bias = (!rng.next().is_multiple_of(4)).then(|| {
             (0..g.cout)
                 .map(|_| rng.range(-20000, 20000))
                 .collect::<Vec<_>>()
         });
-        let signed_y = rng.next() % 2 == 0;
+        let signed_y = rng.next().is_multiple_of(2);
         let (qmin, qmax) = if signed_y { (-128, 127) } else { (0, 255) };
         let y_zp = rng.range(qmin, qmax);
         let clamp = match rng.next() % 3 {
@@ -301,7 +301,7 @@ fn depthwise_3x3_and_5x5_every_width() {
 
 #[test]
 fn depthwise_other_shapes() {
-    let shapes: &[(
+    type S = (
         usize,
         usize,
         [usize; 2],
@@ -309,7 +309,8 @@ fn depthwise_other_shapes() {
         usize,
         [usize; 2],
         [usize; 2],
-    )] = &[
+    );
+    let shapes: &[S] = &[
         // (mult, h x w, kernel, stride, dilation, pad begin, pad end)
         (1, 9, [1, 1], [1, 1], 1, [0, 0], [0, 0]),
         (2, 9, [3, 3], [1, 1], 1, [1, 1], [1, 1]),
@@ -392,4 +393,253 @@ fn depthwise_requant_extremes() {
 
 fn g_len(g: &ConvGeom) -> usize {
     g.batch * g.cin * g.in_spatial()
+}
+
+fn check_conv(g: ConvGeom, signed_x: bool, u8_w: bool, raw: bool, seed: u64) {
+    use super::conv::{QConv, QConvOutput};
+    let mut rng = Rng(seed.wrapping_mul(0x9E37_79B9_7F4A_7C15) | 1);
+    let case = Case::random(g, signed_x, u8_w, &mut rng);
+    let x = rng.bytes(g_len(&case.g));
+    let output = if raw {
+        QConvOutput::I32
+    } else {
+        QConvOutput::Requant {
+            requant: case.rq.clone(),
+            clamp: case.clamp,
+            signed: case.clamp.min < 0,
+        }
+    };
+    // Per-tensor weight zero point when all agree (exercises both forms).
+    let zps: Vec<i32> = if case.w_zp.iter().all(|&z| z == case.w_zp[0]) {
+        vec![case.w_zp[0]]
+    } else {
+        case.w_zp.clone()
+    };
+    let k = if u8_w {
+        let w: Vec<u8> = case.w.iter().map(|&v| v as u8).collect();
+        QConv::new(
+            case.g.clone(),
+            case.input,
+            &w,
+            &zps,
+            case.bias.as_deref(),
+            output,
+        )
+    } else {
+        let w: Vec<i8> = case.w.iter().map(|&v| v as i8).collect();
+        QConv::new(
+            case.g.clone(),
+            case.input,
+            &w,
+            &zps,
+            case.bias.as_deref(),
+            output,
+        )
+    }
+    .unwrap();
+    let acc = case.reference_acc(&x);
+    let want = (!raw).then(|| case.reference(&x));
+    for isa in QIsa::available() {
+        for tasks in [1, 3] {
+            let mut scratch = vec![0u8; k.scratch_len(tasks)];
+            let ctx = alloc::format!("{:?} {} tasks {tasks}", case.g, isa.name());
+            if let Some(want) = &want {
+                let mut y = vec![0xA5u8; want.len()];
+                k.run(isa, &x, &mut y, &mut scratch, &Threads(tasks));
+                assert_eq!(&y, want, "{ctx}");
+            } else {
+                let mut y = vec![7i32; acc.len()];
+                k.run_i32(isa, &x, &mut y, &mut scratch, &Threads(tasks));
+                let want: Vec<i32> = acc.iter().map(|&a| a as i32).collect();
+                assert_eq!(y, want, "{ctx}");
+            }
+        }
+    }
+}
+
+#[test]
+fn conv_matches_reference() {
+    // (batch, cin, cout, groups, input, kernel, stride, dilation, pb, pe)
+    type G = (
+        usize,
+        usize,
+        usize,
+        usize,
+        [usize; 3],
+        [usize; 3],
+        [usize; 3],
+        [usize; 3],
+        [usize; 3],
+        [usize; 3],
+    );
+    let shapes: &[G] = &[
+        // 1x1 pointwise (straight GEMM), and with a stride (im2col).
+        (
+            2,
+            5,
+            7,
+            1,
+            [1, 6, 7],
+            [1, 1, 1],
+            [1; 3],
+            [1; 3],
+            [0; 3],
+            [0; 3],
+        ),
+        (
+            1,
+            40,
+            33,
+            1,
+            [1, 9, 9],
+            [1, 1, 1],
+            [1, 2, 2],
+            [1; 3],
+            [0; 3],
+            [0; 3],
+        ),
+        // 3x3 padded, strided, dilated.
+        (
+            1,
+            3,
+            16,
+            1,
+            [1, 11, 10],
+            [1, 3, 3],
+            [1; 3],
+            [1; 3],
+            [0, 1, 1],
+            [0, 1, 1],
+        ),
+        (
+            2,
+            6,
+            9,
+            1,
+            [1, 13, 12],
+            [1, 3, 3],
+            [1, 2, 2],
+            [1; 3],
+            [0, 1, 1],
+            [0, 0, 0],
+        ),
+        (
+            1,
+            4,
+            5,
+            1,
+            [1, 12, 12],
+            [1, 3, 3],
+            [1; 3],
+            [1, 2, 2],
+            [0, 2, 2],
+            [0, 2, 2],
+        ),
+        (
+            1,
+            3,
+            8,
+            1,
+            [1, 20, 20],
+            [1, 7, 7],
+            [1, 2, 2],
+            [1; 3],
+            [0, 3, 3],
+            [0, 3, 3],
+        ),
+        // Grouped (and grouped pointwise), channel multiplier.
+        (
+            1,
+            8,
+            12,
+            4,
+            [1, 7, 9],
+            [1, 3, 3],
+            [1; 3],
+            [1; 3],
+            [0, 1, 1],
+            [0, 1, 1],
+        ),
+        (
+            2,
+            6,
+            6,
+            3,
+            [1, 5, 5],
+            [1, 1, 1],
+            [1; 3],
+            [1; 3],
+            [0; 3],
+            [0; 3],
+        ),
+        (
+            1,
+            4,
+            8,
+            4,
+            [1, 6, 6],
+            [1, 3, 3],
+            [1, 2, 2],
+            [1; 3],
+            [0, 1, 1],
+            [0, 1, 1],
+        ),
+        // 1-D and 3-D.
+        (
+            2,
+            3,
+            4,
+            1,
+            [1, 1, 17],
+            [1, 1, 4],
+            [1, 1, 3],
+            [1, 1, 2],
+            [0, 0, 2],
+            [0, 0, 1],
+        ),
+        (
+            1,
+            2,
+            3,
+            1,
+            [4, 5, 5],
+            [2, 3, 3],
+            [1, 1, 1],
+            [1; 3],
+            [1, 1, 1],
+            [0, 1, 1],
+        ),
+        // Padding larger than the kernel reach.
+        (
+            1,
+            2,
+            3,
+            1,
+            [1, 3, 3],
+            [1, 2, 2],
+            [1; 3],
+            [1; 3],
+            [0, 3, 3],
+            [0, 2, 2],
+        ),
+    ];
+    let mut seed = 11;
+    for &(b, ci, co, grp, i, k, s, d, pb, pe) in shapes {
+        for (signed, u8w, raw) in [
+            (false, false, false),
+            (true, false, false),
+            (false, true, false),
+            (true, true, true),
+            (false, false, true),
+        ] {
+            seed += 1;
+            check_conv(
+                geom(b, ci, co, grp, i, k, s, d, pb, pe),
+                signed,
+                u8w,
+                raw,
+                seed,
+            );
+        }
+    }
 }
