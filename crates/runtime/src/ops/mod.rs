@@ -31,6 +31,7 @@ mod norm;
 mod onehot;
 mod pad;
 mod pool;
+mod qlinear_conv;
 mod reduce;
 mod reduce_kernel;
 mod resize;
@@ -87,4 +88,5 @@ pub fn register_all(r: &mut Registry) {
     max_unpool::register(r);
     lrn::register(r);
     compress::register(r);
+    qlinear_conv::register(r);
 }
