@@ -42,15 +42,10 @@ pub(crate) fn column_sums(panel: &[u8], groups: usize) -> [i32; NR] {
 /// `(c0..c0+mr, n0..n0+nc)` with no other access during the call.
 pub(crate) unsafe fn store(job: &Job<'_>, t: &Tile<'_>, acc: &[[i32; NR]; MR]) {
     let w = job.w;
-    let k = w.depth() as i32;
     for (r, row) in acc.iter().enumerate().take(t.mr) {
         let c = t.c0 + r;
         let wz = w.zps[c];
-        let off = job
-            .bias
-            .map_or(0, |b| b[c])
-            .wrapping_sub(job.x_zp.wrapping_mul(w.sums[c]))
-            .wrapping_add(k.wrapping_mul(job.x_zp).wrapping_mul(wz));
+        let off = channel_offset(job, c);
         let mut v = [0i32; NR];
         for (j, o) in v.iter_mut().enumerate().take(t.nc) {
             *o = row[j].wrapping_add(off);
@@ -89,9 +84,20 @@ pub(crate) unsafe fn store(job: &Job<'_>, t: &Tile<'_>, acc: &[[i32; NR]; MR]) {
     }
 }
 
+/// The per-channel constant: `bias - xz sum ws + K xz wz`.
+#[inline(always)]
+pub(crate) fn channel_offset(job: &Job<'_>, c: usize) -> i32 {
+    let w = job.w;
+    let k = w.depth() as i32;
+    job.bias
+        .map_or(0, |b| b[c])
+        .wrapping_sub(job.x_zp.wrapping_mul(w.sums[c]))
+        .wrapping_add(k.wrapping_mul(job.x_zp).wrapping_mul(w.zps[c]))
+}
+
 /// The multiplier of channel `c` (a single one serves all).
 #[inline(always)]
-fn pick(rq: &[Requant], c: usize) -> Requant {
+pub(crate) fn pick(rq: &[Requant], c: usize) -> Requant {
     if rq.len() == 1 {
         rq[0]
     } else {

@@ -24,8 +24,16 @@ pub(crate) fn tile(
     assert!(wsums.len() >= MR);
     match isa.0 {
         QKind::Portable => portable(groups, w, x, acc),
-        #[allow(unreachable_patterns)]
-        _ => portable(groups, w, x, acc),
+        // SAFETY (all SIMD arms): `QIsa` only hands out a kind the CPU
+        // supports; panel lengths were checked above.
+        #[cfg(target_arch = "x86_64")]
+        QKind::Avx2 => unsafe { super::avx2::tile(groups, w, x, acc) },
+        #[cfg(target_arch = "x86_64")]
+        QKind::Vnni => unsafe { super::vnni::tile(groups, w, x, acc) },
+        #[cfg(target_arch = "aarch64")]
+        QKind::Neon => unsafe { super::neon::tile(groups, w, x, acc) },
+        #[cfg(target_arch = "aarch64")]
+        QKind::NeonDot => unsafe { super::neon::tile_dot(groups, w, x, wsums, acc) },
     }
 }
 

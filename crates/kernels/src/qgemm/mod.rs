@@ -18,6 +18,13 @@ mod isa;
 mod kernel;
 mod pack;
 
+#[cfg(target_arch = "x86_64")]
+mod avx2;
+#[cfg(target_arch = "aarch64")]
+mod neon;
+#[cfg(target_arch = "x86_64")]
+mod vnni;
+
 #[cfg(test)]
 mod tests;
 
@@ -187,6 +194,7 @@ pub fn qgemm<X: QRhs + ?Sized>(
         cs,
         ns,
         x_zp: x.zero_point_storage(),
+        fused: fused_epilogue(isa, &dst, ns, m),
     };
     let (mp, np) = (m.div_ceil(MR), n.div_ceil(NR));
     if tasks == 1 {
@@ -235,6 +243,30 @@ struct Job<'a> {
     cs: usize,
     ns: usize,
     x_zp: i32,
+    /// Requantize inside the SIMD micro-kernel (see [`fused_epilogue`]).
+    fused: bool,
+}
+
+/// True when the micro-kernel can requantize in registers: VNNI, byte
+/// output with contiguous positions, and multipliers below 1 (no left
+/// shift) that cannot hit SRDHM's saturating case.
+fn fused_epilogue(isa: QIsa, dst: &Dst<'_>, ns: usize, m: usize) -> bool {
+    let rq = match dst {
+        Dst::U8(_, rq, _) | Dst::I8(_, rq, _) => rq,
+        Dst::I32(_) => return false,
+    };
+    let n = if rq.len() == 1 { 1 } else { m };
+    #[cfg(target_arch = "x86_64")]
+    let simd = isa.0 == isa::QKind::Vnni;
+    #[cfg(not(target_arch = "x86_64"))]
+    let simd = {
+        let _ = isa;
+        false
+    };
+    simd && ns == 1
+        && rq[..n]
+            .iter()
+            .all(|r| r.shift <= 0 && r.multiplier != i32::MIN)
 }
 
 impl Job<'_> {
@@ -274,18 +306,11 @@ impl Job<'_> {
             for cp in chan.clone() {
                 let wp = self.w.panel(cp);
                 let (c0, mr) = (cp * MR, MR.min(m - cp * MR));
+                #[cfg(target_arch = "x86_64")]
+                let fused = self.fused.then(|| self.tile_out(c0, mr));
                 for p in p0..p1 {
                     let (n0, nc) = (p * NR, NR.min(n - p * NR));
                     let xp = &panels[(p - p0) * pb..][..pb];
-                    let mut acc = [[0i32; NR]; MR];
-                    kernel::tile(
-                        self.isa,
-                        groups,
-                        wp,
-                        xp,
-                        &self.w.sums[c0..c0 + MR],
-                        &mut acc,
-                    );
                     let mut colsum = [0i32; NR];
                     if need_sums {
                         for (j, s) in colsum.iter_mut().enumerate() {
@@ -293,12 +318,27 @@ impl Job<'_> {
                             *s = i32::from_ne_bytes([b[0], b[1], b[2], b[3]]);
                         }
                     }
+                    let colsum = need_sums.then_some(&colsum);
+                    #[cfg(target_arch = "x86_64")]
+                    if let Some((ptr, o)) = &fused {
+                        // SAFETY: `fused` implies VNNI and byte output with
+                        // ns == 1; element (c0, n0) and the whole tile lie
+                        // in this task's block of the output.
+                        unsafe {
+                            let dst = ptr.add(c0 * self.cs + n0);
+                            vnni::tile_requant(groups, wp, xp, o, dst, nc, colsum);
+                        }
+                        continue;
+                    }
+                    let mut acc = [[0i32; NR]; MR];
+                    let wsums = &self.w.sums[c0..c0 + MR];
+                    kernel::tile(self.isa, groups, wp, xp, wsums, &mut acc);
                     let t = epilogue::Tile {
                         c0,
                         mr,
                         n0,
                         nc,
-                        colsum: need_sums.then_some(&colsum),
+                        colsum,
                     };
                     // SAFETY: the tile lies in this task's block; forwarded
                     // contract.
@@ -307,5 +347,39 @@ impl Job<'_> {
             }
             p0 = p1;
         }
+    }
+}
+
+#[cfg(target_arch = "x86_64")]
+impl Job<'_> {
+    /// The output base pointer and the requantization constants of the
+    /// channel panel at `c0` (`mr` valid channels), for the VNNI
+    /// requantizing micro-kernel. Only called when `self.fused` holds.
+    fn tile_out(&self, c0: usize, mr: usize) -> (*mut u8, vnni::TileOut) {
+        let (ptr, rq, cl, tmin, tmax) = match self.dst {
+            Dst::U8(p, rq, cl) => (p, rq, cl, 0, 255),
+            Dst::I8(p, rq, cl) => (p as *mut u8, rq, cl, -128, 127),
+            Dst::I32(_) => unreachable!("fused epilogue with int32 output"),
+        };
+        let mut o = vnni::TileOut {
+            cs: self.cs,
+            mr,
+            off: [0; MR],
+            wz: [0; MR],
+            mult: [0; MR],
+            right: [0; MR],
+            zp: cl.zero_point,
+            lo: cl.min.clamp(tmin, tmax),
+            hi: cl.max.clamp(tmin, tmax),
+        };
+        for r in 0..mr {
+            let c = c0 + r;
+            let q = epilogue::pick(rq, c);
+            o.off[r] = epilogue::channel_offset(self, c);
+            o.wz[r] = self.w.zps[c];
+            o.mult[r] = q.multiplier;
+            o.right[r] = -q.shift;
+        }
+        (ptr, o)
     }
 }

@@ -36,6 +36,8 @@ pub trait QElem: Copy + Send + Sync + 'static + sealed::Sealed {
     fn to_i8_storage(self) -> i8;
     /// `v` clamped to the type's range.
     fn saturate(v: i32) -> Self;
+    /// The raw bytes of a slice.
+    fn as_bytes(s: &[Self]) -> &[u8];
 }
 
 impl QElem for u8 {
@@ -58,6 +60,10 @@ impl QElem for u8 {
     fn saturate(v: i32) -> u8 {
         v.clamp(0, 255) as u8
     }
+    #[inline(always)]
+    fn as_bytes(s: &[u8]) -> &[u8] {
+        s
+    }
 }
 
 impl QElem for i8 {
@@ -79,6 +85,12 @@ impl QElem for i8 {
     #[inline(always)]
     fn saturate(v: i32) -> i8 {
         v.clamp(-128, 127) as i8
+    }
+    #[inline(always)]
+    fn as_bytes(s: &[i8]) -> &[u8] {
+        // SAFETY: i8 and u8 have the same size and alignment and every bit
+        // pattern is valid for both; the length and lifetime are kept.
+        unsafe { core::slice::from_raw_parts(s.as_ptr() as *const u8, s.len()) }
     }
 }
 
@@ -337,30 +349,96 @@ impl<T: QElem> QRhs for QActivations<'_, T> {
         let dst = &mut dst[..groups * NR * KG];
         match self.layout {
             QLayout::DepthMajor => {
+                let bytes = T::as_bytes(self.data);
+                let flip = if T::SIGNED { 0x80 } else { 0 };
                 for g in 0..groups {
                     let row = &mut dst[g * NR * KG..][..NR * KG];
-                    if nc < NR || (g + 1) * KG > k {
-                        row.fill(0);
+                    let kk = KG.min(k - g * KG);
+                    if nc == NR && kk == KG {
+                        let src: [&[u8]; KG] =
+                            core::array::from_fn(|i| &bytes[(g * KG + i) * ld + n0..][..NR]);
+                        interleave4(src, flip, row.try_into().expect("panel row"));
+                        continue;
                     }
-                    for i in 0..KG.min(k - g * KG) {
-                        let src = &self.data[(g * KG + i) * ld + n0..][..nc];
+                    row.fill(0);
+                    for i in 0..kk {
+                        let src = &bytes[(g * KG + i) * ld + n0..][..nc];
                         for (j, &v) in src.iter().enumerate() {
-                            row[j * KG + i] = v.to_u8_storage();
+                            row[j * KG + i] = v ^ flip;
                         }
                     }
                 }
             }
             QLayout::PositionMajor => {
+                let bytes = T::as_bytes(self.data);
+                let flip = if T::SIGNED { 0x8080_8080u32 } else { 0 };
                 if nc < NR || k % KG != 0 {
                     dst.fill(0);
                 }
+                let full = k / KG;
                 for j in 0..nc {
-                    let src = &self.data[(n0 + j) * ld..][..k];
-                    for (kk, &v) in src.iter().enumerate() {
-                        dst[(kk / KG * NR + j) * KG + kk % KG] = v.to_u8_storage();
+                    let src = &bytes[(n0 + j) * ld..][..k];
+                    for (g, q) in src.chunks_exact(KG).enumerate() {
+                        let v = u32::from_ne_bytes([q[0], q[1], q[2], q[3]]) ^ flip;
+                        dst[(g * NR + j) * KG..][..KG].copy_from_slice(&v.to_ne_bytes());
+                    }
+                    for (i, &v) in src[full * KG..].iter().enumerate() {
+                        dst[(full * NR + j) * KG + i] = v ^ flip as u8;
                     }
                 }
             }
+        }
+    }
+}
+
+/// Interleaves four rows of [`NR`] bytes into `[j][i]` order (`dst[4 j +
+/// i] = src[i][j] ^ flip`).
+#[inline]
+fn interleave4(src: [&[u8]; KG], flip: u8, dst: &mut [u8; NR * KG]) {
+    #[cfg(target_arch = "x86_64")]
+    // SAFETY: SSE2 is part of the x86-64 baseline; each row has NR = 32
+    // readable bytes (slices checked by the caller's indexing) and `dst`
+    // has 128 writable bytes; all accesses are unaligned loads/stores
+    // inside those bounds.
+    unsafe {
+        use core::arch::x86_64::*;
+        let f = _mm_set1_epi8(flip as i8);
+        for h in 0..NR / 16 {
+            let r: [__m128i; KG] = core::array::from_fn(|i| {
+                _mm_xor_si128(_mm_loadu_si128(src[i].as_ptr().add(16 * h) as *const _), f)
+            });
+            let t0 = _mm_unpacklo_epi8(r[0], r[1]);
+            let t1 = _mm_unpackhi_epi8(r[0], r[1]);
+            let t2 = _mm_unpacklo_epi8(r[2], r[3]);
+            let t3 = _mm_unpackhi_epi8(r[2], r[3]);
+            let d = dst.as_mut_ptr().add(64 * h) as *mut __m128i;
+            _mm_storeu_si128(d, _mm_unpacklo_epi16(t0, t2));
+            _mm_storeu_si128(d.add(1), _mm_unpackhi_epi16(t0, t2));
+            _mm_storeu_si128(d.add(2), _mm_unpacklo_epi16(t1, t3));
+            _mm_storeu_si128(d.add(3), _mm_unpackhi_epi16(t1, t3));
+        }
+    }
+    #[cfg(target_arch = "aarch64")]
+    // SAFETY: NEON is part of the aarch64 baseline; each row has 32
+    // readable bytes and `dst` 128 writable ones; `vst4q_u8` writes 64
+    // bytes per half.
+    unsafe {
+        use core::arch::aarch64::*;
+        let f = vdupq_n_u8(flip);
+        for h in 0..NR / 16 {
+            let r = uint8x16x4_t(
+                veorq_u8(vld1q_u8(src[0].as_ptr().add(16 * h)), f),
+                veorq_u8(vld1q_u8(src[1].as_ptr().add(16 * h)), f),
+                veorq_u8(vld1q_u8(src[2].as_ptr().add(16 * h)), f),
+                veorq_u8(vld1q_u8(src[3].as_ptr().add(16 * h)), f),
+            );
+            vst4q_u8(dst.as_mut_ptr().add(64 * h), r);
+        }
+    }
+    #[cfg(not(any(target_arch = "x86_64", target_arch = "aarch64")))]
+    for (j, q) in dst.chunks_exact_mut(KG).enumerate() {
+        for (i, v) in q.iter_mut().enumerate() {
+            *v = src[i][j] ^ flip;
         }
     }
 }

@@ -302,3 +302,17 @@ fn rejects_bad_operands() {
     assert!(QActivations::new(&x, 1, 2, usize::MAX, QLayout::DepthMajor, 0).is_ok());
     assert!(QActivations::new(&x, 2, 2, usize::MAX, QLayout::DepthMajor, 0).is_err());
 }
+
+#[test]
+fn simd_paths_are_available_where_expected() {
+    let names: Vec<&str> = QIsa::available().map(|i| i.name()).collect();
+    std::println!("qgemm ISAs: {names:?}");
+    assert_eq!(names[0], "portable");
+    #[cfg(target_arch = "x86_64")]
+    if std::is_x86_feature_detected!("avx512vnni") && std::is_x86_feature_detected!("avx512bw") {
+        assert_eq!(names, ["portable", "avx2", "vnni"]);
+    }
+    #[cfg(target_arch = "aarch64")]
+    assert_eq!(names[1], "neon");
+    assert_eq!(QIsa::detect().name(), *names.last().unwrap());
+}

@@ -32,6 +32,7 @@ mod onehot;
 mod pad;
 mod pool;
 mod qlinear_conv;
+mod qlinear_matmul;
 mod reduce;
 mod reduce_kernel;
 mod resize;
@@ -89,4 +90,5 @@ pub fn register_all(r: &mut Registry) {
     lrn::register(r);
     compress::register(r);
     qlinear_conv::register(r);
+    qlinear_matmul::register(r);
 }
