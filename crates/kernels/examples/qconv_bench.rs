@@ -70,7 +70,12 @@ fn main() {
     );
     let mut tot = [0.0f64; 4];
     let mut s = 7u64;
+    // Optional filter: only layers whose input size is this.
+    let only: Option<usize> = std::env::args().nth(1).and_then(|a| a.parse().ok());
     for &(c, hw, st, count) in layers {
+        if only.is_some_and(|o| o != hw) {
+            continue;
+        }
         let out = (hw + 2 - 3) / st + 1;
         let g = ConvGeom {
             batch: 1,

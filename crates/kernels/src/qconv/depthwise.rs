@@ -104,16 +104,6 @@ impl PairLayout {
         self.rows * self.rw
     }
 
-    /// Where padded column `c` lives in a pair row.
-    #[inline(always)]
-    fn col(&self, c: usize) -> usize {
-        if self.sx == 1 {
-            c
-        } else {
-            (c & 1) * self.half + (c >> 1)
-        }
-    }
-
     /// Offset in a pair row of tap `kx` for output column `ox`.
     #[cfg_attr(not(target_arch = "aarch64"), allow(dead_code))]
     #[inline(always)]
@@ -125,39 +115,87 @@ impl PairLayout {
         }
     }
 
+    /// i32 elements of one task's scratch: the buffer, plus (stride 2) a
+    /// contiguous row that is split into even and odd columns.
+    pub fn slot(&self) -> usize {
+        self.len() + if self.sx == 2 { self.rw + 2 * LANES } else { 0 }
+    }
+
     /// Fills `buf` with plane `x` (`[h, w]`) minus its zero point, padded
     /// with zeros (the zero point, centered).
-    fn fill(&self, g: &ConvGeom, inp: QInput, x: &[u8], buf: &mut [i32]) {
+    fn fill(&self, g: &ConvGeom, inp: QInput, x: &[u8], buf: &mut [i32], isa: QIsa) {
         let (h, w) = (g.input[1], g.input[2]);
         let (pt, pl) = (g.pad_begin[1], g.pad_begin[2]);
-        let buf = &mut buf[..self.len()];
+        let (rows, tmp) = buf[..self.slot()].split_at_mut(self.len());
         let row_of = |r: usize| {
             r.checked_sub(pt)
                 .filter(|&y| y < h)
                 .map(|y| &x[y * w..][..w])
         };
-        for (j, row) in buf.chunks_exact_mut(self.rw).enumerate() {
+        for (j, row) in rows.chunks_exact_mut(self.rw).enumerate() {
             let (a, b) = (row_of(2 * j), row_of(2 * j + 1));
-            row.fill(0);
             if a.is_none() && b.is_none() {
+                row.fill(0);
                 continue;
             }
             if self.sx == 1 {
-                let dst = &mut row[pl..pl + w];
-                match (a, b) {
-                    (Some(a), Some(b)) => pack2(inp, a, b, dst),
-                    (Some(a), None) => pack1(inp, a, dst, 0),
-                    (None, Some(b)) => pack1(inp, b, dst, 16),
-                    (None, None) => {}
-                }
+                contiguous(isa, inp, a, b, pl, w, row);
             } else {
-                for ix in 0..w {
-                    let va = a.map_or(0, |a| inp.centered(a[ix]));
-                    let vb = b.map_or(0, |b| inp.centered(b[ix]));
-                    row[self.col(pl + ix)] = pair(va, vb);
-                }
+                // Whole 32-column blocks, so the split reads full vectors.
+                let n = self.rw.div_ceil(2 * LANES) * 2 * LANES;
+                let tmp = &mut tmp[..n];
+                contiguous(isa, inp, a, b, pl, w, tmp);
+                split(isa, tmp, row, self.half);
             }
         }
+    }
+}
+
+/// `dst[c] = pair(a[c - pl], b[c - pl])` centered, zero outside the rows
+/// (a missing row is zeros).
+fn contiguous(
+    isa: QIsa,
+    inp: QInput,
+    a: Option<&[u8]>,
+    b: Option<&[u8]>,
+    pl: usize,
+    w: usize,
+    dst: &mut [i32],
+) {
+    #[cfg(target_arch = "x86_64")]
+    if is_avx512(isa) {
+        // SAFETY: `isa` proves AVX-512 F/BW/VL; the function bounds every
+        // access by the slices' lengths.
+        unsafe { super::dw_x86::contiguous_avx512(inp, a, b, pl, w, dst) };
+        return;
+    }
+    let _ = isa;
+    let end = (pl + w).min(dst.len());
+    dst[..pl.min(end)].fill(0);
+    dst[end..].fill(0);
+    let body = &mut dst[pl.min(end)..end];
+    match (a, b) {
+        (Some(a), Some(b)) => pack2(inp, a, b, body),
+        (Some(a), None) => pack1(inp, a, body, 0),
+        (None, Some(b)) => pack1(inp, b, body, 16),
+        (None, None) => body.fill(0),
+    }
+}
+
+/// `row[i] = tmp[2i]`, `row[half + i] = tmp[2i + 1]` for `i < half`.
+fn split(isa: QIsa, tmp: &[i32], row: &mut [i32], half: usize) {
+    #[cfg(target_arch = "x86_64")]
+    if is_avx512(isa) {
+        // SAFETY: `isa` proves AVX-512 F; the function bounds every access
+        // by the slices' lengths.
+        unsafe { super::dw_x86::split_avx512(tmp, row, half) };
+        return;
+    }
+    let _ = isa;
+    let (even, odd) = row.split_at_mut(half);
+    for (i, (e, o)) in even.iter_mut().zip(odd.iter_mut()).enumerate() {
+        *e = tmp[2 * i];
+        *o = tmp[2 * i + 1];
     }
 }
 
@@ -302,7 +340,7 @@ impl QDepthwise {
 
     /// i32 scratch elements one task needs.
     pub fn scratch_slot(&self) -> usize {
-        self.layout.as_ref().map_or(1, PairLayout::len)
+        self.layout.as_ref().map_or(1, PairLayout::slot)
     }
 
     /// i32 scratch elements for up to `tasks` tasks.
@@ -341,7 +379,7 @@ impl QDepthwise {
     fn plane(&self, isa: QIsa, co: usize, x: &[u8], out: &mut [u8], buf: &mut [i32]) {
         let rq = self.requant[co];
         if let (Some(l), true) = (&self.layout, is_simd(isa) && simd_requant_ok(rq)) {
-            l.fill(&self.geom, self.input, x, buf);
+            l.fill(&self.geom, self.input, x, buf, isa);
             let n = 2 * l.tr * l.kw;
             let args = PlaneArgs {
                 l,

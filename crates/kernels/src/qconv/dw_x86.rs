@@ -18,6 +18,7 @@
 use core::arch::x86_64::*;
 
 use super::depthwise::{PlaneArgs, LANES};
+use super::QInput;
 use crate::requant::{QClamp, Requant};
 
 /// Per-plane constants of the requantization.
@@ -282,5 +283,102 @@ unsafe fn rows256<const KW: usize, const TR: usize, const SX: usize>(
             }
             ox += LANES;
         }
+    }
+}
+
+/// `dst[c] = pair(a[c - pl] - zp, b[c - pl] - zp)`, zero outside `pl..pl +
+/// w` (a missing row gives zeros), 16 columns per step with masked loads.
+///
+/// # Safety
+/// The CPU must support AVX-512 F, BW and VL. `a` and `b` must hold `w`
+/// bytes (asserted).
+#[target_feature(enable = "avx512f,avx512bw,avx512vl")]
+pub(super) unsafe fn contiguous_avx512(
+    inp: QInput,
+    a: Option<&[u8]>,
+    b: Option<&[u8]>,
+    pl: usize,
+    w: usize,
+    dst: &mut [i32],
+) {
+    assert!(a.is_none_or(|r| r.len() >= w) && b.is_none_or(|r| r.len() >= w));
+    let n = dst.len();
+    let zp = _mm512_set1_epi32(inp.zero_point);
+    let low = _mm512_set1_epi32(0xFFFF);
+    let mut c = 0;
+    while c < n {
+        let lanes = (n - c).min(LANES);
+        let lo = pl.saturating_sub(c).min(LANES);
+        let hi = (pl + w).saturating_sub(c).min(lanes);
+        let valid = if hi > lo {
+            (((1u32 << hi) - 1) & !((1u32 << lo) - 1)) as u16
+        } else {
+            0
+        };
+        let off = c as isize - pl as isize;
+        let load = |r: Option<&[u8]>| match r {
+            None => _mm512_setzero_si512(),
+            Some(r) => {
+                // SAFETY: only lanes in `valid` are read, and those are
+                // columns `c + l` with `pl <= c + l < pl + w`, i.e. bytes
+                // `0..w` of `r`; masked-off lanes touch no memory, so the
+                // (wrapping) base may point outside `r`.
+                let v = unsafe {
+                    _mm_maskz_loadu_epi8(valid, r.as_ptr().wrapping_offset(off) as *const i8)
+                };
+                let v = if inp.signed {
+                    _mm512_cvtepi8_epi32(v)
+                } else {
+                    _mm512_cvtepu8_epi32(v)
+                };
+                _mm512_maskz_sub_epi32(valid, v, zp)
+            }
+        };
+        let (va, vb) = (load(a), load(b));
+        let p = _mm512_or_si512(_mm512_and_si512(va, low), _mm512_slli_epi32::<16>(vb));
+        // SAFETY: lanes `0..lanes` are elements `c..c + lanes <= n` of `dst`.
+        unsafe {
+            _mm512_mask_storeu_epi32(
+                dst.as_mut_ptr().add(c) as *mut _,
+                ((1u32 << lanes) - 1) as u16,
+                p,
+            )
+        };
+        c += LANES;
+    }
+}
+
+/// `row[i] = tmp[2i]`, `row[half + i] = tmp[2i + 1]` for `i < half`.
+///
+/// # Safety
+/// The CPU must support AVX-512 F. `tmp` must hold `half` rounded up to 16,
+/// times 2, elements and `row` `2 * half` (asserted).
+#[target_feature(enable = "avx512f")]
+pub(super) unsafe fn split_avx512(tmp: &[i32], row: &mut [i32], half: usize) {
+    assert!(tmp.len() >= 2 * half.div_ceil(LANES) * LANES && row.len() >= 2 * half);
+    let even = _mm512_setr_epi32(0, 2, 4, 6, 8, 10, 12, 14, 16, 18, 20, 22, 24, 26, 28, 30);
+    let odd = _mm512_setr_epi32(1, 3, 5, 7, 9, 11, 13, 15, 17, 19, 21, 23, 25, 27, 29, 31);
+    let mut i = 0;
+    while i < half {
+        // SAFETY: `2i + 32 <= tmp.len()` (asserted, `i` a multiple of 16
+        // below `half`); the masked stores write `i..i + n` and `half + i..
+        // half + i + n` with `i + n <= half`, inside `row`.
+        unsafe {
+            let p0 = _mm512_loadu_si512(tmp.as_ptr().add(2 * i) as *const _);
+            let p1 = _mm512_loadu_si512(tmp.as_ptr().add(2 * i + LANES) as *const _);
+            let m = ((1u32 << (half - i).min(LANES)) - 1) as u16;
+            let dst = row.as_mut_ptr();
+            _mm512_mask_storeu_epi32(
+                dst.add(i) as *mut _,
+                m,
+                _mm512_permutex2var_epi32(p0, even, p1),
+            );
+            _mm512_mask_storeu_epi32(
+                dst.add(half + i) as *mut _,
+                m,
+                _mm512_permutex2var_epi32(p0, odd, p1),
+            );
+        }
+        i += LANES;
     }
 }
