@@ -69,50 +69,114 @@ impl QRhs for Im2Col<'_> {
     }
 
     fn pack_panel(&self, n0: usize, nc: usize, dst: &mut [u8]) {
-        let g = self.g;
         let k = self.depth();
         let groups = k.div_ceil(KG);
         let dst = &mut dst[..groups * NR * KG];
-        if nc < NR || !k.is_multiple_of(KG) {
-            dst.fill(0);
+        let [_, oh, ow] = self.g.output;
+        // The panel's columns as runs along output rows.
+        let mut segs = [Seg::default(); NR];
+        let mut ns = 0;
+        let mut j = 0;
+        while j < nc {
+            let n = n0 + j;
+            let (line, ox) = (n / ow, n % ow);
+            let len = (ow - ox).min(nc - j);
+            segs[ns] = Seg {
+                j,
+                len,
+                oz: line / oh,
+                oy: line % oh,
+                ox,
+            };
+            ns += 1;
+            j += len;
         }
+        let mut rows = [[0u8; NR]; KG];
+        for (g, out) in dst.chunks_exact_mut(NR * KG).enumerate() {
+            for (i, row) in rows.iter_mut().enumerate() {
+                let kk = g * KG + i;
+                if kk < k {
+                    self.gather(kk, &segs[..ns], &mut row[..nc]);
+                    row[nc..].fill(0);
+                } else {
+                    row.fill(0);
+                }
+            }
+            // Four depth rows into 4-byte groups, one u32 per position.
+            for (jj, o) in out.chunks_exact_mut(KG).enumerate() {
+                o.copy_from_slice(&[rows[0][jj], rows[1][jj], rows[2][jj], rows[3][jj]]);
+            }
+        }
+    }
+}
+
+/// A run of panel columns along one output row.
+#[derive(Clone, Copy, Default)]
+struct Seg {
+    /// First column in the panel.
+    j: usize,
+    len: usize,
+    oz: usize,
+    oy: usize,
+    /// First output column.
+    ox: usize,
+}
+
+impl Im2Col<'_> {
+    /// Row `kk` of the im2col matrix at the panel's columns, in `u8`
+    /// storage, into `out` (`nc` bytes).
+    fn gather(&self, kk: usize, segs: &[Seg], out: &mut [u8]) {
+        let g = self.g;
         let [id, ih, iw] = g.input;
-        let [_, oh, ow] = g.output;
         let [_, kh, kw] = g.kernel;
         let ks = g.kernel_size();
+        let (ci, r) = (kk / ks, kk % ks);
+        let (kz, ky, kx) = (r / (kh * kw), (r / kw) % kh, r % kw);
         let isp = g.in_spatial();
-        // Output coordinates of the panel's columns.
-        let mut pos = [[0isize; 3]; NR];
-        for (j, p) in pos.iter_mut().enumerate().take(nc) {
-            let n = n0 + j;
-            let (oz, oy, ox) = (n / (oh * ow), (n / ow) % oh, n % ow);
-            *p = [
-                (oz * g.stride[0]) as isize - g.pad_begin[0] as isize,
-                (oy * g.stride[1]) as isize - g.pad_begin[1] as isize,
-                (ox * g.stride[2]) as isize - g.pad_begin[2] as isize,
-            ];
-        }
-        for kk in 0..k {
-            let (ci, r) = (kk / ks, kk % ks);
-            let (kz, ky, kx) = (r / (kh * kw), (r / kw) % kh, r % kw);
-            let dz = (kz * g.dilation[0]) as isize;
-            let dy = (ky * g.dilation[1]) as isize;
-            let dx = (kx * g.dilation[2]) as isize;
-            let chan = &self.x[ci * isp..][..isp];
-            let row = &mut dst[(kk / KG) * NR * KG + kk % KG..];
-            for (j, p) in pos.iter().enumerate().take(nc) {
-                let (iz, iy, ix) = (p[0] + dz, p[1] + dy, p[2] + dx);
-                let inside = iz >= 0
-                    && iy >= 0
-                    && ix >= 0
-                    && (iz as usize) < id
-                    && (iy as usize) < ih
-                    && (ix as usize) < iw;
-                row[j * KG] = if inside {
-                    chan[(iz as usize * ih + iy as usize) * iw + ix as usize] ^ self.flip
-                } else {
-                    self.zp
-                };
+        let chan = &self.x[ci * isp..][..isp];
+        let off = |k: usize, d: usize| (k * g.dilation[d]) as isize - g.pad_begin[d] as isize;
+        let (zoff, yoff, xoff) = (off(kz, 0), off(ky, 1), off(kx, 2));
+        let sx = g.stride[2];
+        // Output columns whose tap is inside the row: 0 <= ox*sx + xoff < iw.
+        let ox_lo = if xoff >= 0 {
+            0
+        } else {
+            ((-xoff) as usize).div_ceil(sx)
+        };
+        let ox_hi = if (iw as isize) <= xoff {
+            0
+        } else {
+            ((iw as isize - xoff) as usize).div_ceil(sx)
+        };
+        for s in segs {
+            let dst = &mut out[s.j..s.j + s.len];
+            let iz = (s.oz * g.stride[0]) as isize + zoff;
+            let iy = (s.oy * g.stride[1]) as isize + yoff;
+            if iz < 0 || iy < 0 || iz >= id as isize || iy >= ih as isize {
+                dst.fill(self.zp);
+                continue;
+            }
+            let src = &chan[(iz as usize * ih + iy as usize) * iw..][..iw];
+            let (a, b) = (s.ox, s.ox + s.len);
+            let lo = ox_lo.clamp(a, b);
+            let hi = ox_hi.clamp(lo, b);
+            dst[..lo - a].fill(self.zp);
+            dst[hi - a..].fill(self.zp);
+            let body = &mut dst[lo - a..hi - a];
+            if body.is_empty() {
+                continue;
+            }
+            let start = (lo * sx) as isize + xoff;
+            let start = start as usize;
+            if sx == 1 {
+                let src = &src[start..start + body.len()];
+                for (d, &v) in body.iter_mut().zip(src) {
+                    *d = v ^ self.flip;
+                }
+            } else {
+                for (t, d) in body.iter_mut().enumerate() {
+                    *d = src[start + t * sx] ^ self.flip;
+                }
             }
         }
     }
