@@ -53,6 +53,8 @@ struct Im2Col<'a> {
     flip: u8,
     /// The zero point in `u8` storage.
     zp: u8,
+    /// AVX2 may run (the depth interleave).
+    avx2: bool,
 }
 
 impl QRhs for Im2Col<'_> {
@@ -91,22 +93,155 @@ impl QRhs for Im2Col<'_> {
             ns += 1;
             j += len;
         }
-        let mut rows = [[0u8; NR]; KG];
-        for (g, out) in dst.chunks_exact_mut(NR * KG).enumerate() {
-            for (i, row) in rows.iter_mut().enumerate() {
-                let kk = g * KG + i;
-                if kk < k {
-                    self.gather(kk, &segs[..ns], &mut row[..nc]);
-                    row[nc..].fill(0);
-                } else {
-                    row.fill(0);
+        // Gather the im2col rows into `dst` row by row (row `kk` at `kk *
+        // NR`), then interleave each group of four rows in place: a group's
+        // rows and its packed form occupy the same 128 bytes.
+        let g = self.g;
+        let [kd, kh, kw] = g.kernel;
+        let (sx, dx) = (g.stride[2], g.dilation[2]);
+        let window = (NR - 1) * sx + (kw - 1) * dx + 1;
+        for ci in 0..g.cin_g() {
+            for kz in 0..kd {
+                for ky in 0..kh {
+                    let kk0 = ((ci * kd + kz) * kh + ky) * kw;
+                    if window <= WINDOW {
+                        self.gather_taps(
+                            ci,
+                            kz,
+                            ky,
+                            &segs[..ns],
+                            &mut dst[kk0 * NR..(kk0 + kw) * NR],
+                        );
+                    } else {
+                        for kk in kk0..kk0 + kw {
+                            self.gather(kk, &segs[..ns], &mut dst[kk * NR..kk * NR + nc]);
+                        }
+                    }
                 }
             }
-            // Four depth rows into 4-byte groups, one u32 per position.
-            for (jj, o) in out.chunks_exact_mut(KG).enumerate() {
-                o.copy_from_slice(&[rows[0][jj], rows[1][jj], rows[2][jj], rows[3][jj]]);
+        }
+        for (kk, row) in dst.chunks_exact_mut(NR).enumerate() {
+            if kk >= k {
+                row.fill(0);
+            } else {
+                row[nc..].fill(0);
             }
         }
+        for out in dst.chunks_exact_mut(NR * KG) {
+            let mut rows = [[0u8; NR]; KG];
+            for (r, src) in rows.iter_mut().zip(out.chunks_exact(NR)) {
+                r.copy_from_slice(src);
+            }
+            interleave(self.avx2, &rows, out);
+        }
+    }
+}
+
+/// Longest input window [`Im2Col::gather_taps`] buffers on the stack.
+const WINDOW: usize = 256;
+
+impl Im2Col<'_> {
+    /// The `kw` im2col rows of input channel `ci`, kernel plane `kz`, row
+    /// `ky`, at the panel's columns, into `dst` (`kw` rows of [`NR`]): each
+    /// run's input window is copied once (zero point outside the input,
+    /// `u8` storage) and every tap of the row reads it.
+    fn gather_taps(&self, ci: usize, kz: usize, ky: usize, segs: &[Seg], dst: &mut [u8]) {
+        let g = self.g;
+        let [id, ih, iw] = g.input;
+        let kw = g.kernel[2];
+        let (sx, dx) = (g.stride[2], g.dilation[2]);
+        let isp = g.in_spatial();
+        let chan = &self.x[ci * isp..][..isp];
+        let iz =
+            |oz: usize| (oz * g.stride[0] + kz * g.dilation[0]) as isize - g.pad_begin[0] as isize;
+        let iy =
+            |oy: usize| (oy * g.stride[1] + ky * g.dilation[1]) as isize - g.pad_begin[1] as isize;
+        let mut win = [0u8; WINDOW];
+        for s in segs {
+            let (z, y) = (iz(s.oz), iy(s.oy));
+            if z < 0 || y < 0 || z >= id as isize || y >= ih as isize {
+                for kx in 0..kw {
+                    dst[kx * NR + s.j..][..s.len].fill(self.zp);
+                }
+                continue;
+            }
+            let src = &chan[(z as usize * ih + y as usize) * iw..][..iw];
+            // Window columns x0 .. x0 + wl of the input row.
+            let x0 = (s.ox * sx) as isize - g.pad_begin[2] as isize;
+            let wl = (s.len - 1) * sx + (kw - 1) * dx + 1;
+            let win = &mut win[..wl];
+            let lo = (-x0).clamp(0, wl as isize) as usize;
+            let hi = (iw as isize - x0).clamp(lo as isize, wl as isize) as usize;
+            win[..lo].fill(self.zp);
+            win[hi..].fill(self.zp);
+            let body = &src[(x0 + lo as isize) as usize..][..hi - lo];
+            if self.flip == 0 {
+                win[lo..hi].copy_from_slice(body);
+            } else {
+                for (d, &v) in win[lo..hi].iter_mut().zip(body) {
+                    *d = v ^ self.flip;
+                }
+            }
+            for kx in 0..kw {
+                let row = &mut dst[kx * NR + s.j..][..s.len];
+                let w = &win[kx * dx..];
+                if sx == 1 {
+                    row.copy_from_slice(&w[..s.len]);
+                } else {
+                    for (t, d) in row.iter_mut().enumerate() {
+                        *d = w[t * sx];
+                    }
+                }
+            }
+        }
+    }
+}
+
+/// Four depth rows of a panel into 4-byte groups, one per position:
+/// `out[4j + i] = rows[i][j]`.
+fn interleave(avx2: bool, rows: &[[u8; NR]; KG], out: &mut [u8]) {
+    #[cfg(target_arch = "x86_64")]
+    if avx2 {
+        // SAFETY: `avx2` is only set when the int8 ISA includes AVX2; the
+        // function checks `out` holds NR * KG bytes.
+        unsafe { interleave_avx2(rows, out) };
+        return;
+    }
+    let _ = avx2;
+    for (j, o) in out[..NR * KG].chunks_exact_mut(KG).enumerate() {
+        o.copy_from_slice(&[rows[0][j], rows[1][j], rows[2][j], rows[3][j]]);
+    }
+}
+
+/// [`interleave`] with AVX2 byte and word unpacks.
+///
+/// # Safety
+/// The CPU must support AVX2.
+#[cfg(target_arch = "x86_64")]
+#[target_feature(enable = "avx2")]
+unsafe fn interleave_avx2(rows: &[[u8; NR]; KG], out: &mut [u8]) {
+    use core::arch::x86_64::*;
+    const _: () = assert!(NR == 32 && KG == 4);
+    let out = &mut out[..NR * KG];
+    // SAFETY: each row is 32 bytes (one unaligned load); `out` holds 128
+    // bytes (four unaligned stores).
+    unsafe {
+        let r: [__m256i; 4] =
+            core::array::from_fn(|i| _mm256_loadu_si256(rows[i].as_ptr() as *const __m256i));
+        let t01l = _mm256_unpacklo_epi8(r[0], r[1]);
+        let t01h = _mm256_unpackhi_epi8(r[0], r[1]);
+        let t23l = _mm256_unpacklo_epi8(r[2], r[3]);
+        let t23h = _mm256_unpackhi_epi8(r[2], r[3]);
+        // Per 128-bit lane: positions 0-3, 4-7, 8-11, 12-15 (and 16-31).
+        let q0 = _mm256_unpacklo_epi16(t01l, t23l);
+        let q1 = _mm256_unpackhi_epi16(t01l, t23l);
+        let q2 = _mm256_unpacklo_epi16(t01h, t23h);
+        let q3 = _mm256_unpackhi_epi16(t01h, t23h);
+        let p = out.as_mut_ptr() as *mut __m256i;
+        _mm256_storeu_si256(p, _mm256_permute2x128_si256::<0x20>(q0, q1));
+        _mm256_storeu_si256(p.add(1), _mm256_permute2x128_si256::<0x20>(q2, q3));
+        _mm256_storeu_si256(p.add(2), _mm256_permute2x128_si256::<0x31>(q0, q1));
+        _mm256_storeu_si256(p.add(3), _mm256_permute2x128_si256::<0x31>(q2, q3));
     }
 }
 
@@ -170,8 +305,12 @@ impl Im2Col<'_> {
             let start = start as usize;
             if sx == 1 {
                 let src = &src[start..start + body.len()];
-                for (d, &v) in body.iter_mut().zip(src) {
-                    *d = v ^ self.flip;
+                if self.flip == 0 {
+                    body.copy_from_slice(src);
+                } else {
+                    for (d, &v) in body.iter_mut().zip(src) {
+                        *d = v ^ self.flip;
+                    }
                 }
             } else {
                 for (t, d) in body.iter_mut().enumerate() {
@@ -302,7 +441,7 @@ impl QConv {
             panic!("qconv: run on an int32 conv");
         };
         let (cout_g, osp) = (self.geom.cout_g(), self.geom.out_spatial());
-        self.each_gemm(x, &mut |grp, b, rhs| {
+        self.each_gemm(isa, x, &mut |grp, b, rhs| {
             let c0 = grp * cout_g;
             let off = (b * self.geom.cout + c0) * osp;
             let data = &mut y[off..off + cout_g * osp];
@@ -345,7 +484,7 @@ impl QConv {
     /// If a slice is too short.
     pub fn run_i32(&self, isa: QIsa, x: &[u8], y: &mut [i32], scratch: &mut [u8], exec: &dyn Exec) {
         let (cout_g, osp) = (self.geom.cout_g(), self.geom.out_spatial());
-        self.each_gemm(x, &mut |grp, b, rhs| {
+        self.each_gemm(isa, x, &mut |grp, b, rhs| {
             let c0 = grp * cout_g;
             let off = (b * self.geom.cout + c0) * osp;
             let bias = self.bias.as_ref().map(|v| &v[c0..c0 + cout_g]);
@@ -366,7 +505,7 @@ impl QConv {
     }
 
     /// Calls `f(group, image, activations)` for every GEMM of the conv.
-    fn each_gemm(&self, x: &[u8], f: &mut dyn FnMut(usize, usize, &dyn QRhs)) {
+    fn each_gemm(&self, isa: QIsa, x: &[u8], f: &mut dyn FnMut(usize, usize, &dyn QRhs)) {
         let g = &self.geom;
         let (isp, cin_g) = (g.in_spatial(), g.cin_g());
         assert!(x.len() >= g.batch * g.cin * isp, "qconv: input too short");
@@ -376,6 +515,7 @@ impl QConv {
         let inp = self.input;
         let flip = if inp.signed { 0x80 } else { 0 };
         let zp = (inp.zero_point as u8) ^ flip;
+        let avx2 = super::isa::is_simd(isa) && cfg!(target_arch = "x86_64");
         for b in 0..g.batch {
             for grp in 0..g.groups {
                 let xg = &x[(b * g.cin + grp * cin_g) * isp..][..cin_g * isp];
@@ -407,7 +547,17 @@ impl QConv {
                     };
                     f(grp, b, rhs);
                 } else {
-                    f(grp, b, &Im2Col { x: xg, g, flip, zp });
+                    f(
+                        grp,
+                        b,
+                        &Im2Col {
+                            x: xg,
+                            g,
+                            flip,
+                            zp,
+                            avx2,
+                        },
+                    );
                 }
             }
         }

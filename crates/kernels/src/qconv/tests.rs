@@ -609,6 +609,20 @@ fn conv_matches_reference() {
             [1, 1, 1],
             [0, 1, 1],
         ),
+        // A stride whose panel window exceeds the stack window (per-tap
+        // gather).
+        (
+            1,
+            2,
+            3,
+            1,
+            [1, 2, 40],
+            [1, 1, 2],
+            [1, 1, 9],
+            [1; 3],
+            [0; 3],
+            [0; 3],
+        ),
         // Padding larger than the kernel reach.
         (
             1,
