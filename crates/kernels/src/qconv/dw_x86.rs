@@ -46,7 +46,7 @@ impl RqConsts {
 }
 
 /// Requantizes 16 accumulators.
-#[target_feature(enable = "avx512f,avx512bw,avx512vnni")]
+#[target_feature(enable = "avx512f,avx512bw,avx512vl,avx512vnni")]
 fn rq512(k: &RqConsts, acc: __m512i) -> __m512i {
     let mut x = acc;
     if k.left > 0 {
@@ -86,7 +86,7 @@ fn rq512(k: &RqConsts, acc: __m512i) -> __m512i {
 /// # Safety
 /// The CPU must support AVX-512 F, BW and VNNI. `buf` must hold the layout's
 /// `len()` elements and `out` `oh * ow` bytes (asserted).
-#[target_feature(enable = "avx512f,avx512bw,avx512vnni")]
+#[target_feature(enable = "avx512f,avx512bw,avx512vl,avx512vnni")]
 pub(super) unsafe fn plane_avx512(a: &PlaneArgs<'_>, buf: &[i32], out: &mut [u8]) {
     // SAFETY (all arms): the caller's contract, forwarded.
     unsafe {
@@ -105,7 +105,7 @@ pub(super) unsafe fn plane_avx512(a: &PlaneArgs<'_>, buf: &[i32], out: &mut [u8]
 ///
 /// # Safety
 /// As [`plane_avx512`].
-#[target_feature(enable = "avx512f,avx512bw,avx512vnni")]
+#[target_feature(enable = "avx512f,avx512bw,avx512vl,avx512vnni")]
 unsafe fn rows512<const KW: usize, const TR: usize, const SX: usize>(
     a: &PlaneArgs<'_>,
     buf: &[i32],
@@ -123,6 +123,34 @@ unsafe fn rows512<const KW: usize, const TR: usize, const SX: usize>(
         let (j0, taps) = a.row(oy);
         let mut ox = 0;
         while ox < l.ow {
+            if l.ow - ox <= LANES / 2 {
+                // A short tail (7-wide planes): half the work in 8 lanes.
+                let mut acc = _mm256_set1_epi32(a.bias);
+                for t in 0..tr {
+                    let rp = &buf[(j0 + t) * l.rw..][..l.rw];
+                    for kx in 0..kw {
+                        let off = if sx == 1 {
+                            ox + kx
+                        } else {
+                            (kx & 1) * l.half + ox + (kx >> 1)
+                        };
+                        // SAFETY: as below, `off + 16 <= rw`.
+                        let v = unsafe { _mm256_loadu_si256(rp.as_ptr().add(off) as *const _) };
+                        acc = _mm256_dpwssd_epi32(acc, v, _mm256_set1_epi32(taps[t * kw + kx]));
+                    }
+                }
+                let y = rq256(&k, acc);
+                let mask = ((1u32 << (l.ow - ox)) - 1) as u8;
+                // SAFETY: the mask writes only bytes `ox..ow` of row `oy`.
+                unsafe {
+                    _mm256_mask_cvtepi32_storeu_epi8(
+                        out.as_mut_ptr().add(oy * l.ow + ox) as *mut i8,
+                        mask,
+                        y,
+                    )
+                };
+                break;
+            }
             let mut acc0 = bias;
             let mut acc1 = _mm512_setzero_si512();
             for t in 0..tr {
