@@ -15,6 +15,7 @@ pub mod gemm;
 pub mod pool;
 pub mod qblock;
 pub mod qelem;
+pub mod qconv;
 pub mod qgemm;
 pub mod requant;
 

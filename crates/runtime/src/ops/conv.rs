@@ -147,12 +147,15 @@ fn const_f32<'a>(ctx: &BuildCtx<'a>, i: usize) -> Result<Option<&'a [f32]>, OpEr
     }
 }
 
-fn build_conv(ctx: &BuildCtx<'_>) -> Result<Built, OpError> {
-    ctx.expect_dtype(0, &[DType::F32])?;
-    ctx.expect_dtype(1, &[DType::F32])?;
-    let x = ctx.fact(0)?.shape.clone();
-    let w = ctx.fact(1)?.shape.clone();
-    let c = common(ctx, &x, &w)?;
+/// The geometry of a Conv-like node (Conv, QLinearConv, ConvInteger) from
+/// the shapes of X and W and the Conv attributes (kernel_shape, auto_pad,
+/// pads, strides, dilations, group), plus the output shape.
+pub(crate) fn conv_geom(
+    ctx: &BuildCtx<'_>,
+    x: &[usize],
+    w: &[usize],
+) -> Result<(ConvGeom, Vec<usize>), OpError> {
+    let c = common(ctx, x, w)?;
     let (n, cin, cout) = (x[0], x[1], w[0]);
     if w[1] * c.group != cin {
         return Err(ctx.err(format!(
@@ -167,7 +170,6 @@ fn build_conv(ctx: &BuildCtx<'_>) -> Result<Built, OpError> {
             c.group
         )));
     }
-    let has_bias = check_bias(ctx, cout)?;
     let mut pb = vec![0usize; c.sr];
     let mut out = vec![0usize; c.sr];
     for d in 0..c.sr {
@@ -210,6 +212,19 @@ fn build_conv(ctx: &BuildCtx<'_>) -> Result<Built, OpError> {
         pad_begin: to3(&pb, 0),
         output: to3(&out, 1),
     };
+    let mut oshape = vec![n, cout];
+    oshape.extend(&out);
+    Ok((geom, oshape))
+}
+
+fn build_conv(ctx: &BuildCtx<'_>) -> Result<Built, OpError> {
+    ctx.expect_dtype(0, &[DType::F32])?;
+    ctx.expect_dtype(1, &[DType::F32])?;
+    let x = ctx.fact(0)?.shape.clone();
+    let w = ctx.fact(1)?.shape.clone();
+    let (geom, oshape) = conv_geom(ctx, &x, &w)?;
+    let has_bias = check_bias(ctx, geom.cout)?;
+    let group = geom.groups;
     let act = ctx.fused_activation()?;
     let weights = const_f32(ctx, 1)?;
     let bias = if has_bias { const_f32(ctx, 2)? } else { None };
@@ -255,8 +270,8 @@ fn build_conv(ctx: &BuildCtx<'_>) -> Result<Built, OpError> {
             ConvAlgo::ShiftPixels if geom.is_pointwise() => "conv.1x1.direct.px",
             ConvAlgo::ShiftPixels => "conv.implicit.px",
         };
-        if c.group > 1 {
-            format!("{algo}.g{}", c.group)
+        if group > 1 {
+            format!("{algo}.g{group}")
         } else {
             algo.to_string()
         }
@@ -271,8 +286,6 @@ fn build_conv(ctx: &BuildCtx<'_>) -> Result<Built, OpError> {
         ConvImpl::DynGemm => conv_scratch_len(&geom, false, max_tasks()),
         ConvImpl::Dw(_) | ConvImpl::DynDw => 0,
     };
-    let mut oshape = vec![n, cout];
-    oshape.extend(&out);
     Ok(Built::Kernel {
         outputs: vec![Fact::new(DType::F32, oshape)],
         kernel: Box::new(ConvKernel {

@@ -39,6 +39,7 @@ mod qlinear_case_types;
 #[cfg(test)]
 mod qlinear_cases;
 mod qlinear_elementwise;
+mod qlinear_conv;
 mod qlinear_matmul;
 mod qlinear_pool;
 mod quantize;
@@ -102,5 +103,6 @@ pub fn register_all(r: &mut Registry) {
     quantize::register(r);
     qlinear_elementwise::register(r);
     qlinear_pool::register(r);
+    qlinear_conv::register(r);
     qlinear_matmul::register(r);
 }
