@@ -22,6 +22,7 @@ mod elementwise;
 mod expand;
 mod gather;
 mod gather_nd;
+pub mod grad;
 mod grid_sample;
 mod linear;
 mod lrn;
@@ -87,4 +88,5 @@ pub fn register_all(r: &mut Registry) {
     max_unpool::register(r);
     lrn::register(r);
     compress::register(r);
+    grad::register(r);
 }

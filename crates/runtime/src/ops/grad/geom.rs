@@ -1,0 +1,168 @@
+//! Attribute parsing shared by the conv and pool backward ops.
+
+use crate::op::BuildCtx;
+use crate::OpError;
+
+/// Largest stride, dilation, pad or kernel dim accepted, so size arithmetic
+/// stays far from overflow whatever a graph says.
+pub(crate) const MAX_ATTR: i64 = 1 << 24;
+
+/// An ints attribute of exactly `len` values in `[min, MAX_ATTR]`, or
+/// `default` repeated when absent.
+pub(crate) fn dims(
+    ctx: &BuildCtx<'_>,
+    name: &str,
+    len: usize,
+    min: i64,
+    default: usize,
+) -> Result<Vec<usize>, OpError> {
+    let Some(v) = ctx.node.attr_ints(name)? else {
+        return Ok(vec![default; len]);
+    };
+    if v.len() != len {
+        return Err(ctx.err(format!(
+            "attribute '{name}' has {} values; expected {len}",
+            v.len()
+        )));
+    }
+    v.iter()
+        .map(|&x| {
+            if (min..=MAX_ATTR).contains(&x) {
+                Ok(x as usize)
+            } else {
+                Err(ctx.err(format!(
+                    "attribute '{name}' value {x} is outside [{min}, {MAX_ATTR}]"
+                )))
+            }
+        })
+        .collect()
+}
+
+/// A required shape attribute (every dim >= 1 and the element count
+/// bounded).
+pub(crate) fn shape_attr(ctx: &BuildCtx<'_>, name: &str) -> Result<Vec<usize>, OpError> {
+    let v = ctx
+        .node
+        .attr_ints(name)?
+        .ok_or_else(|| ctx.err(format!("attribute '{name}' is required")))?;
+    let shape: Vec<usize> = v
+        .iter()
+        .map(|&d| {
+            if (1..=1 << 31).contains(&d) {
+                Ok(d as usize)
+            } else {
+                Err(ctx.err(format!("attribute '{name}' has dim {d}; expected >= 1")))
+            }
+        })
+        .collect::<Result<_, _>>()?;
+    if whittle_ir::checked_numel(&shape).is_none_or(|n| n > 1 << 31) {
+        return Err(ctx.err(format!("attribute '{name}' {shape:?} is too large")));
+    }
+    Ok(shape)
+}
+
+/// Left-pads a spatial list to 3 dims.
+pub(crate) fn to3(v: &[usize], fill: usize) -> [usize; 3] {
+    let mut out = [fill; 3];
+    out[3 - v.len()..].copy_from_slice(v);
+    out
+}
+
+/// Input positions a window tap reads, per spatial dim: for output
+/// coordinate `o` and tap `k`, `o * stride + k * dilation - pad_begin`, or
+/// `None` when that falls in the padding.
+#[derive(Clone, Copy, Debug)]
+pub(crate) struct Taps {
+    pub input: [usize; 3],
+    pub output: [usize; 3],
+    pub kernel: [usize; 3],
+    pub stride: [usize; 3],
+    pub dilation: [usize; 3],
+    pub pad_begin: [usize; 3],
+}
+
+impl Taps {
+    /// Input coordinate along dim `d`, if inside the input.
+    #[inline]
+    pub(crate) fn coord(&self, d: usize, o: usize, k: usize) -> Option<usize> {
+        let i = (o * self.stride[d] + k * self.dilation[d]) as isize - self.pad_begin[d] as isize;
+        (i >= 0 && (i as usize) < self.input[d]).then_some(i as usize)
+    }
+
+    /// Flat input index of output position `o` (flat) and tap `t` (flat),
+    /// if it is inside the input.
+    #[inline]
+    pub(crate) fn input_index(&self, o: usize, t: usize) -> Option<usize> {
+        let [_, oh, ow] = self.output;
+        let [_, kh, kw] = self.kernel;
+        let (oz, oy, ox) = (o / (oh * ow), (o / ow) % oh, o % ow);
+        let (kz, ky, kx) = (t / (kh * kw), (t / kw) % kh, t % kw);
+        let iz = self.coord(0, oz, kz)?;
+        let iy = self.coord(1, oy, ky)?;
+        let ix = self.coord(2, ox, kx)?;
+        Some((iz * self.input[1] + iy) * self.input[2] + ix)
+    }
+
+    /// Elements per output plane.
+    pub(crate) fn out_len(&self) -> usize {
+        self.output.iter().product()
+    }
+
+    /// Elements per input plane.
+    pub(crate) fn in_len(&self) -> usize {
+        self.input.iter().product()
+    }
+
+    /// Taps per window.
+    pub(crate) fn taps(&self) -> usize {
+        self.kernel.iter().product()
+    }
+}
+
+/// Parses the window attributes of a conv or pool backward op for spatial
+/// rank `sr`: `strides`, `dilations`, `pads` (begins then ends), checking
+/// that `input` with `kernel` gives `output`.
+pub(crate) fn taps(
+    ctx: &BuildCtx<'_>,
+    input: &[usize],
+    kernel: &[usize],
+    output: &[usize],
+    ceil_mode: bool,
+) -> Result<(Taps, Vec<usize>), OpError> {
+    let sr = input.len();
+    let strides = dims(ctx, "strides", sr, 1, 1)?;
+    let dilations = dims(ctx, "dilations", sr, 1, 1)?;
+    let pads = dims(ctx, "pads", 2 * sr, 0, 0)?;
+    for d in 0..sr {
+        let span = (kernel[d] - 1) * dilations[d] + 1;
+        let padded = input[d] + pads[d] + pads[sr + d];
+        if padded < span {
+            return Err(ctx.err(format!(
+                "spatial dim {d}: window {span} is larger than the padded input {padded}"
+            )));
+        }
+        let rem = padded - span;
+        let mut want = rem / strides[d] + 1;
+        if ceil_mode {
+            want = rem.div_ceil(strides[d]) + 1;
+            if (want - 1) * strides[d] >= input[d] + pads[d] {
+                want -= 1;
+            }
+        }
+        if want != output[d] {
+            return Err(ctx.err(format!(
+                "spatial dim {d}: the forward output has size {want} but the gradient has {}",
+                output[d]
+            )));
+        }
+    }
+    let taps = Taps {
+        input: to3(input, 1),
+        output: to3(output, 1),
+        kernel: to3(kernel, 1),
+        stride: to3(&strides, 1),
+        dilation: to3(&dilations, 1),
+        pad_begin: to3(&pads[..sr], 0),
+    };
+    Ok((taps, pads))
+}
