@@ -85,8 +85,10 @@ pub(crate) fn infer(
         }
         let all_const = inputs.iter().flatten().all(|k| k.value.is_some());
         let outputs: Vec<Known> = if all_const && !inputs.is_empty() {
-            let vals: Vec<Option<Tensor>> =
-                inputs.iter().map(|k| k.and_then(|k| k.value.clone())).collect();
+            let vals: Vec<Option<Tensor>> = inputs
+                .iter()
+                .map(|k| k.and_then(|k| k.value.clone()))
+                .collect();
             let outs = eval_node(registry, node, &vals, opset(graph, &node.domain))
                 .map_err(|e| node_err(node, e.to_string()))?;
             outs.into_iter()

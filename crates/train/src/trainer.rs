@@ -92,7 +92,9 @@ impl Trainer {
             })
             .collect();
         if dims.is_empty() {
-            return Err(TrainError::Spec(format!("input '{data_input}' is a scalar")));
+            return Err(TrainError::Spec(format!(
+                "input '{data_input}' is a scalar"
+            )));
         }
         dims[0] = opts.batch_size.max(1);
         spec.input_shapes.insert(data_input.clone(), dims);
@@ -117,7 +119,9 @@ impl Trainer {
             .map(|(w, _)| slot(w))
             .collect::<Result<_, _>>()?;
         let logits_slot = match &spec.loss {
-            Loss::SoftmaxCrossEntropy { logits, .. } => plan.outputs().position(|o| o.name == *logits),
+            Loss::SoftmaxCrossEntropy { logits, .. } => {
+                plan.outputs().position(|o| o.name == *logits)
+            }
             Loss::Mse { .. } => None,
         };
         Ok(Trainer {

@@ -86,7 +86,10 @@ impl<'a> Emit<'a> {
     pub fn grad_out(&mut self, v: &str) -> String {
         let name = self.fresh(&format!("{v}.grad"));
         self.owner.insert(name.clone(), v.to_string());
-        self.contribs.entry(v.to_string()).or_default().push(name.clone());
+        self.contribs
+            .entry(v.to_string())
+            .or_default()
+            .push(name.clone());
         name
     }
 
@@ -96,6 +99,13 @@ impl<'a> Emit<'a> {
             .entry(v.to_string())
             .or_default()
             .push(existing.to_string());
+    }
+
+    /// Records `created`, a value this pass just computed for `v` alone, as
+    /// a contribution to `v`'s gradient.
+    pub fn pass_owned(&mut self, v: &str, created: &str) {
+        self.owner.insert(created.to_string(), v.to_string());
+        self.pass(v, created);
     }
 
     /// An i64 constant.

@@ -106,8 +106,7 @@ pub fn build_training_graph(forward: &Graph, spec: &TrainSpec) -> Result<TrainGr
         Loss::SoftmaxCrossEntropy { logits, labels } => (logits.clone(), labels.clone()),
         Loss::Mse { output, target } => (output.clone(), target.clone()),
     };
-    if g.inputs.iter().any(|i| i.name == label_name) || g.initializers.contains_key(&label_name)
-    {
+    if g.inputs.iter().any(|i| i.name == label_name) || g.initializers.contains_key(&label_name) {
         return Err(TrainError::Spec(format!(
             "'{label_name}' is already a value of the graph; pick another labels/target name"
         )));
@@ -115,7 +114,11 @@ pub fn build_training_graph(forward: &Graph, spec: &TrainSpec) -> Result<TrainGr
     let mut known = infer(&g, &trainable, &spec.input_shapes, &registry)?;
     let out_fact = known
         .get(&loss_value)
-        .ok_or_else(|| TrainError::Spec(format!("the loss reads '{loss_value}', which the graph does not have")))?
+        .ok_or_else(|| {
+            TrainError::Spec(format!(
+                "the loss reads '{loss_value}', which the graph does not have"
+            ))
+        })?
         .fact
         .clone();
     let label_info = match &spec.loss {
@@ -194,7 +197,14 @@ pub fn build_training_graph(forward: &Graph, spec: &TrainSpec) -> Result<TrainGr
         Loss::SoftmaxCrossEntropy { .. } => "SoftmaxCrossEntropy",
         Loss::Mse { .. } => "MseLoss",
     };
-    e.node("loss", loss_op, true, &[&loss_value, &label_name], &[LOSS, &seed], vec![]);
+    e.node(
+        "loss",
+        loss_op,
+        true,
+        &[&loss_value, &label_name],
+        &[LOSS, &seed],
+        vec![],
+    );
 
     let opset = g.opset();
     for n in g.nodes.iter().rev().filter(|n| on_path(n)) {
@@ -240,7 +250,11 @@ pub fn build_training_graph(forward: &Graph, spec: &TrainSpec) -> Result<TrainGr
     g.initializers.extend(zero_grads);
     let mut outputs = vec![ValueInfo::known(LOSS, DType::F32, &[])];
     for (w, gname) in &grads {
-        outputs.push(ValueInfo::known(gname.clone(), DType::F32, &known[w].fact.shape));
+        outputs.push(ValueInfo::known(
+            gname.clone(),
+            DType::F32,
+            &known[w].fact.shape,
+        ));
     }
     for s in &batchnorm {
         for v in [&s.batch_mean, &s.batch_invstd] {
@@ -251,7 +265,11 @@ pub fn build_training_graph(forward: &Graph, spec: &TrainSpec) -> Result<TrainGr
     for v in &spec.keep_outputs {
         let f = &known
             .get(v)
-            .ok_or_else(|| TrainError::Spec(format!("keep_outputs names '{v}', which the graph does not have")))?
+            .ok_or_else(|| {
+                TrainError::Spec(format!(
+                    "keep_outputs names '{v}', which the graph does not have"
+                ))
+            })?
             .fact;
         outputs.push(ValueInfo::known(v.clone(), f.dtype, &f.shape));
     }
@@ -288,7 +306,9 @@ fn check_trainable(g: &Graph, spec: &TrainSpec) -> Result<HashSet<String>, Train
             Some(_) => {}
         }
         if !set.insert(w.clone()) {
-            return Err(TrainError::Spec(format!("trainable tensor '{w}' is listed twice")));
+            return Err(TrainError::Spec(format!(
+                "trainable tensor '{w}' is listed twice"
+            )));
         }
     }
     if !missing.is_empty() {
@@ -322,7 +342,11 @@ fn to_train_batchnorm(g: &mut Graph) -> Result<Vec<BatchNormStats>, TrainError> 
         taken.insert(name.clone());
         name
     };
-    for n in g.nodes.iter_mut().filter(|n| n.op_type == "BatchNormalization") {
+    for n in g
+        .nodes
+        .iter_mut()
+        .filter(|n| n.op_type == "BatchNormalization")
+    {
         if n.outputs.iter().skip(1).any(|o| consumers.contains(o)) {
             return Err(TrainError::Node {
                 node: n.name.clone(),

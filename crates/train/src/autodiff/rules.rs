@@ -80,7 +80,10 @@ impl Ctx<'_> {
 pub(crate) fn backward(e: &mut Emit<'_>, c: &Ctx<'_>) -> Result<(), TrainError> {
     let n = c.node;
     if c.gy.iter().skip(1).any(Option::is_some) && n.op_type != "Split" {
-        return Err(err(n, "gradients through outputs other than 0 are not supported"));
+        return Err(err(
+            n,
+            "gradients through outputs other than 0 are not supported",
+        ));
     }
     match n.op_type.as_str() {
         "Conv" => conv(e, c),
@@ -226,7 +229,14 @@ fn conv(e: &mut Emit<'_>, c: &Ctx<'_>) -> Result<(), TrainError> {
         );
         let shape = e.const_i64(&format!("{b}.shape"), vec![cout as i64]);
         let out = e.grad_out(b);
-        e.node(&n.name, "Reshape", false, &[&summed, &shape], &[&out], vec![]);
+        e.node(
+            &n.name,
+            "Reshape",
+            false,
+            &[&summed, &shape],
+            &[&out],
+            vec![],
+        );
     }
     Ok(())
 }
@@ -266,7 +276,11 @@ fn reduce_to(
         e.node(owner, "Neg", false, &[&cur], &[&out], vec![]);
         cur = out;
     }
-    e.pass(v, &cur);
+    if cur == g {
+        e.pass(v, &cur);
+    } else {
+        e.pass_owned(v, &cur);
+    }
     Ok(())
 }
 
@@ -283,10 +297,16 @@ fn gemm(e: &mut Emit<'_>, c: &Ctx<'_>) -> Result<(), TrainError> {
         let out = e.grad_out(a);
         let (ins, attrs) = if !ta {
             // dA = alpha g op(B)^T
-            ([g.as_str(), b], vec![("transA", flag(false)), ("transB", flag(!tb))])
+            (
+                [g.as_str(), b],
+                vec![("transA", flag(false)), ("transB", flag(!tb))],
+            )
         } else {
             // dA = alpha op(B) g^T
-            ([b, g.as_str()], vec![("transA", flag(tb)), ("transB", flag(true))])
+            (
+                [b, g.as_str()],
+                vec![("transA", flag(tb)), ("transB", flag(true))],
+            )
         };
         let mut attrs = attrs;
         attrs.push(("alpha", Attr::Float(alpha)));
@@ -296,10 +316,16 @@ fn gemm(e: &mut Emit<'_>, c: &Ctx<'_>) -> Result<(), TrainError> {
         let out = e.grad_out(b);
         let (ins, attrs) = if !tb {
             // dB = alpha op(A)^T g
-            ([a, g.as_str()], vec![("transA", flag(!ta)), ("transB", flag(false))])
+            (
+                [a, g.as_str()],
+                vec![("transA", flag(!ta)), ("transB", flag(false))],
+            )
         } else {
             // dB = alpha g^T op(A)
-            ([g.as_str(), a], vec![("transA", flag(true)), ("transB", flag(ta))])
+            (
+                [g.as_str(), a],
+                vec![("transA", flag(true)), ("transB", flag(ta))],
+            )
         };
         let mut attrs = attrs;
         attrs.push(("alpha", Attr::Float(alpha)));
@@ -350,9 +376,20 @@ fn matmul(e: &mut Emit<'_>, c: &Ctx<'_>) -> Result<(), TrainError> {
             continue;
         }
         let t = e.fresh(&format!("{other}.T"));
-        e.node(&n.name, "Transpose", false, &[other], &[&t], vec![("perm", swap(so.len()))]);
+        e.node(
+            &n.name,
+            "Transpose",
+            false,
+            &[other],
+            &[&t],
+            vec![("perm", swap(so.len()))],
+        );
         let prod = e.fresh(&format!("{v}.grad_full"));
-        let ins = if i == 0 { [g.as_str(), t.as_str()] } else { [t.as_str(), g.as_str()] };
+        let ins = if i == 0 {
+            [g.as_str(), t.as_str()]
+        } else {
+            [t.as_str(), g.as_str()]
+        };
         e.node(&n.name, "MatMul", false, &ins, &[&prod], vec![]);
         // The product has the broadcast batch dims of Y.
         let mut full = ys[..ys.len() - 2].to_vec();
@@ -488,7 +525,14 @@ fn reshape_back(e: &mut Emit<'_>, c: &Ctx<'_>) -> Result<(), TrainError> {
     let xs = e.shape(x)?.iter().map(|&d| d as i64).collect();
     let shape = e.const_i64(&format!("{x}.shape"), xs);
     let out = e.grad_out(x);
-    e.node(&c.node.name, "Reshape", false, &[&g, &shape], &[&out], vec![]);
+    e.node(
+        &c.node.name,
+        "Reshape",
+        false,
+        &[&g, &shape],
+        &[&out],
+        vec![],
+    );
     Ok(())
 }
 
@@ -510,7 +554,14 @@ fn concat(e: &mut Emit<'_>, c: &Ctx<'_>) -> Result<(), TrainError> {
             let ends = e.const_i64(&format!("{v}.ends"), vec![start + len]);
             let axes = e.const_i64(&format!("{v}.axes"), vec![axis]);
             let out = e.grad_out(v);
-            e.node(&n.name, "Slice", false, &[&g, &starts, &ends, &axes], &[&out], vec![]);
+            e.node(
+                &n.name,
+                "Slice",
+                false,
+                &[&g, &starts, &ends, &axes],
+                &[&out],
+                vec![],
+            );
         }
         start += len;
     }
@@ -556,9 +607,21 @@ fn batchnorm(e: &mut Emit<'_>, c: &Ctx<'_>, train: bool) -> Result<(), TrainErro
         (c.input(3).to_string(), name)
     };
     let outs = [
-        if c.needs(0) { e.grad_out(x) } else { String::new() },
-        if c.needs(1) { e.grad_out(scale) } else { String::new() },
-        if c.needs(2) { e.grad_out(bias) } else { String::new() },
+        if c.needs(0) {
+            e.grad_out(x)
+        } else {
+            String::new()
+        },
+        if c.needs(1) {
+            e.grad_out(scale)
+        } else {
+            String::new()
+        },
+        if c.needs(2) {
+            e.grad_out(bias)
+        } else {
+            String::new()
+        },
     ];
     let outs: Vec<&str> = outs.iter().map(String::as_str).collect();
     e.node(
