@@ -86,6 +86,12 @@ pub fn build_training_graph(forward: &Graph, spec: &TrainSpec) -> Result<TrainGr
     let mut g = forward.clone();
     g.topo_sort()?;
     let trainable = check_trainable(&g, spec)?;
+    // The training graph is compiled for these shapes: declare them.
+    for vi in &mut g.inputs {
+        if let Some(shape) = spec.input_shapes.get(&vi.name) {
+            *vi = ValueInfo::known(vi.name.clone(), vi.dtype, shape);
+        }
+    }
 
     // Trainable initializers become inputs.
     let mut initial = Vec::new();

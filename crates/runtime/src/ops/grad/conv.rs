@@ -79,7 +79,7 @@ fn build_grad_input(ctx: &BuildCtx<'_>) -> Result<Built, OpError> {
     let w = ctx.fact(1)?.shape.clone();
     let x = shape_attr(ctx, "input_shape")?;
     let (geom, taps) = forward_geom(ctx, &x, &w, &dy)?;
-    let direct = geom.cin_g() == 1;
+    let direct = geom.cin_g() == 1 && geom.groups > 1;
     // The input gradient is the transposed conv of dY: X and Y swap roles.
     let tgeom = ConvGeom {
         cin: geom.cout,
@@ -169,12 +169,20 @@ impl Kernel for GradInput {
             for co in ci * cout_g..(ci + 1) * cout_g {
                 let dyp = &dy[(b * g.cout + co) * osp..][..osp];
                 let wk = &w[co * ks..][..ks];
+                let sx = t.stride[2];
                 for (tap, &wv) in wk.iter().enumerate() {
-                    for (o, &d) in dyp.iter().enumerate() {
-                        if let Some(i) = t.input_index(o, tap) {
-                            dxp[i] += wv * d;
+                    t.rows(tap, |o, i, len| {
+                        let src = &dyp[o..o + len];
+                        if sx == 1 {
+                            for (x, &d) in dxp[i..i + len].iter_mut().zip(src) {
+                                *x += wv * d;
+                            }
+                        } else {
+                            for (k, &d) in src.iter().enumerate() {
+                                dxp[i + k * sx] += wv * d;
+                            }
                         }
-                    }
+                    });
                 }
             }
         });
@@ -210,7 +218,7 @@ fn build_grad_weight(ctx: &BuildCtx<'_>) -> Result<Built, OpError> {
     let mut w = vec![cout, x[1] / group as usize];
     w.extend(&kernel);
     let (geom, taps) = forward_geom(ctx, &x, &w, &dy)?;
-    let direct = geom.cin_g() == 1;
+    let direct = geom.cin_g() == 1 && geom.groups > 1;
     let depth = geom.cin_g() * geom.kernel_size();
     let osp = geom.out_spatial();
     let scratch = if direct {
@@ -324,13 +332,25 @@ impl Kernel for GradWeight {
                 for b in 0..g.batch {
                     let dyp = &dy[(b * g.cout + co) * osp..][..osp];
                     let xp = &x[(b * g.cin + ci) * isp..][..isp];
+                    let sx = t.stride[2];
                     for (tap, acc) in dwk.iter_mut().enumerate() {
                         let mut s = 0.0f32;
-                        for (o, &d) in dyp.iter().enumerate() {
-                            if let Some(i) = t.input_index(o, tap) {
-                                s += d * xp[i];
+                        t.rows(tap, |o, i, len| {
+                            let d = &dyp[o..o + len];
+                            if sx == 1 {
+                                s += d
+                                    .iter()
+                                    .zip(&xp[i..i + len])
+                                    .map(|(a, b)| a * b)
+                                    .sum::<f32>();
+                            } else {
+                                s += d
+                                    .iter()
+                                    .enumerate()
+                                    .map(|(k, a)| a * xp[i + k * sx])
+                                    .sum::<f32>();
                             }
-                        }
+                        });
                         *acc += s;
                     }
                 }

@@ -166,3 +166,45 @@ pub(crate) fn taps(
     };
     Ok((taps, pads))
 }
+
+impl Taps {
+    /// Calls `f(out_offset, in_offset, len)` for every output row (fixed
+    /// z, y) in which tap `tap` reads inside the input: outputs
+    /// `out_offset .. out_offset + len` (contiguous) read inputs
+    /// `in_offset + i * stride[2]`. Rows and columns that fall in the
+    /// padding are skipped, so callers run plain strided loops.
+    #[inline]
+    pub(crate) fn rows(&self, tap: usize, mut f: impl FnMut(usize, usize, usize)) {
+        let [od, oh, ow] = self.output;
+        let [_, kh, kw] = self.kernel;
+        let (kz, ky, kx) = (tap / (kh * kw), (tap / kw) % kh, tap % kw);
+        // Valid columns: 0 <= ox * sx + kx * dx - px < iw.
+        let sx = self.stride[2] as isize;
+        let off = (kx * self.dilation[2]) as isize - self.pad_begin[2] as isize;
+        let iw = self.input[2] as isize;
+        let lo = if off >= 0 { 0 } else { (-off + sx - 1) / sx };
+        let hi = if iw - off <= 0 {
+            0
+        } else {
+            ((iw - off + sx - 1) / sx).min(ow as isize)
+        };
+        if hi <= lo {
+            return;
+        }
+        let (lo, len) = (lo as usize, (hi - lo) as usize);
+        let ix0 = (lo as isize * sx + off) as usize;
+        for oz in 0..od {
+            let Some(iz) = self.coord(0, oz, kz) else {
+                continue;
+            };
+            for oy in 0..oh {
+                let Some(iy) = self.coord(1, oy, ky) else {
+                    continue;
+                };
+                let o = (oz * oh + oy) * ow + lo;
+                let i = (iz * self.input[1] + iy) * self.input[2] + ix0;
+                f(o, i, len);
+            }
+        }
+    }
+}

@@ -235,6 +235,15 @@ fn conv_grads_match_finite_differences() {
             dilations: vec![1, 2],
             group: 3,
         },
+        // Depthwise, strided along x (the direct kernels' strided loops).
+        ConvCase {
+            x: vec![1, 4, 5, 7],
+            w: vec![4, 1, 2, 3],
+            strides: vec![1, 2],
+            pads: vec![0, 1, 1, 2],
+            dilations: vec![1, 1],
+            group: 4,
+        },
         // Pointwise.
         ConvCase {
             x: vec![1, 5, 4, 4],
