@@ -144,10 +144,7 @@ impl<'a> Emit<'a> {
         let Some(total) = self.total(w) else {
             return false;
         };
-        let read = self
-            .nodes
-            .iter()
-            .any(|n| n.inputs.iter().any(|i| *i == total));
+        let read = self.nodes.iter().any(|n| n.inputs.contains(&total));
         let produced = self.owner.get(&total).is_some_and(|o| o == w);
         if produced && !read {
             for n in &mut self.nodes {

@@ -263,29 +263,22 @@ struct GradWeight {
 /// position, zero where the tap falls in the padding.
 fn im2col(t: &Taps, cin_g: usize, x: &[f32], col: &mut [f32]) {
     let (isp, osp, ks) = (t.in_len(), t.out_len(), t.taps());
-    let [od, oh, ow] = t.output;
-    let [_, kh, kw] = t.kernel;
+    let sx = t.stride[2];
     for ci in 0..cin_g {
         let plane = &x[ci * isp..][..isp];
         for tap in 0..ks {
             let row = &mut col[(ci * ks + tap) * osp..][..osp];
-            let (kz, ky, kx) = (tap / (kh * kw), (tap / kw) % kh, tap % kw);
-            let mut o = 0;
-            for oz in 0..od {
-                let iz = t.coord(0, oz, kz);
-                for oy in 0..oh {
-                    let out = &mut row[o..o + ow];
-                    o += ow;
-                    let (Some(iz), Some(iy)) = (iz, t.coord(1, oy, ky)) else {
-                        out.fill(0.0);
-                        continue;
-                    };
-                    let line = &plane[(iz * t.input[1] + iy) * t.input[2]..][..t.input[2]];
-                    for (ox, v) in out.iter_mut().enumerate() {
-                        *v = t.coord(2, ox, kx).map_or(0.0, |ix| line[ix]);
+            row.fill(0.0);
+            t.rows(tap, |o, i, len| {
+                let out = &mut row[o..o + len];
+                if sx == 1 {
+                    out.copy_from_slice(&plane[i..i + len]);
+                } else {
+                    for (k, v) in out.iter_mut().enumerate() {
+                        *v = plane[i + k * sx];
                     }
                 }
-            }
+            });
         }
     }
 }

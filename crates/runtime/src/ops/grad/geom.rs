@@ -89,20 +89,6 @@ impl Taps {
         (i >= 0 && (i as usize) < self.input[d]).then_some(i as usize)
     }
 
-    /// Flat input index of output position `o` (flat) and tap `t` (flat),
-    /// if it is inside the input.
-    #[inline]
-    pub(crate) fn input_index(&self, o: usize, t: usize) -> Option<usize> {
-        let [_, oh, ow] = self.output;
-        let [_, kh, kw] = self.kernel;
-        let (oz, oy, ox) = (o / (oh * ow), (o / ow) % oh, o % ow);
-        let (kz, ky, kx) = (t / (kh * kw), (t / kw) % kh, t % kw);
-        let iz = self.coord(0, oz, kz)?;
-        let iy = self.coord(1, oy, ky)?;
-        let ix = self.coord(2, ox, kx)?;
-        Some((iz * self.input[1] + iy) * self.input[2] + ix)
-    }
-
     /// Elements per output plane.
     pub(crate) fn out_len(&self) -> usize {
         self.output.iter().product()
@@ -204,6 +190,65 @@ impl Taps {
                 let o = (oz * oh + oy) * ow + lo;
                 let i = (iz * self.input[1] + iy) * self.input[2] + ix0;
                 f(o, i, len);
+            }
+        }
+    }
+}
+
+impl Taps {
+    /// The taps `k` of dim `d` that read inside the input for output
+    /// coordinate `o`, as a range.
+    #[inline]
+    pub(crate) fn valid_k(&self, d: usize, o: usize) -> std::ops::Range<usize> {
+        let (s, dil, p) = (self.stride[d], self.dilation[d], self.pad_begin[d]);
+        let base = (o * s) as isize - p as isize;
+        let lo = if base >= 0 {
+            0
+        } else {
+            ((-base) as usize).div_ceil(dil)
+        };
+        let last = self.input[d] as isize - 1 - base;
+        let hi = if last < 0 {
+            0
+        } else {
+            (last as usize / dil + 1).min(self.kernel[d])
+        };
+        lo..hi.max(lo)
+    }
+
+    /// Calls `f(o, visit)` for every output position `o` (flat), where
+    /// `visit(g)` calls `g(i)` for the flat input index `i` of each tap
+    /// inside the input, in tap order.
+    #[inline]
+    pub(crate) fn for_each_window(&self, mut f: impl FnMut(usize, &dyn Fn(&mut dyn FnMut(usize)))) {
+        let [od, oh, ow] = self.output;
+        let [_, ih, iw] = self.input;
+        let mut o = 0;
+        for oz in 0..od {
+            let rz = self.valid_k(0, oz);
+            for oy in 0..oh {
+                let ry = self.valid_k(1, oy);
+                for ox in 0..ow {
+                    let rx = self.valid_k(2, ox);
+                    let (rz, ry) = (rz.clone(), ry.clone());
+                    let visit = |g: &mut dyn FnMut(usize)| {
+                        for kz in rz.clone() {
+                            let iz =
+                                oz * self.stride[0] + kz * self.dilation[0] - self.pad_begin[0];
+                            for ky in ry.clone() {
+                                let iy =
+                                    oy * self.stride[1] + ky * self.dilation[1] - self.pad_begin[1];
+                                let row = (iz * ih + iy) * iw;
+                                for kx in rx.clone() {
+                                    g(row + ox * self.stride[2] + kx * self.dilation[2]
+                                        - self.pad_begin[2]);
+                                }
+                            }
+                        }
+                    };
+                    f(o, &visit);
+                    o += 1;
+                }
             }
         }
     }

@@ -64,25 +64,23 @@ impl Kernel for MaxGrad {
     ) -> Result<(), RunError> {
         let (dy, x) = (inputs[0].f32(), inputs[1].f32());
         let t = &self.taps;
-        let (isp, osp, ks) = (t.in_len(), t.out_len(), t.taps());
+        let (isp, osp) = (t.in_len(), t.out_len());
         ctx.par
             .for_each_chunk_mut(outputs[0].f32(), isp.max(1), &|p, dxp| {
                 dxp.fill(0.0);
                 let xp = &x[p * isp..][..isp];
                 let dyp = &dy[p * osp..][..osp];
-                for (o, &d) in dyp.iter().enumerate() {
+                t.for_each_window(|o, visit| {
                     let mut best: Option<(usize, f32)> = None;
-                    for tap in 0..ks {
-                        if let Some(i) = t.input_index(o, tap) {
-                            if best.is_none_or(|(_, m)| xp[i] > m) {
-                                best = Some((i, xp[i]));
-                            }
+                    visit(&mut |i| {
+                        if best.is_none_or(|(_, m)| xp[i] > m) {
+                            best = Some((i, xp[i]));
                         }
-                    }
+                    });
                     if let Some((i, _)) = best {
-                        dxp[i] += d;
+                        dxp[i] += dyp[o];
                     }
-                }
+                });
             });
         Ok(())
     }
@@ -158,23 +156,18 @@ impl Kernel for AvgGrad {
     ) -> Result<(), RunError> {
         let dy = inputs[0].f32();
         let t = &self.taps;
-        let (isp, osp, ks) = (t.in_len(), t.out_len(), t.taps());
+        let (isp, osp) = (t.in_len(), t.out_len());
         ctx.par
             .for_each_chunk_mut(outputs[0].f32(), isp.max(1), &|p, dxp| {
                 dxp.fill(0.0);
                 let dyp = &dy[p * osp..][..osp];
-                for (o, &d) in dyp.iter().enumerate() {
+                t.for_each_window(|o, visit| {
                     let div = self.divisor(o);
-                    if div == 0 {
-                        continue;
+                    if div > 0 {
+                        let g = dyp[o] / div as f32;
+                        visit(&mut |i| dxp[i] += g);
                     }
-                    let g = d / div as f32;
-                    for tap in 0..ks {
-                        if let Some(i) = t.input_index(o, tap) {
-                            dxp[i] += g;
-                        }
-                    }
-                }
+                });
             });
         Ok(())
     }

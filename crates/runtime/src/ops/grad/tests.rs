@@ -403,7 +403,9 @@ fn distinct(rng: &mut Rng, shape: &[usize]) -> Tensor {
 #[test]
 fn pool_grads_match_finite_differences() {
     let mut rng = Rng::new(4);
-    let cases: [(&[usize], &[i64], &[i64], &[i64], i64); 4] = [
+    // (input shape, kernel, strides, pads, ceil_mode)
+    type PoolCase<'a> = (&'a [usize], &'a [i64], &'a [i64], &'a [i64], i64);
+    let cases: [PoolCase<'_>; 4] = [
         (&[2, 3, 7, 6], &[3, 3], &[2, 2], &[1, 1, 1, 1], 0),
         (&[1, 2, 6, 6], &[2, 2], &[2, 2], &[0, 0, 0, 0], 0),
         (&[1, 2, 7, 5], &[3, 2], &[2, 2], &[1, 0, 0, 1], 1),
