@@ -103,7 +103,7 @@ fn mlp_learns_fashion_mnist() {
     }
     let per_step = t0.elapsed().as_secs_f64() / 400.0;
     eprintln!(
-        "epoch 1: loss {:.3} acc {:.3}; epoch 2: loss {:.3} acc {:.3}; {:.2} ms/step (batch 32, test profile)",
+        "epoch 1: loss {:.3} acc {:.3}; epoch 2: loss {:.3} acc {:.3}; {:.2} ms/step (batch 32)",
         epochs[0].loss,
         epochs[0].accuracy(),
         epochs[1].loss,

@@ -76,3 +76,35 @@ fn mobilenet_block_matches_pytorch() {
 fn mlp_with_mse_matches_pytorch() {
     check_model("mlp", true);
 }
+
+/// Frozen BatchNorm with the convs frozen too: compile may fold a BN into
+/// its conv only where no backward node reads the conv's output, so the
+/// graph must compile and give gradients for exactly the trained tensors.
+#[test]
+fn frozen_batchnorm_fine_tuning_compiles_and_runs() {
+    let model = "lenet_bn";
+    let graph = load_model(&common::data_dir(model).join("model.onnx")).unwrap();
+    let trainable: Vec<String> = ["bn1.weight", "bn2.bias", "fc2.weight"]
+        .iter()
+        .map(|s| s.to_string())
+        .collect();
+    let mut spec = TrainSpec::new(
+        Loss::SoftmaxCrossEntropy {
+            logits: "logits".into(),
+            labels: "labels".into(),
+        },
+        trainable,
+    );
+    spec.batchnorm = whittle_train::BatchNormMode::Frozen;
+    let tg = build_training_graph(&graph, &spec).unwrap();
+    assert!(tg.batchnorm.is_empty());
+    let feeds = [("x", npy(model, "x")), ("labels", npy(model, "labels"))];
+    let weights: Vec<_> = tg.initial.iter().map(|(_, t)| t.clone()).collect();
+    let out = run_training_graph(&tg, &feeds, &weights);
+    assert_eq!(out.len(), 4);
+    for (t, (_, w)) in out[1..].iter().zip(&tg.initial) {
+        assert_eq!(t.shape(), w.shape());
+        assert!(t.as_f32().unwrap().iter().all(|v| v.is_finite()));
+        assert!(t.as_f32().unwrap().iter().any(|&v| v != 0.0));
+    }
+}
