@@ -22,6 +22,7 @@ mod elementwise;
 mod expand;
 mod gather;
 mod gather_nd;
+pub mod grad;
 mod grid_sample;
 mod linear;
 mod lrn;
@@ -105,4 +106,5 @@ pub fn register_all(r: &mut Registry) {
     qlinear_pool::register(r);
     qlinear_conv::register(r);
     qlinear_matmul::register(r);
+    grad::register(r);
 }

@@ -1,0 +1,26 @@
+//! Training for whittle, compiled rather than interpreted.
+//!
+//! [`build_training_graph`] turns a forward [`Graph`](whittle_ir::Graph)
+//! plus a [`TrainSpec`] (the loss and the trainable initializers) into a
+//! [`TrainGraph`]: an ordinary graph whose trainable weights are inputs and
+//! whose outputs are the loss and one gradient per weight. Backward nodes
+//! are the ops of the `whittle.grad` domain of `whittle-runtime`, so the
+//! training graph compiles, plans its memory and runs like any inference
+//! graph. Gradient work that no trainable tensor needs is never emitted.
+//!
+//! [`Sgd`] and [`Adam`] update weights on the host; [`Trainer`] compiles
+//! the training graph once and steps it over batches of a
+//! [`whittle_data::Dataset`].
+
+mod autodiff;
+mod error;
+mod optim;
+mod shapes;
+mod spec;
+mod trainer;
+
+pub use autodiff::{build_training_graph, BatchNormStats, TrainGraph};
+pub use error::TrainError;
+pub use optim::{Adam, Optimizer, Sgd};
+pub use spec::{default_trainable, BatchNormMode, Loss, TrainSpec};
+pub use trainer::{StepStats, Trainer, TrainerOptions};
