@@ -14,8 +14,8 @@ pub mod depthwise;
 pub mod gemm;
 pub mod pool;
 pub mod qblock;
-pub mod qelem;
 pub mod qconv;
+pub mod qelem;
 pub mod qgemm;
 pub mod requant;
 

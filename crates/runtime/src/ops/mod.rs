@@ -39,8 +39,8 @@ mod qint8_data_tests;
 mod qlinear_case_types;
 #[cfg(test)]
 mod qlinear_cases;
-mod qlinear_elementwise;
 mod qlinear_conv;
+mod qlinear_elementwise;
 mod qlinear_matmul;
 mod qlinear_pool;
 mod quantize;
