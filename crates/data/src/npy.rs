@@ -101,8 +101,9 @@ pub fn npy_bytes(t: &Tensor) -> Result<Vec<u8>, DataError> {
         TensorData::I64(v) => encode(&shape, v),
         TensorData::I32(v) => encode(&shape, v),
         TensorData::I16(v) => encode(&shape, v),
-        TensorData::I8(v) => encode(&shape, v),
-        TensorData::U8(v) => encode(&shape, v),
+        // numpy has no 4-bit type: 4-bit values are written widened.
+        TensorData::I8(v) | TensorData::I4(v) => encode(&shape, v),
+        TensorData::U8(v) | TensorData::U4(v) => encode(&shape, v),
         TensorData::U16(v) => encode(&shape, v),
         TensorData::U32(v) => encode(&shape, v),
         TensorData::U64(v) => encode(&shape, v),

@@ -21,13 +21,19 @@ pub enum DType {
     U64,
     /// Stored as one byte per element, 0 or 1.
     Bool,
+    /// 4-bit signed integer (ONNX INT4), held in memory as one `i8` per
+    /// element in [-8, 7]; packed two per byte only in ONNX files.
+    I4,
+    /// 4-bit unsigned integer (ONNX UINT4), held in memory as one `u8` per
+    /// element in [0, 15]; packed two per byte only in ONNX files.
+    U4,
 }
 
 impl DType {
     /// Size of one element in bytes.
     pub fn size(self) -> usize {
         match self {
-            DType::I8 | DType::U8 | DType::Bool => 1,
+            DType::I8 | DType::U8 | DType::Bool | DType::I4 | DType::U4 => 1,
             DType::F16 | DType::BF16 | DType::I16 | DType::U16 => 2,
             DType::F32 | DType::I32 | DType::U32 => 4,
             DType::F64 | DType::I64 | DType::U64 => 8,
@@ -50,6 +56,8 @@ impl DType {
             DType::I64 => "i64",
             DType::U64 => "u64",
             DType::Bool => "bool",
+            DType::I4 => "i4",
+            DType::U4 => "u4",
         }
     }
 
@@ -70,7 +78,18 @@ impl DType {
                 | DType::U32
                 | DType::I64
                 | DType::U64
+                | DType::I4
+                | DType::U4
         )
+    }
+
+    /// The inclusive value range of a 4-bit type, `None` for other types.
+    pub fn int4_range(self) -> Option<(i8, i8)> {
+        match self {
+            DType::I4 => Some((-8, 7)),
+            DType::U4 => Some((0, 15)),
+            _ => None,
+        }
     }
 }
 

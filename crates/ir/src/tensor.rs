@@ -20,6 +20,10 @@ pub enum TensorData {
     U64(Vec<u64>),
     /// One byte per element, 0 or 1.
     Bool(Vec<u8>),
+    /// One element per byte, each in [-8, 7].
+    I4(Vec<i8>),
+    /// One element per byte, each in [0, 15].
+    U4(Vec<u8>),
 }
 
 /// Applies `$body` to the vector inside any [`TensorData`] variant.
@@ -39,6 +43,8 @@ macro_rules! dispatch {
             TensorData::I64($v) => $body,
             TensorData::U64($v) => $body,
             TensorData::Bool($v) => $body,
+            TensorData::I4($v) => $body,
+            TensorData::U4($v) => $body,
         }
     };
 }
@@ -54,8 +60,10 @@ macro_rules! map_to {
                 .iter()
                 .map(|&$x| $body(f32::from_bits(u32::from($x) << 16) as f64))
                 .collect(),
-            TensorData::I8(v) => v.iter().map(|&$x| $body(f64::from($x))).collect(),
-            TensorData::U8(v) | TensorData::Bool(v) => {
+            TensorData::I8(v) | TensorData::I4(v) => {
+                v.iter().map(|&$x| $body(f64::from($x))).collect()
+            }
+            TensorData::U8(v) | TensorData::Bool(v) | TensorData::U4(v) => {
                 v.iter().map(|&$x| $body(f64::from($x))).collect()
             }
             TensorData::I16(v) => v.iter().map(|&$x| $body(f64::from($x))).collect(),
@@ -85,6 +93,8 @@ impl TensorData {
             TensorData::I64(_) => DType::I64,
             TensorData::U64(_) => DType::U64,
             TensorData::Bool(_) => DType::Bool,
+            TensorData::I4(_) => DType::I4,
+            TensorData::U4(_) => DType::U4,
         }
     }
 
@@ -124,6 +134,28 @@ impl TensorData {
             DType::I64 => TensorData::I64(vec![0; len]),
             DType::U64 => TensorData::U64(vec![0; len]),
             DType::Bool => TensorData::Bool(vec![0; len]),
+            DType::I4 => TensorData::I4(vec![0; len]),
+            DType::U4 => TensorData::U4(vec![0; len]),
+        }
+    }
+
+    /// For I4/U4 data, an error naming the first element outside the 4-bit
+    /// range (in-memory values are one per byte, so a byte can hold more).
+    pub fn check_int4_range(&self) -> Result<()> {
+        let bad = match self {
+            TensorData::I4(v) => v
+                .iter()
+                .position(|&x| !(-8..=7).contains(&x))
+                .map(|i| (i, i64::from(v[i]))),
+            TensorData::U4(v) => v.iter().position(|&x| x > 15).map(|i| (i, i64::from(v[i]))),
+            _ => None,
+        };
+        match bad {
+            Some((i, x)) => Err(IrError::Invalid(format!(
+                "element {i} = {x} is out of range for {}",
+                self.dtype()
+            ))),
+            None => Ok(()),
         }
     }
 
@@ -142,6 +174,7 @@ impl TensorData {
         if let TensorData::Bool(v) = &mut data {
             v.iter_mut().for_each(|b| *b = u8::from(*b != 0));
         }
+        data.check_int4_range()?;
         Ok(data)
     }
 }
@@ -183,7 +216,8 @@ pub fn checked_numel(shape: &[usize]) -> Option<usize> {
 }
 
 impl Tensor {
-    /// A tensor from a shape and data whose length matches it.
+    /// A tensor from a shape and data whose length matches it (and, for
+    /// I4/U4, whose values are in the 4-bit range).
     pub fn new(shape: Vec<usize>, data: TensorData) -> Result<Tensor> {
         let expected = checked_numel(&shape).ok_or_else(|| IrError::TooLarge {
             shape: shape.clone(),
@@ -196,6 +230,7 @@ impl Tensor {
                 expected,
             });
         }
+        data.check_int4_range()?;
         Ok(Tensor { shape, data })
     }
 
@@ -330,8 +365,10 @@ impl Tensor {
             TensorData::I64(v) => v.clone(),
             TensorData::I32(v) => v.iter().map(|&x| i64::from(x)).collect(),
             TensorData::I16(v) => v.iter().map(|&x| i64::from(x)).collect(),
-            TensorData::I8(v) => v.iter().map(|&x| i64::from(x)).collect(),
-            TensorData::U8(v) | TensorData::Bool(v) => v.iter().map(|&x| i64::from(x)).collect(),
+            TensorData::I8(v) | TensorData::I4(v) => v.iter().map(|&x| i64::from(x)).collect(),
+            TensorData::U8(v) | TensorData::Bool(v) | TensorData::U4(v) => {
+                v.iter().map(|&x| i64::from(x)).collect()
+            }
             TensorData::U16(v) => v.iter().map(|&x| i64::from(x)).collect(),
             TensorData::U32(v) => v.iter().map(|&x| i64::from(x)).collect(),
             TensorData::U64(v) => v
@@ -399,6 +436,19 @@ mod tests {
         let t = Tensor::new(vec![3], TensorData::I32(vec![-1, 0, 7])).unwrap();
         assert_eq!(t.to_i64_vec().unwrap(), vec![-1, 0, 7]);
         assert!(Tensor::scalar_f32(1.0).to_i64_vec().is_err());
+    }
+
+    #[test]
+    fn int4_values_are_range_checked() {
+        assert!(Tensor::new(vec![2], TensorData::I4(vec![-8, 7])).is_ok());
+        assert!(Tensor::new(vec![1], TensorData::I4(vec![8])).is_err());
+        assert!(Tensor::new(vec![2], TensorData::U4(vec![0, 15])).is_ok());
+        let err = Tensor::new(vec![2], TensorData::U4(vec![3, 16])).unwrap_err();
+        assert!(err.to_string().contains("element 1 = 16"), "{err}");
+        assert!(TensorData::from_le_bytes(DType::I4, &[0xf8]).is_ok());
+        assert!(TensorData::from_le_bytes(DType::I4, &[0x07, 0x08]).is_err());
+        assert_eq!(DType::I4.size(), 1);
+        assert!(DType::U4.is_integer());
     }
 
     #[test]

@@ -20,12 +20,14 @@ pub fn dtype_to_onnx(dtype: DType) -> i32 {
         DType::I64 => DataType::Int64,
         DType::U64 => DataType::Uint64,
         DType::Bool => DataType::Bool,
+        DType::I4 => DataType::Int4,
+        DType::U4 => DataType::Uint4,
     };
     code as i32
 }
 
 /// The [`DType`] of an ONNX data type code, or a reason it has none
-/// (strings, complex numbers, 8/6/4/2-bit types, unknown codes).
+/// (strings, complex numbers, 8-bit floats, unknown codes).
 pub fn dtype_from_onnx(code: i32) -> Result<DType, String> {
     let dt = DataType::try_from(code).map_err(|_| format!("unknown element type code {code}"))?;
     Ok(match dt {
@@ -42,6 +44,8 @@ pub fn dtype_from_onnx(code: i32) -> Result<DType, String> {
         DataType::Int64 => DType::I64,
         DataType::Uint64 => DType::U64,
         DataType::Bool => DType::Bool,
+        DataType::Int4 => DType::I4,
+        DataType::Uint4 => DType::U4,
         DataType::Undefined => return Err("element type is not set (UNDEFINED)".into()),
         other => {
             return Err(format!(
@@ -72,6 +76,8 @@ mod tests {
             DType::I64,
             DType::U64,
             DType::Bool,
+            DType::I4,
+            DType::U4,
         ] {
             assert_eq!(dtype_from_onnx(dtype_to_onnx(dt)), Ok(dt));
         }

@@ -67,14 +67,51 @@ fn decode_tensor_proto(bytes: &[u8]) -> Result<TensorProto, OnnxError> {
     })
 }
 
-/// The ONNX form of a tensor: data as little-endian `raw_data`.
+/// The ONNX form of a tensor: data as little-endian `raw_data` (4-bit types
+/// packed two per byte, low nibble first).
 pub fn tensor_to_proto(name: &str, tensor: &Tensor) -> TensorProto {
+    let raw = match tensor.data() {
+        TensorData::I4(v) => pack_nibbles(v.iter().map(|&x| x as u8)),
+        TensorData::U4(v) => pack_nibbles(v.iter().copied()),
+        _ => tensor.as_bytes().to_vec(),
+    };
     TensorProto {
         dims: tensor.shape().iter().map(|&d| d as i64).collect(),
         data_type: Some(dtype_to_onnx(tensor.dtype())),
         name: (!name.is_empty()).then(|| name.to_string()),
-        raw_data: Some(tensor.as_bytes().to_vec()),
+        raw_data: Some(raw),
         ..TensorProto::default()
+    }
+}
+
+/// Packs 4-bit values two per byte, element 2i in the low nibble.
+fn pack_nibbles(values: impl ExactSizeIterator<Item = u8>) -> Vec<u8> {
+    let mut out = vec![0u8; values.len().div_ceil(2)];
+    for (i, v) in values.enumerate() {
+        out[i / 2] |= (v & 0x0f) << (4 * (i % 2));
+    }
+    out
+}
+
+/// Unpacks `numel` 4-bit values of `dtype` (I4 sign-extended) from bytes
+/// packed two per byte, low nibble first. `packed` holds exactly
+/// `numel.div_ceil(2)` bytes.
+fn unpack_nibbles(dtype: DType, packed: &[u8], numel: usize) -> TensorData {
+    let nib = |i: usize| (packed[i / 2] >> (4 * (i % 2))) & 0x0f;
+    if dtype == DType::I4 {
+        // Shifting the nibble into the top of an i8 and back sign-extends it.
+        TensorData::I4((0..numel).map(|i| ((nib(i) << 4) as i8) >> 4).collect())
+    } else {
+        TensorData::U4((0..numel).map(nib).collect())
+    }
+}
+
+/// Bytes a tensor of `numel` elements of `dtype` occupies in an ONNX file.
+fn stored_bytes(dtype: DType, numel: usize) -> u64 {
+    if dtype.int4_range().is_some() {
+        numel.div_ceil(2) as u64
+    } else {
+        numel as u64 * dtype.size() as u64
     }
 }
 
@@ -89,10 +126,12 @@ pub(crate) fn decode_tensor(
     let dtype = dtype_from_onnx(proto.data_type()).map_err(|r| OnnxError::tensor(name, r))?;
     let (shape, numel) = ctx.limits.tensor_shape(name, &proto.dims)?;
     // numel <= max_tensor_elements (<< 2^61), so this cannot overflow.
-    let nbytes = numel as u64 * dtype.size() as u64;
+    let mem_bytes = numel as u64 * dtype.size() as u64;
     if let Some(budget) = budget {
-        budget.take(name, nbytes)?;
+        budget.take(name, mem_bytes)?;
     }
+    let nbytes = stored_bytes(dtype, numel);
+    let int4 = dtype.int4_range().is_some();
     if proto.segment.is_some() {
         return Err(OnnxError::tensor(
             name,
@@ -120,6 +159,12 @@ pub(crate) fn decode_tensor(
         let source = open_external(proto, name, nbytes, ctx.base_dir)?;
         // Allocated only now that the file is known to hold exactly
         // `nbytes` at the given offset.
+        if int4 {
+            let mut packed = vec![0u8; numel.div_ceil(2)];
+            source.read_into(&mut packed)?;
+            let data = unpack_nibbles(dtype, &packed, numel);
+            return Tensor::new(shape, data).map_err(|e| OnnxError::tensor(name, e.to_string()));
+        }
         let mut data = TensorData::zeros(dtype, numel);
         source.read_into(data.as_bytes_mut())?;
         if let TensorData::Bool(v) = &mut data {
@@ -144,8 +189,12 @@ pub(crate) fn decode_tensor(
                         ),
                     ));
                 }
-                TensorData::from_le_bytes(dtype, raw)
-                    .map_err(|e| OnnxError::tensor(name, e.to_string()))?
+                if int4 {
+                    unpack_nibbles(dtype, raw, numel)
+                } else {
+                    TensorData::from_le_bytes(dtype, raw)
+                        .map_err(|e| OnnxError::tensor(name, e.to_string()))?
+                }
             }
             _ => from_typed_fields(proto, name, dtype, numel, &typed)?,
         }
@@ -180,7 +229,9 @@ fn field_for(dtype: DType) -> &'static str {
         | DType::U8
         | DType::Bool
         | DType::F16
-        | DType::BF16 => "int32_data",
+        | DType::BF16
+        | DType::I4
+        | DType::U4 => "int32_data",
     }
 }
 
@@ -201,11 +252,17 @@ fn from_typed_fields(
         }
     }
     let have = typed.iter().find(|f| f.0 == want).map_or(0, |f| f.1);
-    if have != numel {
+    // 4-bit types keep two values per int32_data entry (one packed byte).
+    let needed = if dtype.int4_range().is_some() {
+        numel.div_ceil(2)
+    } else {
+        numel
+    };
+    if have != needed {
         return Err(OnnxError::tensor(
             name,
             format!(
-                "{want} has {have} values but the shape {:?} needs {numel}",
+                "{want} has {have} values but the shape {:?} needs {needed}",
                 proto.dims
             ),
         ));
@@ -231,6 +288,15 @@ fn from_typed_fields(
         DType::Bool => TensorData::Bool(ints.iter().map(|&v| u8::from(v != 0)).collect()),
         DType::F16 => TensorData::F16(half_bits(ints, |i, v| range(i, v.into()))?),
         DType::BF16 => TensorData::BF16(half_bits(ints, |i, v| range(i, v.into()))?),
+        DType::I4 | DType::U4 => {
+            let packed: Vec<u8> = narrow(ints, |i, v| {
+                OnnxError::tensor(
+                    name,
+                    format!("{want}[{i}] = {v} is not a byte of two packed {dtype} values"),
+                )
+            })?;
+            unpack_nibbles(dtype, &packed, numel)
+        }
     })
 }
 
@@ -259,4 +325,57 @@ fn half_bits(values: &[i32], err: impl Fn(usize, i32) -> OnnxError) -> Result<Ve
             _ => Err(err(i, v)),
         })
         .collect()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn proto(dtype: DType, dims: Vec<i64>) -> TensorProto {
+        TensorProto {
+            dims,
+            data_type: Some(dtype_to_onnx(dtype)),
+            ..TensorProto::default()
+        }
+    }
+
+    // Expected packings from `onnx.helper.make_tensor` (onnx 1.17):
+    // INT4 [-8, 7, 3] -> int32_data [120, 3]; UINT4 [1, 15, 3] -> [241, 3].
+    #[test]
+    fn int4_from_int32_data() {
+        let mut p = proto(DType::I4, vec![3]);
+        p.int32_data = vec![120, 3];
+        let t = tensor_from_proto(&p).unwrap();
+        assert_eq!(t.data(), &TensorData::I4(vec![-8, 7, 3]));
+        let mut p = proto(DType::U4, vec![3]);
+        p.int32_data = vec![241, 3];
+        let t = tensor_from_proto(&p).unwrap();
+        assert_eq!(t.data(), &TensorData::U4(vec![1, 15, 3]));
+    }
+
+    #[test]
+    fn int4_raw_round_trip() {
+        let t = Tensor::new(vec![5], TensorData::I4(vec![-8, 7, -1, 0, 5])).unwrap();
+        let p = tensor_to_proto("w", &t);
+        assert_eq!(p.raw_data.as_deref(), Some(&[0x78, 0x0f, 0x05][..]));
+        assert_eq!(tensor_from_proto(&p).unwrap(), t);
+        let t = Tensor::new(vec![2, 2], TensorData::U4(vec![15, 0, 9, 3])).unwrap();
+        assert_eq!(tensor_from_proto(&tensor_to_proto("w", &t)).unwrap(), t);
+    }
+
+    #[test]
+    fn int4_bad_lengths_and_values_are_errors() {
+        let mut p = proto(DType::I4, vec![3]);
+        p.raw_data = Some(vec![0; 3]);
+        let err = tensor_from_proto(&p).unwrap_err().to_string();
+        assert!(err.contains("raw_data has 3 bytes"), "{err}");
+        let mut p = proto(DType::U4, vec![3]);
+        p.int32_data = vec![1];
+        let err = tensor_from_proto(&p).unwrap_err().to_string();
+        assert!(err.contains("needs 2"), "{err}");
+        let mut p = proto(DType::U4, vec![2]);
+        p.int32_data = vec![256];
+        let err = tensor_from_proto(&p).unwrap_err().to_string();
+        assert!(err.contains("int32_data[0] = 256"), "{err}");
+    }
 }

@@ -106,6 +106,8 @@ pub(crate) fn scalar_bytes(dtype: DType, v: f64) -> [u8; 8] {
         DType::BF16 => b[..2].copy_from_slice(&f32_to_bf16(v as f32).to_le_bytes()),
         DType::I8 => b[0] = (v as i8) as u8,
         DType::U8 => b[0] = v as u8,
+        DType::I4 => b[0] = (v.clamp(-8.0, 7.0) as i8) as u8,
+        DType::U4 => b[0] = v.clamp(0.0, 15.0) as u8,
         DType::Bool => b[0] = u8::from(v != 0.0),
         DType::I16 => b[..2].copy_from_slice(&(v as i16).to_le_bytes()),
         DType::U16 => b[..2].copy_from_slice(&(v as u16).to_le_bytes()),
