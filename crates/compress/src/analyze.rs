@@ -28,8 +28,6 @@ pub(crate) struct Layer {
     pub bias: Option<String>,
     /// Activation input.
     pub input: String,
-    /// Raw (pre-activation) output.
-    pub output: String,
     /// The quantized tensor holding the layer's result (the fused
     /// activation's output when there is one).
     pub qoutput: String,
@@ -149,7 +147,6 @@ fn linear_layer(g: &Graph, i: usize, n: &Node) -> Result<Layer, String> {
         weight: n.inputs[1].clone(),
         bias,
         input: x.to_string(),
-        output: out.clone(),
         qoutput: out,
         out_axis: 0,
         k_axis: 1,

@@ -129,47 +129,89 @@ pub(crate) fn run_batches(
     progress: &mut dyn FnMut(usize),
     mut each: impl FnMut(&BatchOut<'_>) -> Result<(), CompressError>,
 ) -> Result<(), CompressError> {
+    let mut plans = [plan];
+    run_many(&mut plans, f, ds, n, progress, |outs| each(&outs[0]))
+}
+
+/// Runs two plans (same input) in lockstep, so their outputs for the same
+/// batch can be compared without storing either.
+pub(crate) fn run_pair(
+    a: &mut Plan,
+    b: &mut Plan,
+    f: &Feeder,
+    ds: &Dataset,
+    n: usize,
+    progress: &mut dyn FnMut(usize),
+    mut each: impl FnMut(&BatchOut<'_>, &BatchOut<'_>) -> Result<(), CompressError>,
+) -> Result<(), CompressError> {
+    let mut plans = [a, b];
+    run_many(&mut plans, f, ds, n, progress, |outs| each(&outs[0], &outs[1]))
+}
+
+fn float_outputs(plan: &Plan) -> Result<Vec<Vec<usize>>, CompressError> {
+    let mut shapes = Vec::new();
+    for o in plan.outputs() {
+        if o.fact.dtype != DType::F32 {
+            return Err(CompressError::Unsupported(format!(
+                "tensor '{}' is {}, not float: it cannot be calibrated",
+                o.name, o.fact.dtype
+            )));
+        }
+        shapes.push(o.fact.shape.clone());
+    }
+    Ok(shapes)
+}
+
+fn run_many(
+    plans: &mut [&mut Plan],
+    f: &Feeder,
+    ds: &Dataset,
+    n: usize,
+    progress: &mut dyn FnMut(usize),
+    mut each: impl FnMut(&[BatchOut<'_>]) -> Result<(), CompressError>,
+) -> Result<(), CompressError> {
     let batch = f.shape[0].max(1);
     let mut x = Tensor::zeros(DType::F32, f.shape.clone())?;
-    let facts: Vec<(DType, Vec<usize>)> = plan
-        .outputs()
-        .map(|o| (o.fact.dtype, o.fact.shape.clone()))
-        .collect();
-    if let Some((i, _)) = facts.iter().enumerate().find(|(_, (d, _))| *d != DType::F32) {
-        let name = plan.outputs().nth(i).map(|o| o.name.clone()).unwrap_or_default();
-        return Err(CompressError::Unsupported(format!(
-            "tensor '{name}' is {}, not float: it cannot be calibrated",
-            facts[i].0
-        )));
-    }
+    let shapes: Vec<Vec<Vec<usize>>> = plans
+        .iter()
+        .map(|p| float_outputs(p))
+        .collect::<Result<_, _>>()?;
     let mut start = 0;
     let n = n.min(ds.len());
     while start < n {
         let got = ds.fill(&f.spec, start, x.as_f32_mut()?)?;
         let valid = got.min(n - start);
-        plan.set_input_tensor(0, &x)
-            .map_err(|e| CompressError::runtime("calibration input", e))?;
-        plan.execute()
-            .map_err(|e| CompressError::runtime("running the model on calibration data", e))?;
-        let mut outputs = Vec::with_capacity(facts.len());
-        for (i, (_, shape)) in facts.iter().enumerate() {
-            let all = plan
-                .output(i)
-                .ok_or_else(|| CompressError::runtime("calibration", "missing output"))?
-                .f32();
-            let per_batch = shape.first() == Some(&batch) && batch > 1;
-            outputs.push(if per_batch && valid < batch {
-                &all[..all.len() / batch * valid]
-            } else {
-                all
+        if valid == 0 {
+            break;
+        }
+        for p in plans.iter_mut() {
+            p.set_input_tensor(0, &x)
+                .map_err(|e| CompressError::runtime("calibration input", e))?;
+            p.execute()
+                .map_err(|e| CompressError::runtime("running the model on calibration data", e))?;
+        }
+        let mut outs = Vec::with_capacity(plans.len());
+        for (p, shapes) in plans.iter().zip(&shapes) {
+            let mut outputs = Vec::with_capacity(shapes.len());
+            for (i, shape) in shapes.iter().enumerate() {
+                let all = p
+                    .output(i)
+                    .ok_or_else(|| CompressError::runtime("calibration", "missing output"))?
+                    .f32();
+                let per_batch = shape.first() == Some(&batch) && batch > 1;
+                outputs.push(if per_batch && valid < batch {
+                    &all[..all.len() / batch * valid]
+                } else {
+                    all
+                });
+            }
+            outs.push(BatchOut {
+                outputs,
+                shapes: shapes.iter().map(Vec::as_slice).collect(),
+                start,
             });
         }
-        let shapes = facts.iter().map(|(_, s)| s.as_slice()).collect();
-        each(&BatchOut {
-            outputs,
-            shapes,
-            start,
-        })?;
+        each(&outs)?;
         start += valid;
         progress(start);
     }

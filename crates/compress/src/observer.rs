@@ -50,7 +50,7 @@ impl Method {
             "entropy" | "kl" => Method::Entropy,
             "mse" => Method::Mse,
             "percentile" => {
-                let p = match arg {
+                let p = match &arg {
                     None => 99.99,
                     Some(a) => a
                         .parse::<f64>()
