@@ -31,7 +31,8 @@ pub struct Args {
     #[arg(long, default_value_t = 500, value_name = "N")]
     calib_samples: usize,
     /// Activation range method: minmax, percentile[:P] (default P 99.99),
-    /// entropy (KL divergence, TensorRT style) or mse [default: percentile:99.99].
+    /// entropy (KL divergence, TensorRT style) or mse [default: mse, the best
+    /// measured: docs/QUANTIZATION.md].
     #[arg(long, value_name = "METHOD")]
     method: Option<String>,
     /// Activation element type.
@@ -47,10 +48,10 @@ pub struct Args {
     /// Relu (changes the float model; Nagel et al. 2019).
     #[arg(long)]
     equalize_relu6: bool,
-    /// Empirical bias correction of quantized layers.
+    /// Bias correction of quantized layers (the default).
     #[arg(long, overrides_with = "no_bias_correction")]
     bias_correction: bool,
-    /// Turn bias correction off (the default).
+    /// Turn bias correction off.
     #[arg(long)]
     no_bias_correction: bool,
     /// int4 weights (blocks along K) for every Gemm, MatMul and 1x1 Conv.

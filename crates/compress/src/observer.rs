@@ -153,6 +153,9 @@ pub(crate) struct TensorStats {
     pub channel_count: u64,
     full: Option<Histogram>,
     abs: Option<Histogram>,
+    /// Exact zeros seen in the histogram pass (Relu outputs are mostly
+    /// zeros, which quantize exactly whatever the range).
+    zeros: u64,
 }
 
 impl TensorStats {
@@ -165,6 +168,7 @@ impl TensorStats {
             channel_count: 0,
             full: None,
             abs: None,
+            zeros: 0,
         }
     }
 
@@ -211,6 +215,7 @@ impl TensorStats {
         self.abs
             .get_or_insert_with(|| Histogram::new(0.0, a))
             .add(values.iter().map(|v| v.abs()));
+        self.zeros += values.iter().filter(|&&v| v == 0.0).count() as u64;
     }
 
     /// The range chosen by `method` for `levels` quantization levels,
@@ -229,7 +234,12 @@ impl TensorStats {
             }
             (Method::Entropy, _, Some(a)) => {
                 let target = if self.min >= 0.0 { levels - 1 } else { levels / 2 };
-                let t = entropy_threshold(&a.bins, target.max(2)) * a.width();
+                // Exact zeros are represented exactly by the zero point:
+                // leaving their spike in would make the KL search favour
+                // ranges that keep bin 0 unmerged, i.e. clip hard.
+                let mut bins = a.bins.clone();
+                bins[0] = bins[0].saturating_sub(self.zeros);
+                let t = entropy_threshold(&bins, target.max(2)) * a.width();
                 (f64::from(min).max(-t), f64::from(max).min(t))
             }
             (Method::Mse, Some(h), _) => mse_range(h, f64::from(min), f64::from(max), levels),

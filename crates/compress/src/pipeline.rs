@@ -38,7 +38,8 @@ pub struct QuantizeOptions {
     /// With equalization, replace ReLU6 (Clip 0..6) by Relu so those pairs
     /// can be equalized too (changes the float function).
     pub equalize_relu6: bool,
-    /// Empirical bias correction.
+    /// Bias correction (on by default: it measurably helps, see
+    /// docs/QUANTIZATION.md).
     pub bias_correction: bool,
     /// Put every eligible layer (Gemm/MatMul/1x1 Conv) at int4.
     pub int4: bool,
@@ -65,7 +66,7 @@ impl Default for QuantizeOptions {
             threads: 1,
             equalize: false,
             equalize_relu6: false,
-            bias_correction: false,
+            bias_correction: true,
             int4: false,
             int4_group: 32,
             size_budget: None,
@@ -76,7 +77,7 @@ impl Default for QuantizeOptions {
 }
 
 /// The default calibration method: the best measured (docs/QUANTIZATION.md).
-pub const DEFAULT_METHOD: Method = Method::Percentile { percentile: 99.99 };
+pub const DEFAULT_METHOD: Method = Method::Mse;
 
 /// Progress of a long stage.
 #[derive(Clone, Copy, Debug)]
