@@ -153,8 +153,8 @@ pub(crate) fn choose(
                     budget,
                     detail: format!(
                         "the smallest reachable size is {} bytes (every eligible Gemm/MatMul/1x1 Conv at int4, \
-                         the rest at int8); raise the budget or use a smaller --int4-group... \
-                         larger groups store fewer scales",
+                         the rest at int8); raise the budget or use a larger --int4-group \
+                         (fewer scales)",
                         size_of(&bits)
                     ),
                 });

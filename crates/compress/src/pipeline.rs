@@ -124,7 +124,7 @@ pub fn quantize(
     let stats = calibrate(&g, &a, &f, calib, n, opts, progress)?;
     let mut warnings = Vec::new();
     let mut act = HashMap::new();
-    for (t, s) in &stats {
+    for (t, s) in stats.iter().filter(|(t, _)| !a.shares.contains_key(*t)) {
         let (lo, hi) = s.range(opts.method, 256);
         act.insert(t.clone(), act_qparams(lo, hi, opts.activation_type));
     }
@@ -154,7 +154,7 @@ pub fn quantize(
     let mut bias_corrected = Vec::new();
     if opts.bias_correction {
         for (li, l) in a.layers.iter().enumerate() {
-            let means = stats.get(a.root(&l.input)).and_then(|s| s.channel_means());
+            let means = stats.get(&l.input).and_then(|s| s.channel_means());
             if let Some(b) = crate::mixed::corrected_bias(&g, l, d.bits[li], d.block, means.as_deref())? {
                 d.biases.insert(li, b);
                 bias_corrected.push(g.nodes[l.node].name.clone());
@@ -228,7 +228,7 @@ fn check_options(o: &QuantizeOptions) -> Result<(), CompressError> {
 fn channel_axes(a: &Analysis) -> HashMap<String, usize> {
     let mut m = HashMap::new();
     for l in &a.layers {
-        m.entry(a.root(&l.input).to_string()).or_insert(l.in_channel_axis);
+        m.entry(l.input.clone()).or_insert(l.in_channel_axis);
     }
     m
 }
@@ -253,13 +253,22 @@ fn calibrate(
     opts: &QuantizeOptions,
     progress: &mut dyn FnMut(Progress),
 ) -> Result<HashMap<String, TensorStats>, CompressError> {
-    let roots: Vec<String> = a
+    let mut roots: Vec<String> = a
         .tensors
         .iter()
         .filter(|t| !a.shares.contains_key(*t))
         .cloned()
         .collect();
+    let calibrated = roots.len();
+    // Layer inputs that reuse another tensor's parameters (a Gemm after
+    // Flatten) are still probed: bias correction needs their own
+    // per-channel means.
     let axes = channel_axes(a);
+    for l in &a.layers {
+        if !roots.contains(&l.input) {
+            roots.push(l.input.clone());
+        }
+    }
     let probe = with_outputs(g, &roots);
     let mut plan = compile(&probe, f, opts.threads, "float model for calibration")?;
     let producers = g.producers();
@@ -292,7 +301,7 @@ fn calibrate(
     })?;
     if opts.method.needs_histogram() {
         run_batches(&mut plan, f, ds, n, &mut |d| report("histogram", d), |b| {
-            for (i, v) in b.outputs.iter().enumerate() {
+            for (i, v) in b.outputs.iter().enumerate().take(calibrated) {
                 stats[i].observe_hist(v);
             }
             Ok(())
