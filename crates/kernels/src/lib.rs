@@ -13,5 +13,8 @@ pub mod conv_shift;
 pub mod depthwise;
 pub mod gemm;
 pub mod pool;
+pub mod qelem;
+pub mod qgemm;
+pub mod requant;
 
 pub use activation::Activation;

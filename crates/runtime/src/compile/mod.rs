@@ -120,7 +120,8 @@ pub fn compile_with(
     }
     let mut pass_reports = Vec::new();
     if opts.simplify {
-        let (g, reports) = passes::simplify_for_inference(graph);
+        let supported = |domain: &str, op: &str| registry.get(domain, op).is_some();
+        let (g, reports) = passes::simplify_for_inference_with(graph, &supported);
         graph = g;
         pass_reports = reports;
     }

@@ -31,6 +31,16 @@ mod norm;
 mod onehot;
 mod pad;
 mod pool;
+#[cfg(test)]
+mod qint8_data_tests;
+#[cfg(test)]
+mod qlinear_case_types;
+#[cfg(test)]
+mod qlinear_cases;
+mod qlinear_elementwise;
+mod qlinear_matmul;
+mod qlinear_pool;
+mod quantize;
 mod reduce;
 mod reduce_kernel;
 mod resize;
@@ -87,4 +97,8 @@ pub fn register_all(r: &mut Registry) {
     max_unpool::register(r);
     lrn::register(r);
     compress::register(r);
+    quantize::register(r);
+    qlinear_elementwise::register(r);
+    qlinear_pool::register(r);
+    qlinear_matmul::register(r);
 }

@@ -34,9 +34,9 @@ enum Mode {
 }
 
 /// Validated windows of a pooling node plus the output shape.
-struct Windows {
-    geom: PoolGeom,
-    out_shape: Vec<usize>,
+pub(crate) struct Windows {
+    pub(crate) geom: PoolGeom,
+    pub(crate) out_shape: Vec<usize>,
 }
 
 /// Reads an ints attribute of exactly `len` values in `[min, MAX_ATTR]`.
@@ -70,7 +70,7 @@ fn dims_attr(
 }
 
 /// Checks the input is N x C x spatial with 1..=3 spatial dims.
-fn spatial_input(ctx: &BuildCtx<'_>) -> Result<Vec<usize>, OpError> {
+pub(crate) fn spatial_input(ctx: &BuildCtx<'_>) -> Result<Vec<usize>, OpError> {
     let shape = ctx.fact(0)?.shape.clone();
     if !(3..=5).contains(&shape.len()) {
         return Err(ctx.err(format!(
@@ -81,7 +81,7 @@ fn spatial_input(ctx: &BuildCtx<'_>) -> Result<Vec<usize>, OpError> {
 }
 
 /// Parses kernel_shape, strides, dilations, pads, auto_pad and ceil_mode.
-fn windows(ctx: &BuildCtx<'_>, shape: &[usize]) -> Result<Windows, OpError> {
+pub(crate) fn windows(ctx: &BuildCtx<'_>, shape: &[usize]) -> Result<Windows, OpError> {
     let nd = shape.len() - 2;
     let input = &shape[2..];
     let kernel = dims_attr(ctx, "kernel_shape", nd, 1)?

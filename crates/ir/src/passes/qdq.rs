@@ -1,0 +1,197 @@
+//! `fuse_qdq`: rewrites QDQ patterns (`DequantizeLinear -> float op ->
+//! QuantizeLinear`) into integer QOperator nodes.
+//!
+//! Every rewrite checks all of its conditions first (constant scales and
+//! zero points, scalar activation parameters, int8 weights, single
+//! consumers, no graph output in the middle of the pattern) and leaves the
+//! float path untouched when one fails, so the graph always stays valid.
+//! New nodes take the float op's name and write the final Q's output, so
+//! graph outputs and names survive. DQ nodes left without readers are
+//! removed at the end, as are the initializers that only they read.
+
+mod act;
+mod linear;
+mod other;
+mod pattern;
+#[cfg(test)]
+mod tests;
+
+use std::collections::{HashMap, HashSet};
+
+use super::PassReport;
+use crate::{Graph, Node, Tensor};
+use pattern::Maps;
+
+/// Domain of the onnxruntime contrib ops the pass emits (QGemm, QLinearAdd...).
+pub const MS_DOMAIN: &str = "com.microsoft";
+/// Domain of whittle's own ops (QLinearLookup, QBlockLinear).
+pub const WHITTLE_DOMAIN: &str = "whittle";
+
+/// One rewrite, computed on an immutable graph and applied afterwards.
+#[derive(Debug, Default)]
+struct Edit {
+    /// Node index replaced by `node` (kept in place in the node list).
+    replace: Option<(usize, Node)>,
+    /// Other node indices to delete.
+    remove: Vec<usize>,
+    /// New initializers: (placeholder used in `node`'s inputs, base name, value).
+    inits: Vec<(String, String, Tensor)>,
+    /// Reads of `.0` to redirect to `.1`.
+    renames: Vec<(String, String)>,
+}
+
+impl Edit {
+    /// Registers a new initializer and returns the placeholder to read it.
+    fn init(&mut self, base: &str, t: Tensor) -> String {
+        let ph = format!("\u{0}qdq{}", self.inits.len());
+        self.inits.push((ph.clone(), base.to_string(), t));
+        ph
+    }
+}
+
+/// A rule: looks at node `i` and proposes an edit.
+type Rule = fn(&Graph, &Maps<'_>, usize) -> Option<Edit>;
+
+/// Rules in priority order: fusing an activation into a QLinear producer
+/// beats a lookup table for it, and real QOperator ops beat passing int8
+/// through data-movement ops.
+const RULES: &[Rule] = &[
+    other::cancel_dq_q,
+    act::fuse_act_into_producer,
+    linear::conv,
+    linear::matmul,
+    linear::gemm,
+    other::binary,
+    other::concat,
+    other::pool,
+    other::passthrough,
+    other::unary,
+];
+
+/// Rewrites QDQ patterns into QOperator nodes (see the module doc). Pure
+/// and idempotent; graphs with a default opset below 10 (no Q/DQ) are
+/// returned unchanged.
+pub fn fuse_qdq(graph: Graph) -> (Graph, PassReport) {
+    fuse_qdq_with(graph, &|_, _| true)
+}
+
+/// [`fuse_qdq`], emitting only ops for which `supported(domain, op_type)`
+/// holds: a pattern whose integer op has no kernel stays on the float path.
+pub fn fuse_qdq_with(
+    mut graph: Graph,
+    supported: &dyn Fn(&str, &str) -> bool,
+) -> (Graph, PassReport) {
+    let mut report = PassReport {
+        pass: "fuse-qdq",
+        removed: 0,
+        rewritten: 0,
+    };
+    if graph.opset() < 10 {
+        return (graph, report);
+    }
+    let original = graph.clone();
+    let used_before: HashSet<String> = used_initializers(&graph);
+    let before = graph.nodes.len();
+    loop {
+        let edit = {
+            let maps = Maps::new(&graph);
+            let ok = |e: &Edit| {
+                e.replace
+                    .as_ref()
+                    .is_none_or(|(_, n)| supported(&n.domain, &n.op_type))
+            };
+            (0..graph.nodes.len()).find_map(|i| {
+                RULES
+                    .iter()
+                    .find_map(|r| r(&graph, &maps, i).filter(|e| ok(e)))
+            })
+        };
+        let Some(edit) = edit else { break };
+        apply(&mut graph, edit);
+        report.rewritten += 1;
+    }
+    remove_dead_dq(&mut graph);
+    let used_after = used_initializers(&graph);
+    graph
+        .initializers
+        .retain(|k, _| !used_before.contains(k) || used_after.contains(k));
+    // Passes keep the graph sorted; a rewrite may read a value produced by
+    // a node placed later (a Q's zero point from a Constant, say).
+    if graph.topo_sort().is_err() {
+        // Rewrites only rewire existing values, so this is a bug; the
+        // float graph is still correct.
+        return (
+            original,
+            PassReport {
+                pass: "fuse-qdq",
+                removed: 0,
+                rewritten: 0,
+            },
+        );
+    }
+    report.removed = before.saturating_sub(graph.nodes.len());
+    (graph, report)
+}
+
+fn used_initializers(g: &Graph) -> HashSet<String> {
+    let mut used: HashSet<String> = g
+        .nodes
+        .iter()
+        .flat_map(|n| n.inputs.iter().cloned())
+        .collect();
+    used.extend(g.outputs.iter().map(|o| o.name.clone()));
+    used.retain(|n| g.initializers.contains_key(n));
+    used
+}
+
+fn apply(g: &mut Graph, mut edit: Edit) {
+    let mut real: HashMap<String, String> = HashMap::new();
+    for (ph, base, t) in edit.inits.drain(..) {
+        let name = g.fresh_name(&base);
+        g.initializers.insert(name.clone(), t);
+        real.insert(ph, name);
+    }
+    if let Some((i, mut node)) = edit.replace.take() {
+        for inp in &mut node.inputs {
+            if let Some(r) = real.get(inp) {
+                inp.clone_from(r);
+            }
+        }
+        let domain = node.domain.clone();
+        if !domain.is_empty() && !g.opsets.contains_key(&domain) {
+            g.opsets.insert(domain, 1);
+        }
+        g.nodes[i] = node;
+    }
+    for (from, to) in &edit.renames {
+        g.replace_uses(from, to);
+    }
+    edit.remove.sort_unstable();
+    edit.remove.dedup();
+    for &i in edit.remove.iter().rev() {
+        g.nodes.remove(i);
+    }
+}
+
+/// Drops DequantizeLinear nodes whose output nothing reads any more.
+fn remove_dead_dq(g: &mut Graph) {
+    loop {
+        let read: HashSet<&str> = g
+            .nodes
+            .iter()
+            .flat_map(|n| n.inputs.iter().map(String::as_str))
+            .chain(g.outputs.iter().map(|o| o.name.as_str()))
+            .collect();
+        let dead = g.nodes.iter().position(|n| {
+            n.op_type == "DequantizeLinear"
+                && n.domain.is_empty()
+                && n.outputs.iter().all(|o| !read.contains(o.as_str()))
+        });
+        match dead {
+            Some(i) => {
+                g.nodes.remove(i);
+            }
+            None => break,
+        }
+    }
+}

@@ -1,0 +1,320 @@
+//! Element-wise, pooling, concat, unary and data-movement rewrites, and the
+//! cancelling of `DQ -> Q` pairs.
+
+use super::act::act_of_node;
+use super::pattern::{dq_act, is_op, konst, q_out, scalar_params, Maps, QParam};
+use super::{Edit, MS_DOMAIN, WHITTLE_DOMAIN};
+use crate::passes::FUSED_ACTIVATION;
+use crate::{Attr, Graph, Node, Tensor, TensorData};
+
+/// Float unary ops a 256-entry table can replace (whittle::QLinearLookup).
+const LOOKUP_OPS: &[&str] = &[
+    "Relu",
+    "Clip",
+    "Sigmoid",
+    "Tanh",
+    "HardSigmoid",
+    "HardSwish",
+    "LeakyRelu",
+    "Elu",
+    "Selu",
+    "Celu",
+    "Softplus",
+    "Softsign",
+    "Exp",
+    "Log",
+    "Sqrt",
+    "Abs",
+    "Neg",
+    "Erf",
+    "Gelu",
+    "Mish",
+    "ThresholdedRelu",
+    "Sin",
+    "Cos",
+    "Reciprocal",
+    "Floor",
+    "Ceil",
+    "Round",
+    "Sign",
+];
+
+/// Ops that only move or select elements, so they run on the quantized
+/// values unchanged when input and output share scale and zero point.
+const PASSTHROUGH_OPS: &[&str] = &[
+    "MaxPool",
+    "Reshape",
+    "Flatten",
+    "Transpose",
+    "Squeeze",
+    "Unsqueeze",
+    "Slice",
+    "Split",
+    "Pad",
+    "Resize",
+];
+
+fn qnode(src: &Node, op: &str, domain: &str, inputs: Vec<String>, out: &str) -> Node {
+    Node {
+        name: src.name.clone(),
+        op_type: op.to_string(),
+        domain: domain.to_string(),
+        inputs,
+        outputs: vec![out.to_string()],
+        attrs: Default::default(),
+    }
+}
+
+/// A float node of op `op` with one output and no fused activation.
+fn plain<'g>(g: &'g Graph, i: usize, ops: &[&str]) -> Option<&'g Node> {
+    let n = &g.nodes[i];
+    (n.domain.is_empty()
+        && ops.contains(&n.op_type.as_str())
+        && n.outputs.len() == 1
+        && !n.attrs.contains_key(FUSED_ACTIVATION))
+    .then_some(n)
+}
+
+fn io(p: &QParam) -> [String; 3] {
+    [p.value.clone(), p.scale_name.clone(), p.zp_name.clone()]
+}
+
+/// `DQ(q) -> Q` with equal parameters is the identity on `q`: readers of the
+/// Q's output read `q` instead (unless it is a graph output).
+pub(super) fn cancel_dq_q(g: &Graph, maps: &Maps<'_>, i: usize) -> Option<Edit> {
+    let n = &g.nodes[i];
+    if !is_op(n, "QuantizeLinear") || n.outputs.len() != 1 || g.is_output(&n.outputs[0]) {
+        return None;
+    }
+    let (_, dqp) = dq_act(g, maps, n.input(0)?)?;
+    let qp = scalar_params(g, maps, n, &n.outputs[0])?;
+    if n.attr_int("output_dtype", 0).ok()? != 0 || !qp.same(&dqp) {
+        return None;
+    }
+    Some(Edit {
+        remove: vec![i],
+        renames: vec![(qp.value, dqp.value)],
+        ..Edit::default()
+    })
+}
+
+/// `DQ(a), DQ(b) -> Add|Mul -> Q` -> com.microsoft QLinearAdd / QLinearMul.
+pub(super) fn binary(g: &Graph, maps: &Maps<'_>, i: usize) -> Option<Edit> {
+    let n = plain(g, i, &["Add", "Mul"])?;
+    let (_, a) = dq_act(g, maps, n.input(0)?)?;
+    let (_, b) = dq_act(g, maps, n.input(1)?)?;
+    let (qi, y) = q_out(g, maps, &n.outputs[0])?;
+    if a.dtype != y.dtype || b.dtype != y.dtype {
+        return None;
+    }
+    let mut inputs: Vec<String> = io(&a).into();
+    inputs.extend(io(&b));
+    inputs.extend([y.scale_name.clone(), y.zp_name.clone()]);
+    let op = format!("QLinear{}", n.op_type);
+    Some(Edit {
+        replace: Some((i, qnode(n, &op, MS_DOMAIN, inputs, &y.value))),
+        remove: vec![qi],
+        ..Edit::default()
+    })
+}
+
+/// `DQ(x_k) -> Concat -> Q`: a plain Concat on the quantized values when
+/// every input shares the output's parameters, QLinearConcat otherwise.
+pub(super) fn concat(g: &Graph, maps: &Maps<'_>, i: usize) -> Option<Edit> {
+    let n = plain(g, i, &["Concat"])?;
+    let ins: Vec<QParam> = n
+        .inputs
+        .iter()
+        .map(|v| dq_act(g, maps, v).map(|d| d.1))
+        .collect::<Option<_>>()?;
+    let (qi, y) = q_out(g, maps, &n.outputs[0])?;
+    if ins.is_empty() || ins.iter().any(|p| p.dtype != y.dtype) {
+        return None;
+    }
+    let node = if ins.iter().all(|p| p.same(&y)) {
+        let mut node = n.clone();
+        node.inputs = ins.iter().map(|p| p.value.clone()).collect();
+        node.outputs = vec![y.value.clone()];
+        node
+    } else {
+        let mut inputs = vec![y.scale_name.clone(), y.zp_name.clone()];
+        for p in &ins {
+            inputs.extend(io(p));
+        }
+        let mut node = qnode(n, "QLinearConcat", MS_DOMAIN, inputs, &y.value);
+        node.attrs.insert("axis".into(), n.attr("axis")?.clone());
+        node
+    };
+    Some(Edit {
+        replace: Some((i, node)),
+        remove: vec![qi],
+        ..Edit::default()
+    })
+}
+
+/// `DQ -> AveragePool|GlobalAveragePool -> Q` -> com.microsoft
+/// QLinearAveragePool / QLinearGlobalAveragePool (NCHW).
+pub(super) fn pool(g: &Graph, maps: &Maps<'_>, i: usize) -> Option<Edit> {
+    let n = plain(g, i, &["AveragePool", "GlobalAveragePool"])?;
+    let (_, x) = dq_act(g, maps, n.input(0)?)?;
+    let (qi, y) = q_out(g, maps, &n.outputs[0])?;
+    if x.dtype != y.dtype {
+        return None;
+    }
+    // QLinearAveragePool has no dilations.
+    if let Some(d) = n.attr_ints("dilations").ok()? {
+        if d.iter().any(|&v| v != 1) {
+            return None;
+        }
+    }
+    let mut inputs: Vec<String> = io(&x).into();
+    inputs.extend([y.scale_name.clone(), y.zp_name.clone()]);
+    let op = format!("QLinear{}", n.op_type);
+    let mut node = qnode(n, &op, MS_DOMAIN, inputs, &y.value);
+    for (k, v) in &n.attrs {
+        if k != "dilations" {
+            node.attrs.insert(k.clone(), v.clone());
+        }
+    }
+    node.attrs.insert("channels_last".into(), Attr::Int(0));
+    Some(Edit {
+        replace: Some((i, node)),
+        remove: vec![qi],
+        ..Edit::default()
+    })
+}
+
+/// Data-movement ops between a DQ and Q(s) with the same parameters run on
+/// the quantized values directly; the DQ and Qs drop out.
+pub(super) fn passthrough(g: &Graph, maps: &Maps<'_>, i: usize) -> Option<Edit> {
+    let n = &g.nodes[i];
+    if !n.domain.is_empty()
+        || !PASSTHROUGH_OPS.contains(&n.op_type.as_str())
+        || n.attrs.contains_key(FUSED_ACTIVATION)
+    {
+        return None;
+    }
+    let (_, x) = dq_act(g, maps, n.input(0)?)?;
+    let mut node = n.clone();
+    node.inputs[0].clone_from(&x.value);
+    let mut remove = Vec::new();
+    for (k, out) in n.outputs.iter().enumerate() {
+        if out.is_empty() {
+            continue;
+        }
+        // MaxPool's Indices output is float-independent but must be unused.
+        if k > 0 && n.op_type == "MaxPool" {
+            return None;
+        }
+        let (qi, y) = q_out(g, maps, out)?;
+        if !y.same(&x) {
+            return None;
+        }
+        node.outputs[k] = y.value;
+        remove.push(qi);
+    }
+    if remove.is_empty() {
+        return None;
+    }
+    let mut edit = Edit::default();
+    match n.op_type.as_str() {
+        "Resize" if n.attr_string("mode", "nearest").ok()? != "nearest" => return None,
+        "Pad" => pad_value(g, maps, n, &x, &mut node, &mut edit)?,
+        _ => {}
+    }
+    edit.replace = Some((i, node));
+    edit.remove = remove;
+    Some(edit)
+}
+
+/// A constant-mode Pad on quantized values pads with the quantized
+/// constant, which must be exactly representable.
+fn pad_value(
+    g: &Graph,
+    maps: &Maps<'_>,
+    n: &Node,
+    x: &QParam,
+    node: &mut Node,
+    edit: &mut Edit,
+) -> Option<()> {
+    if g.opset() < 11 {
+        return None;
+    }
+    if n.attr_string("mode", "constant").ok()? != "constant" {
+        return Some(());
+    }
+    let c = match n.input(2) {
+        Some(v) => {
+            let t = konst(g, maps, v)?;
+            if t.numel() != 1 {
+                return None;
+            }
+            t.to_f32_vec()[0]
+        }
+        None => 0.0,
+    };
+    let q = (c / x.scale).round_ties_even() as i64 + i64::from(x.zp);
+    if (q - i64::from(x.zp)) as f32 * x.scale != c {
+        return None;
+    }
+    let data = match x.dtype {
+        crate::DType::U8 => TensorData::U8(vec![u8::try_from(q).ok()?]),
+        _ => TensorData::I8(vec![i8::try_from(q).ok()?]),
+    };
+    let t = Tensor::new(vec![], data).ok()?;
+    let name = edit.init(&format!("{}_pad_value", n.name), t);
+    if node.inputs.len() < 3 {
+        node.inputs.resize(3, String::new());
+    }
+    node.inputs[2] = name;
+    Some(())
+}
+
+/// `DQ -> unary op -> Q` -> QLinearSigmoid / QLinearLeakyRelu
+/// (com.microsoft), or a whittle::QLinearLookup table for any other unary
+/// float op.
+pub(super) fn unary(g: &Graph, maps: &Maps<'_>, i: usize) -> Option<Edit> {
+    let n = plain(g, i, LOOKUP_OPS)?;
+    let (_, x) = dq_act(g, maps, n.input(0)?)?;
+    let (qi, y) = q_out(g, maps, &n.outputs[0])?;
+    let mut inputs: Vec<String> = io(&x).into();
+    inputs.extend([y.scale_name.clone(), y.zp_name.clone()]);
+    let same = x.dtype == y.dtype;
+    let node = match n.op_type.as_str() {
+        "Sigmoid" if same => qnode(n, "QLinearSigmoid", MS_DOMAIN, inputs, &y.value),
+        "LeakyRelu" if same => {
+            let mut node = qnode(n, "QLinearLeakyRelu", MS_DOMAIN, inputs, &y.value);
+            let alpha = n.attr_float("alpha", 0.01).ok()?;
+            node.attrs.insert("alpha".into(), Attr::Float(alpha));
+            node
+        }
+        op => {
+            let mut node = qnode(n, "QLinearLookup", WHITTLE_DOMAIN, inputs, &y.value);
+            node.attrs.insert("op".into(), Attr::String(op.to_string()));
+            node.attrs.insert("opset".into(), Attr::Int(g.opset()));
+            if op == "Clip" {
+                // Bounds may be inputs (opset >= 11); the table takes them
+                // as attributes.
+                for (k, v) in act_of_node(g, maps, n)?.into_iter().skip(1) {
+                    let key = k
+                        .trim_start_matches(FUSED_ACTIVATION)
+                        .trim_start_matches('.');
+                    node.attrs.insert(format!("op.{key}"), v);
+                }
+            } else {
+                if n.inputs.len() != 1 {
+                    return None;
+                }
+                for (k, v) in &n.attrs {
+                    node.attrs.insert(format!("op.{k}"), v.clone());
+                }
+            }
+            node
+        }
+    };
+    Some(Edit {
+        replace: Some((i, node)),
+        remove: vec![qi],
+        ..Edit::default()
+    })
+}
