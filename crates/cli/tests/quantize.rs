@@ -231,8 +231,9 @@ fn fashion_cnn_int8_keeps_accuracy() {
         .arg(&train)
         .args(["--calib-samples", "200", "--json", "--eval"])
         .arg(&test)
-        // The integrator switches this to "int8" once the int8 kernels land.
-        .args(["--eval-path", "fake"])
+        // whittle compiles the QDQ model (fuse_qdq: int8 kernels where the
+        // build has them, DQ -> float op -> Q elsewhere).
+        .args(["--eval-path", "int8"])
         .output()
         .unwrap();
     let doc = json(&out);
