@@ -9,7 +9,9 @@ use serde::Serialize;
 use whittle::data::{open_dataset, Preprocess};
 use whittle::runtime::CompileOptions;
 use whittle::Graph;
-use whittle_compress::{parse_size, quantize, ActType, Method, Progress, QuantReport, QuantizeOptions};
+use whittle_compress::{
+    parse_size, quantize, ActType, Method, Progress, QuantReport, QuantizeOptions,
+};
 
 use crate::common::ModelArgs;
 use crate::eval::{evaluate, EvalOptions};
@@ -126,9 +128,9 @@ fn bar(stage: &str) -> ProgressBar {
         ProgressDrawTarget::hidden()
     };
     let b = ProgressBar::with_draw_target(Some(0), target);
-    if let Ok(style) =
-        ProgressStyle::with_template("{msg:>12} {bar:40} {pos}/{len} [{elapsed_precise} < {eta_precise}]")
-    {
+    if let Ok(style) = ProgressStyle::with_template(
+        "{msg:>12} {bar:40} {pos}/{len} [{elapsed_precise} < {eta_precise}]",
+    ) {
         b.set_style(style);
     }
     b.set_message(stage.to_string());
@@ -276,7 +278,8 @@ fn eval_both(
     let (r, path_used) = match args.eval_path.as_str() {
         "fake" => (evaluate(&q.fake_quant, &ds, &opts, &b)?, "fake"),
         "int8" => (
-            evaluate(&q.qdq, &ds, &opts, &b).context("whittle cannot compile the QDQ model (try --eval-path fake)")?,
+            evaluate(&q.qdq, &ds, &opts, &b)
+                .context("whittle cannot compile the QDQ model (try --eval-path fake)")?,
             "int8",
         ),
         _ => match whittle::runtime::compile(&q.qdq, &opts.compile) {
@@ -332,11 +335,16 @@ fn print_report(args: &Args, r: &QuantReport, acc: Option<&Accuracy>) {
     };
     println!("equalize    {eq}; bias correction {bc}; opset {}", r.opset);
     println!();
-    let sens = r
-        .nodes
-        .iter()
-        .any(|n| n.sensitivity_int8_db.is_some());
-    let mut header = vec!["node", "op", "runs as", "weights", "SQNR dB", "bytes before", "bytes after"];
+    let sens = r.nodes.iter().any(|n| n.sensitivity_int8_db.is_some());
+    let mut header = vec![
+        "node",
+        "op",
+        "runs as",
+        "weights",
+        "SQNR dB",
+        "bytes before",
+        "bytes after",
+    ];
     if sens {
         header.extend(["sens int8 dB", "sens int4 dB"]);
     }

@@ -14,7 +14,9 @@ fn whittle() -> Command {
 }
 
 fn repo(rel: &str) -> PathBuf {
-    Path::new(env!("CARGO_MANIFEST_DIR")).join("../..").join(rel)
+    Path::new(env!("CARGO_MANIFEST_DIR"))
+        .join("../..")
+        .join(rel)
 }
 
 fn json(out: &Output) -> serde_json::Value {
@@ -63,11 +65,21 @@ fn tiny_model(dir: &Path, name: &str, weight_nan: bool, input_dtype: DType) -> P
     if weight_nan {
         w[1] = f32::NAN;
     }
-    g.initializers.insert("w".into(), Tensor::from_f32(vec![2, 1, 1, 1], w).unwrap());
-    g.initializers.insert("b".into(), Tensor::from_f32(vec![2], vec![0.1, 0.2]).unwrap());
-    let fw: Vec<f32> = (0..32 * 3).map(|i| ((i * 7 % 11) as f32 - 5.0) / 10.0).collect();
-    g.initializers.insert("fw".into(), Tensor::from_f32(vec![32, 3], fw).unwrap());
-    g.initializers.insert("fb".into(), Tensor::from_f32(vec![3], vec![0.0; 3]).unwrap());
+    g.initializers
+        .insert("w".into(), Tensor::from_f32(vec![2, 1, 1, 1], w).unwrap());
+    g.initializers.insert(
+        "b".into(),
+        Tensor::from_f32(vec![2], vec![0.1, 0.2]).unwrap(),
+    );
+    let fw: Vec<f32> = (0..32 * 3)
+        .map(|i| ((i * 7 % 11) as f32 - 5.0) / 10.0)
+        .collect();
+    g.initializers
+        .insert("fw".into(), Tensor::from_f32(vec![32, 3], fw).unwrap());
+    g.initializers.insert(
+        "fb".into(),
+        Tensor::from_f32(vec![3], vec![0.0; 3]).unwrap(),
+    );
     let path = dir.join(name);
     whittle::onnx::save_model(&g, &path).unwrap();
     path
@@ -122,12 +134,18 @@ fn tiny_model_quantizes_and_reports() {
     let doc = json(&out);
     let g = whittle::load(&q).unwrap().graph().clone();
     let ops: Vec<&str> = g.nodes.iter().map(|n| n.op_type.as_str()).collect();
-    assert!(ops.contains(&"QuantizeLinear") && ops.contains(&"DequantizeLinear"), "{ops:?}");
+    assert!(
+        ops.contains(&"QuantizeLinear") && ops.contains(&"DequantizeLinear"),
+        "{ops:?}"
+    );
     // Relu shares the conv's Q: nothing quantizes the raw conv output.
     let conv = g.nodes.iter().find(|n| n.op_type == "Conv").unwrap();
     let relu = g.nodes.iter().find(|n| n.op_type == "Relu").unwrap();
     assert_eq!(relu.inputs[0], conv.outputs[0]);
-    assert!(g.nodes.iter().all(|n| n.op_type != "QuantizeLinear" || n.inputs[0] != conv.outputs[0]));
+    assert!(g
+        .nodes
+        .iter()
+        .all(|n| n.op_type != "QuantizeLinear" || n.inputs[0] != conv.outputs[0]));
     // The graph output keeps its name, produced by a DequantizeLinear.
     let y = g.nodes.iter().find(|n| n.outputs[0] == "y").unwrap();
     assert_eq!(y.op_type, "DequantizeLinear");
@@ -135,7 +153,10 @@ fn tiny_model_quantizes_and_reports() {
     let nodes = doc["nodes"].as_array().unwrap();
     assert_eq!(nodes.len(), 3, "{nodes:?}"); // conv, flatten, gemm
     assert!(doc["weight_bytes_after"].as_u64() < doc["weight_bytes_before"].as_u64());
-    assert!(doc["output_sqnr_db"][0][1].as_f64().unwrap() > 20.0, "{doc}");
+    assert!(
+        doc["output_sqnr_db"][0][1].as_f64().unwrap() > 20.0,
+        "{doc}"
+    );
 }
 
 #[test]
@@ -157,7 +178,10 @@ fn wrong_dtype_input_is_refused() {
     let model = tiny_model(dir.path(), "m.onnx", false, DType::I64);
     let data = tiny_data(dir.path(), None);
     let err = fails(dir.path(), &model, &data, &[]);
-    assert!(err.contains("'x'") && err.contains("i64") && err.contains("f32"), "{err}");
+    assert!(
+        err.contains("'x'") && err.contains("i64") && err.contains("f32"),
+        "{err}"
+    );
 }
 
 #[test]
@@ -196,7 +220,10 @@ fn nothing_to_quantize_is_an_error() {
     whittle::onnx::save_model(&g, &model).unwrap();
     let data = tiny_data(dir.path(), None);
     let err = fails(dir.path(), &model, &data, &[]);
-    assert!(err.contains("nothing to quantize") && err.contains("Softmax"), "{err}");
+    assert!(
+        err.contains("nothing to quantize") && err.contains("Softmax"),
+        "{err}"
+    );
 }
 
 #[test]
@@ -205,7 +232,10 @@ fn unreachable_size_budget_is_an_error() {
     let model = tiny_model(dir.path(), "m.onnx", false, DType::F32);
     let data = tiny_data(dir.path(), None);
     let err = fails(dir.path(), &model, &data, &["--size-budget", "10"]);
-    assert!(err.contains("budget of 10 bytes") && err.contains("smallest"), "{err}");
+    assert!(
+        err.contains("budget of 10 bytes") && err.contains("smallest"),
+        "{err}"
+    );
     let err = fails(dir.path(), &model, &data, &["--size-budget", "lots"]);
     assert!(err.contains("bad size"), "{err}");
 }

@@ -215,8 +215,10 @@ pub(crate) fn analyze(g: &Graph) -> Result<Analysis, CompressError> {
             reason,
         };
         if !n.domain.is_empty() {
-            a.float_nodes
-                .push(float(format!("domain '{}' has no integer kernels", n.domain)));
+            a.float_nodes.push(float(format!(
+                "domain '{}' has no integer kernels",
+                n.domain
+            )));
             continue;
         }
         let acts: Vec<&str> = n
@@ -269,8 +271,9 @@ pub(crate) fn analyze(g: &Graph) -> Result<Analysis, CompressError> {
             }
             "Add" | "Mul" | "Concat" => {
                 if acts.len() != n.inputs.iter().filter(|s| !s.is_empty()).count() {
-                    a.float_nodes
-                        .push(float("a constant operand (only activations are quantized)".into()));
+                    a.float_nodes.push(float(
+                        "a constant operand (only activations are quantized)".into(),
+                    ));
                     continue;
                 }
                 match op {
@@ -365,8 +368,10 @@ mod tests {
             "w".into(),
             Tensor::from_f32(vec![2, 1, 1, 1], vec![1.0, -1.0]).unwrap(),
         );
-        g.initializers
-            .insert("b".into(), Tensor::from_f32(vec![2], vec![0.0, 0.5]).unwrap());
+        g.initializers.insert(
+            "b".into(),
+            Tensor::from_f32(vec![2], vec![0.0, 0.5]).unwrap(),
+        );
         g
     }
 
@@ -399,6 +404,9 @@ mod tests {
             ..Graph::default()
         };
         let e = analyze(&g).unwrap_err().to_string();
-        assert!(e.contains("nothing to quantize") && e.contains("Softmax"), "{e}");
+        assert!(
+            e.contains("nothing to quantize") && e.contains("Softmax"),
+            "{e}"
+        );
     }
 }

@@ -62,7 +62,9 @@ pub(crate) fn feeder(
             }
             s
         }
-        _ => std::iter::once(batch.max(1)).chain(data_shape.clone()).collect(),
+        _ => std::iter::once(batch.max(1))
+            .chain(data_shape.clone())
+            .collect(),
     };
     if shape.is_empty() {
         shape.push(1);
@@ -74,7 +76,10 @@ pub(crate) fn feeder(
         got: format!("f32 {data_shape:?} per sample"),
     };
     if input.dtype != DType::F32 {
-        return Err(mismatch(format!("{} per sample", shape_text(input.dtype, &shape[1..]))));
+        return Err(mismatch(format!(
+            "{} per sample",
+            shape_text(input.dtype, &shape[1..])
+        )));
     }
     let spec = ds
         .input_spec(&shape[1..], pre)
@@ -101,13 +106,19 @@ pub(crate) fn with_outputs(g: &Graph, tensors: &[String]) -> Graph {
 }
 
 /// Compiles `g` for the feeder's input shape.
-pub(crate) fn compile(g: &Graph, f: &Feeder, threads: usize, what: &str) -> Result<Plan, CompressError> {
+pub(crate) fn compile(
+    g: &Graph,
+    f: &Feeder,
+    threads: usize,
+    what: &str,
+) -> Result<Plan, CompressError> {
     let mut opts = CompileOptions {
         threads: threads.max(1),
         ..CompileOptions::default()
     };
     opts.input_shapes.insert(f.input.clone(), f.shape.clone());
-    whittle_runtime::compile(g, &opts).map_err(|e| CompressError::runtime(format!("cannot compile the {what}"), e))
+    whittle_runtime::compile(g, &opts)
+        .map_err(|e| CompressError::runtime(format!("cannot compile the {what}"), e))
 }
 
 /// One batch's outputs: `outputs[i]` is the i-th requested tensor as f32,
@@ -145,7 +156,9 @@ pub(crate) fn run_pair(
     mut each: impl FnMut(&BatchOut<'_>, &BatchOut<'_>) -> Result<(), CompressError>,
 ) -> Result<(), CompressError> {
     let mut plans = [a, b];
-    run_many(&mut plans, f, ds, n, progress, |outs| each(&outs[0], &outs[1]))
+    run_many(&mut plans, f, ds, n, progress, |outs| {
+        each(&outs[0], &outs[1])
+    })
 }
 
 fn float_outputs(plan: &Plan) -> Result<Vec<Vec<usize>>, CompressError> {

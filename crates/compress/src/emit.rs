@@ -14,8 +14,8 @@ use whittle_ir::{Attr, DType, Graph, Node, Tensor, TensorData};
 
 use crate::analyze::{Analysis, Layer};
 use crate::weights::{
-    block_scale_shape, dequantize_blocked, dequantize_per_channel, quantize_bias,
-    quantize_blocked, quantize_per_channel, split_axis, ActType, QParams,
+    block_scale_shape, dequantize_blocked, dequantize_per_channel, quantize_bias, quantize_blocked,
+    quantize_per_channel, split_axis, ActType, QParams,
 };
 use crate::CompressError;
 
@@ -182,36 +182,79 @@ fn emit_layer(
             let (q, scales) = quantize_per_channel(&values, &shape, out_axis, 127);
             if mode == Mode::FakeQuant {
                 let deq = dequantize_per_channel(&q, &scales, &shape, out_axis);
-                w_in = add_init(g, &format!("{base}_dequantized"), Tensor::from_f32(shape, deq)?);
+                w_in = add_init(
+                    g,
+                    &format!("{base}_dequantized"),
+                    Tensor::from_f32(shape, deq)?,
+                );
             } else {
                 let c = scales.len();
-                let qn = add_init(g, &format!("{base}_quantized"), Tensor::new(shape, TensorData::I8(q))?);
-                let sn = add_init(g, &format!("{base}_scale"), Tensor::from_f32(vec![c], scales.clone())?);
-                let zn = add_init(g, &format!("{base}_zero_point"), Tensor::new(vec![c], TensorData::I8(vec![0; c]))?);
+                let qn = add_init(
+                    g,
+                    &format!("{base}_quantized"),
+                    Tensor::new(shape, TensorData::I8(q))?,
+                );
+                let sn = add_init(
+                    g,
+                    &format!("{base}_scale"),
+                    Tensor::from_f32(vec![c], scales.clone())?,
+                );
+                let zn = add_init(
+                    g,
+                    &format!("{base}_zero_point"),
+                    Tensor::new(vec![c], TensorData::I8(vec![0; c]))?,
+                );
                 w_in = g.fresh_name(&format!("{base}_dequantized"));
                 g.nodes.push(
-                    Node::new(format!("{node_name}_weight_DequantizeLinear"), "DequantizeLinear", &[&qn, &sn, &zn], &[&w_in])
-                        .with_attr("axis", Attr::Int(out_axis as i64)),
+                    Node::new(
+                        format!("{node_name}_weight_DequantizeLinear"),
+                        "DequantizeLinear",
+                        &[&qn, &sn, &zn],
+                        &[&w_in],
+                    )
+                    .with_attr("axis", Attr::Int(out_axis as i64)),
                 );
             }
             // Bias: int32 with scale x_scale * w_scale[c].
-            if let (Some(b), Some(xs)) = (g.nodes[layer.node].input(2).map(str::to_string), x_scale) {
+            if let (Some(b), Some(xs)) = (g.nodes[layer.node].input(2).map(str::to_string), x_scale)
+            {
                 let bt = g.initializers[&b].clone();
                 let bv = bt.as_f32()?;
                 if bv.len() == scales.len() {
                     let (qb, bs) = quantize_bias(bv, xs, &scales);
                     let b_in = if mode == Mode::FakeQuant {
-                        let deq: Vec<f32> = qb.iter().zip(&bs).map(|(&q, &s)| (f64::from(q) * f64::from(s)) as f32).collect();
-                        add_init(g, &format!("{b}_dequantized"), Tensor::from_f32(bt.shape().to_vec(), deq)?)
+                        let deq: Vec<f32> = qb
+                            .iter()
+                            .zip(&bs)
+                            .map(|(&q, &s)| (f64::from(q) * f64::from(s)) as f32)
+                            .collect();
+                        add_init(
+                            g,
+                            &format!("{b}_dequantized"),
+                            Tensor::from_f32(bt.shape().to_vec(), deq)?,
+                        )
                     } else {
                         let c = bs.len();
-                        let qn = add_init(g, &format!("{b}_quantized"), Tensor::new(vec![c], TensorData::I32(qb))?);
+                        let qn = add_init(
+                            g,
+                            &format!("{b}_quantized"),
+                            Tensor::new(vec![c], TensorData::I32(qb))?,
+                        );
                         let sn = add_init(g, &format!("{b}_scale"), Tensor::from_f32(vec![c], bs)?);
-                        let zn = add_init(g, &format!("{b}_zero_point"), Tensor::new(vec![c], TensorData::I32(vec![0; c]))?);
+                        let zn = add_init(
+                            g,
+                            &format!("{b}_zero_point"),
+                            Tensor::new(vec![c], TensorData::I32(vec![0; c]))?,
+                        );
                         let out = g.fresh_name(&format!("{b}_dequantized"));
                         g.nodes.push(
-                            Node::new(format!("{node_name}_bias_DequantizeLinear"), "DequantizeLinear", &[&qn, &sn, &zn], &[&out])
-                                .with_attr("axis", Attr::Int(0)),
+                            Node::new(
+                                format!("{node_name}_bias_DequantizeLinear"),
+                                "DequantizeLinear",
+                                &[&qn, &sn, &zn],
+                                &[&out],
+                            )
+                            .with_attr("axis", Attr::Int(0)),
                         );
                         out
                     };
@@ -224,15 +267,32 @@ fn emit_layer(
             let sshape = block_scale_shape(&shape, k_axis, block);
             if mode == Mode::FakeQuant {
                 let deq = dequantize_blocked(&q, &scales, &shape, k_axis, block);
-                w_in = add_init(g, &format!("{base}_dequantized"), Tensor::from_f32(shape, deq)?);
+                w_in = add_init(
+                    g,
+                    &format!("{base}_dequantized"),
+                    Tensor::from_f32(shape, deq)?,
+                );
             } else {
-                let qn = add_init(g, &format!("{base}_quantized"), crate::int4::i4_tensor(shape, q)?);
-                let sn = add_init(g, &format!("{base}_scale"), Tensor::from_f32(sshape, scales)?);
+                let qn = add_init(
+                    g,
+                    &format!("{base}_quantized"),
+                    crate::int4::i4_tensor(shape, q)?,
+                );
+                let sn = add_init(
+                    g,
+                    &format!("{base}_scale"),
+                    Tensor::from_f32(sshape, scales)?,
+                );
                 w_in = g.fresh_name(&format!("{base}_dequantized"));
                 g.nodes.push(
-                    Node::new(format!("{node_name}_weight_DequantizeLinear"), "DequantizeLinear", &[&qn, &sn], &[&w_in])
-                        .with_attr("axis", Attr::Int(k_axis as i64))
-                        .with_attr("block_size", Attr::Int(block as i64)),
+                    Node::new(
+                        format!("{node_name}_weight_DequantizeLinear"),
+                        "DequantizeLinear",
+                        &[&qn, &sn],
+                        &[&w_in],
+                    )
+                    .with_attr("axis", Attr::Int(k_axis as i64))
+                    .with_attr("block_size", Attr::Int(block as i64)),
                 );
             }
         }
@@ -246,13 +306,7 @@ fn emit_layer(
 /// Inserts the Q -> DQ pair (or its float equivalent) on activation `t`
 /// and points every reader at the dequantized value. Returns that value's
 /// name, or `None` when `t` cannot be quantized in place.
-fn emit_activation(
-    g: &mut Graph,
-    t: &str,
-    p: QParams,
-    at: ActType,
-    mode: Mode,
-) -> Option<String> {
+fn emit_activation(g: &mut Graph, t: &str, p: QParams, at: ActType, mode: Mode) -> Option<String> {
     let is_input = g.inputs.iter().any(|v| v.name == t);
     let is_output = g.is_output(t);
     if is_input && is_output {
@@ -276,23 +330,65 @@ fn emit_activation(
     let scale = add_init(g, &format!("{t}_scale"), Tensor::scalar_f32(p.scale));
     match mode {
         Mode::Qdq => {
-            let zp = add_init(g, &format!("{t}_zero_point"), scalar(act_dtype(at), p.zero_point));
+            let zp = add_init(
+                g,
+                &format!("{t}_zero_point"),
+                scalar(act_dtype(at), p.zero_point),
+            );
             let q = g.fresh_name(&format!("{t}_quantized"));
-            g.nodes.push(Node::new(format!("{t}_QuantizeLinear"), "QuantizeLinear", &[&src, &scale, &zp], &[&q]));
-            g.nodes.push(Node::new(format!("{t}_DequantizeLinear"), "DequantizeLinear", &[&q, &scale, &zp], &[&dq]));
+            g.nodes.push(Node::new(
+                format!("{t}_QuantizeLinear"),
+                "QuantizeLinear",
+                &[&src, &scale, &zp],
+                &[&q],
+            ));
+            g.nodes.push(Node::new(
+                format!("{t}_DequantizeLinear"),
+                "DequantizeLinear",
+                &[&q, &scale, &zp],
+                &[&dq],
+            ));
         }
         Mode::FakeQuant => {
             let (qmin, qmax) = at.bounds();
-            let lo = add_init(g, &format!("{t}_qlo"), Tensor::scalar_f32((qmin - p.zero_point) as f32));
-            let hi = add_init(g, &format!("{t}_qhi"), Tensor::scalar_f32((qmax - p.zero_point) as f32));
+            let lo = add_init(
+                g,
+                &format!("{t}_qlo"),
+                Tensor::scalar_f32((qmin - p.zero_point) as f32),
+            );
+            let hi = add_init(
+                g,
+                &format!("{t}_qhi"),
+                Tensor::scalar_f32((qmax - p.zero_point) as f32),
+            );
             let names: Vec<String> = ["div", "round", "clip"]
                 .iter()
                 .map(|s| g.fresh_name(&format!("{t}_fq_{s}")))
                 .collect();
-            g.nodes.push(Node::new(format!("{t}_fq_Div"), "Div", &[&src, &scale], &[&names[0]]));
-            g.nodes.push(Node::new(format!("{t}_fq_Round"), "Round", &[&names[0]], &[&names[1]]));
-            g.nodes.push(Node::new(format!("{t}_fq_Clip"), "Clip", &[&names[1], &lo, &hi], &[&names[2]]));
-            g.nodes.push(Node::new(format!("{t}_fq_Mul"), "Mul", &[&names[2], &scale], &[&dq]));
+            g.nodes.push(Node::new(
+                format!("{t}_fq_Div"),
+                "Div",
+                &[&src, &scale],
+                &[&names[0]],
+            ));
+            g.nodes.push(Node::new(
+                format!("{t}_fq_Round"),
+                "Round",
+                &[&names[0]],
+                &[&names[1]],
+            ));
+            g.nodes.push(Node::new(
+                format!("{t}_fq_Clip"),
+                "Clip",
+                &[&names[1], &lo, &hi],
+                &[&names[2]],
+            ));
+            g.nodes.push(Node::new(
+                format!("{t}_fq_Mul"),
+                "Mul",
+                &[&names[2], &scale],
+                &[&dq],
+            ));
         }
     }
     Some(dq)

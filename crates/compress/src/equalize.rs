@@ -245,13 +245,25 @@ mod tests {
             ..Graph::default()
         };
         g.opsets.insert(String::new(), 13);
-        g.initializers.insert("w1".into(), Tensor::from_f32(vec![2, 1, 1, 1], vec![8.0, 0.5]).unwrap());
-        g.initializers.insert("b1".into(), Tensor::from_f32(vec![2], vec![1.0, -0.25]).unwrap());
-        g.initializers.insert("w2".into(), Tensor::from_f32(vec![1, 2, 1, 1], vec![0.5, 2.0]).unwrap());
+        g.initializers.insert(
+            "w1".into(),
+            Tensor::from_f32(vec![2, 1, 1, 1], vec![8.0, 0.5]).unwrap(),
+        );
+        g.initializers.insert(
+            "b1".into(),
+            Tensor::from_f32(vec![2], vec![1.0, -0.25]).unwrap(),
+        );
+        g.initializers.insert(
+            "w2".into(),
+            Tensor::from_f32(vec![1, 2, 1, 1], vec![0.5, 2.0]).unwrap(),
+        );
         let x = Tensor::from_f32(vec![1, 1, 1, 2], vec![0.3, -0.7]).unwrap();
         let run = |g: &Graph| {
             let mut p = whittle_runtime::compile(g, &Default::default()).unwrap();
-            p.run(std::slice::from_ref(&x)).unwrap()[0].as_f32().unwrap().to_vec()
+            p.run(std::slice::from_ref(&x)).unwrap()[0]
+                .as_f32()
+                .unwrap()
+                .to_vec()
         };
         let before = run(&g);
         let r = equalize(&mut g, false);

@@ -60,7 +60,12 @@ pub(crate) fn sensitivity(
         one.bits = vec![Bits::Float; a.layers.len()];
         one.bits[li] = bits;
         let e = emit(g, a, &one, Mode::FakeQuant)?;
-        let mut p = compile(&with_outputs(&e.graph, &outs), f, opts.threads, "sensitivity model")?;
+        let mut p = compile(
+            &with_outputs(&e.graph, &outs),
+            f,
+            opts.threads,
+            "sensitivity model",
+        )?;
         let mut acc = Sqnr::default();
         run_pair(&mut p_ref, &mut p, f, ds, n, &mut |_| {}, |r, q| {
             for (x, y) in r.outputs.iter().zip(&q.outputs) {
@@ -68,7 +73,11 @@ pub(crate) fn sensitivity(
             }
             Ok(())
         })?;
-        let slot = if bits == Bits::Int4 { &mut s.int4 } else { &mut s.int8 };
+        let slot = if bits == Bits::Int4 {
+            &mut s.int4
+        } else {
+            &mut s.int8
+        };
         slot[li] = acc.db();
         progress(Progress {
             stage: "sensitivity",
@@ -88,7 +97,9 @@ fn layer_bytes(g: &Graph, l: &Layer, bits: Bits, block: usize) -> usize {
         Bits::Float => w.byte_size() + if has_bias { 4 * c } else { 0 },
         Bits::Int8 => w.numel() + 5 * c + if has_bias { 12 * c } else { 0 },
         Bits::Int4 => {
-            let scales: usize = block_scale_shape(w.shape(), l.k_axis, block).iter().product();
+            let scales: usize = block_scale_shape(w.shape(), l.k_axis, block)
+                .iter()
+                .product();
             w.numel().div_ceil(2) + 4 * scales + if has_bias { 4 * c } else { 0 }
         }
     }
@@ -117,7 +128,12 @@ pub(crate) fn choose(
     all8.bits = vec![Bits::Int8; a.layers.len()];
     all8.biases.clear();
     let e = emit(g, a, &all8, Mode::Qdq)?;
-    let total8: usize = e.graph.initializers.values().map(crate::int4::stored_bytes).sum();
+    let total8: usize = e
+        .graph
+        .initializers
+        .values()
+        .map(crate::int4::stored_bytes)
+        .sum();
     let sizes = |b: Bits| -> Vec<usize> {
         a.layers
             .iter()
@@ -143,7 +159,9 @@ pub(crate) fn choose(
         let best = (0..bits.len())
             .filter(|&i| bits[i] == Bits::Int8 && a.layers[i].int4_ok && s8[i] > s4[i])
             .min_by(|&i, &j| {
-                let cost = |k: usize| (noise(s.int4[k]) - noise(s.int8[k])).max(0.0) / (s8[k] - s4[k]) as f64;
+                let cost = |k: usize| {
+                    (noise(s.int4[k]) - noise(s.int8[k])).max(0.0) / (s8[k] - s4[k]) as f64
+                };
                 cost(i).total_cmp(&cost(j))
             });
         match best {

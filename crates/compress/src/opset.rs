@@ -37,7 +37,11 @@ pub(crate) fn raise(g: &mut Graph, target: i64) -> Result<(), CompressError> {
     if from >= target {
         return Ok(());
     }
-    for n in g.nodes.iter().filter(|n| n.domain.is_empty() || n.domain == "ai.onnx") {
+    for n in g
+        .nodes
+        .iter()
+        .filter(|n| n.domain.is_empty() || n.domain == "ai.onnx")
+    {
         if let Some((op, at)) = BREAKING.iter().find(|(op, _)| *op == n.op_type) {
             if from < *at && target >= *at {
                 return Err(CompressError::Unsupported(format!(

@@ -115,9 +115,7 @@ pub fn quantize(
 ) -> Result<Quantized, CompressError> {
     check_options(opts)?;
     let mut g = crate::prepare(model)?;
-    let eq = opts
-        .equalize
-        .then(|| equalize(&mut g, opts.equalize_relu6));
+    let eq = opts.equalize.then(|| equalize(&mut g, opts.equalize_relu6));
     let a = analyze(&g)?;
     let f = feeder(&g, calib, &opts.preprocess, opts.batch, &opts.input_shapes)?;
     let n = opts.calib_samples.min(calib.len());
@@ -155,7 +153,9 @@ pub fn quantize(
     if opts.bias_correction {
         for (li, l) in a.layers.iter().enumerate() {
             let means = stats.get(&l.input).and_then(|s| s.channel_means());
-            if let Some(b) = crate::mixed::corrected_bias(&g, l, d.bits[li], d.block, means.as_deref())? {
+            if let Some(b) =
+                crate::mixed::corrected_bias(&g, l, d.bits[li], d.block, means.as_deref())?
+            {
                 d.biases.insert(li, b);
                 bias_corrected.push(g.nodes[l.node].name.clone());
             }
@@ -210,7 +210,9 @@ pub fn quantize(
 
 fn check_options(o: &QuantizeOptions) -> Result<(), CompressError> {
     if o.calib_samples == 0 {
-        return Err(CompressError::Options("--calib-samples must be at least 1".into()));
+        return Err(CompressError::Options(
+            "--calib-samples must be at least 1".into(),
+        ));
     }
     if !(16..=4096).contains(&o.int4_group) {
         return Err(CompressError::Options(format!(
@@ -219,7 +221,9 @@ fn check_options(o: &QuantizeOptions) -> Result<(), CompressError> {
         )));
     }
     if o.threads == 0 || o.batch == 0 {
-        return Err(CompressError::Options("--threads and --batch must be at least 1".into()));
+        return Err(CompressError::Options(
+            "--threads and --batch must be at least 1".into(),
+        ));
     }
     Ok(())
 }
@@ -238,7 +242,11 @@ fn channel_layout(shape: &[usize], axis: usize) -> (usize, usize) {
     if shape.is_empty() {
         return (0, 0);
     }
-    let axis = if axis == usize::MAX { shape.len() - 1 } else { axis.min(shape.len() - 1) };
+    let axis = if axis == usize::MAX {
+        shape.len() - 1
+    } else {
+        axis.min(shape.len() - 1)
+    };
     (shape[axis], shape[axis + 1..].iter().product())
 }
 
@@ -273,7 +281,13 @@ fn calibrate(
     let mut plan = compile(&probe, f, opts.threads, "float model for calibration")?;
     let producers = g.producers();
     let mut stats: Vec<TensorStats> = roots.iter().map(|_| TensorStats::new(0)).collect();
-    let mut report = |stage, done| progress(Progress { stage, done, total: n });
+    let mut report = |stage, done| {
+        progress(Progress {
+            stage,
+            done,
+            total: n,
+        })
+    };
     run_batches(&mut plan, f, ds, n, &mut |d| report("calibrate", d), |b| {
         for (i, v) in b.outputs.iter().enumerate() {
             if let Some(k) = v.iter().position(|x| !x.is_finite()) {
@@ -310,6 +324,9 @@ fn calibrate(
     Ok(roots.into_iter().zip(stats).collect())
 }
 
+/// Per-tensor SQNR and per-graph-output SQNR (dB).
+type Measured = (HashMap<String, Option<f64>>, Vec<(String, Option<f64>)>);
+
 /// SQNR of every quantized node's output and of the graph outputs:
 /// reference float graph vs the fake-quant graph on the same samples.
 #[allow(clippy::too_many_arguments)]
@@ -322,7 +339,7 @@ fn measure(
     n: usize,
     opts: &QuantizeOptions,
     progress: &mut dyn FnMut(Progress),
-) -> Result<(HashMap<String, Option<f64>>, Vec<(String, Option<f64>)>), CompressError> {
+) -> Result<Measured, CompressError> {
     let outs: Vec<String> = g.outputs.iter().map(|o| o.name.clone()).collect();
     let mut tensors: Vec<String> = a
         .tensors
@@ -338,7 +355,12 @@ fn measure(
         .collect();
     tensors.extend(outs.iter().cloned());
     let mut p_ref = compile(&with_outputs(g, &tensors), f, opts.threads, "float model")?;
-    let mut p_q = compile(&with_outputs(&fake.graph, &fake_names), f, opts.threads, "fake-quantized model")?;
+    let mut p_q = compile(
+        &with_outputs(&fake.graph, &fake_names),
+        f,
+        opts.threads,
+        "fake-quantized model",
+    )?;
     let mut acc = vec![Sqnr::default(); tensors.len()];
     let mut cb = |d: usize| {
         progress(Progress {
@@ -405,7 +427,8 @@ fn node_reports(
                     .initializers
                     .iter()
                     .filter(|(k, _)| {
-                        k.starts_with(&l.weight) || l.bias.as_ref().is_some_and(|b| k.starts_with(b.as_str()))
+                        k.starts_with(&l.weight)
+                            || l.bias.as_ref().is_some_and(|b| k.starts_with(b.as_str()))
                     })
                     .map(|(_, t)| stored_bytes(t))
                     .sum();
@@ -414,7 +437,10 @@ fn node_reports(
             None => (None, None),
         };
         let (s8, s4) = match (layer, sens) {
-            (Some(li), Some(s)) => (s.int8.get(li).copied().flatten(), s.int4.get(li).copied().flatten()),
+            (Some(li), Some(s)) => (
+                s.int8.get(li).copied().flatten(),
+                s.int4.get(li).copied().flatten(),
+            ),
             _ => (None, None),
         };
         let int_op = a.quantized[&i];

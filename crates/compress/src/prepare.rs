@@ -27,7 +27,10 @@ fn fold_gemm_scalars(g: &mut Graph) -> Result<(), CompressError> {
         }
         let alpha = n.attr_float("alpha", 1.0)?;
         let beta = n.attr_float("beta", 1.0)?;
-        let (Some(b), c) = (n.input(1).map(str::to_string), n.input(2).map(str::to_string)) else {
+        let (Some(b), c) = (
+            n.input(1).map(str::to_string),
+            n.input(2).map(str::to_string),
+        ) else {
             continue;
         };
         if alpha != 1.0 && is_f32_const(g, &b) && unique_reader(g, &b) {

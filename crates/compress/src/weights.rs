@@ -44,11 +44,13 @@ pub(crate) fn act_qparams(lo: f32, hi: f32, t: ActType) -> QParams {
     let (qmin, qmax) = t.bounds();
     let (lo, hi) = (lo.min(0.0), hi.max(0.0));
     let mut scale = (hi - lo) / (qmax - qmin) as f32;
-    if !(scale > f32::MIN_POSITIVE) || !scale.is_finite() {
+    if !scale.is_finite() || scale <= f32::MIN_POSITIVE {
         // A constant-zero tensor: any scale represents it exactly.
         scale = 1.0;
     }
-    let zp = (qmin as f32 - lo / scale).round().clamp(qmin as f32, qmax as f32) as i32;
+    let zp = (qmin as f32 - lo / scale)
+        .round()
+        .clamp(qmin as f32, qmax as f32) as i32;
     QParams {
         scale,
         zero_point: zp,
@@ -215,11 +217,11 @@ mod tests {
     /// K = 5 with block 2 along axis 0 of [5, 1]: blocks {0,1}, {2,3}, {4}.
     #[test]
     fn blocked_int4() {
-        let w = [7.0, -3.5, 1.0, 0.5, -14.0];
+        let w = [7.0, -3.5, 1.0, 0.25, -14.0];
         let (q, s) = quantize_blocked(&w, &[5, 1], 0, 2);
         assert_eq!(block_scale_shape(&[5, 1], 0, 2), vec![3, 1]);
         assert_eq!(s, vec![1.0, 1.0 / 7.0, 2.0]);
-        assert_eq!(q, vec![7, -4, 7, 4, -7]);
+        assert_eq!(q, vec![7, -4, 7, 2, -7]);
         let d = dequantize_blocked(&q, &s, &[5, 1], 0, 2);
         assert_eq!(d[4], -14.0);
     }
