@@ -282,8 +282,9 @@ fn eval_both(
                 .context("whittle cannot compile the QDQ model (try --eval-path fake)")?,
             "int8",
         ),
-        _ => match whittle::runtime::compile(&q.qdq, &opts.compile) {
-            Ok(_) => (evaluate(&q.qdq, &ds, &opts, &b)?, "int8"),
+        // A build without the QDQ ops cannot compile the QDQ model.
+        _ => match evaluate(&q.qdq, &ds, &opts, &b) {
+            Ok(r) => (r, "int8"),
             Err(_) => (evaluate(&q.fake_quant, &ds, &opts, &hidden)?, "fake"),
         },
     };
