@@ -1,10 +1,12 @@
-//! The `whittle` command line: inspect, run, benchmark and evaluate ONNX models.
+//! The `whittle` command line: inspect, run, benchmark, evaluate and quantize
+//! ONNX models.
 
 mod bench;
 mod common;
 mod eval;
 mod format;
 mod inspect;
+mod quantize;
 mod run;
 
 use clap::{Parser, Subcommand};
@@ -30,6 +32,9 @@ enum Command {
     /// Accuracy (top-1, top-5, per class, confusion matrix) on a labelled
     /// dataset: IDX, .npz (x, y) or a folder of images per class.
     Eval(eval::Args),
+    /// Post-training int8/int4 quantization: calibrate on sample data and
+    /// write standard QDQ ONNX, with per-layer SQNR, sizes and accuracy.
+    Quantize(quantize::Args),
 }
 
 /// `whittle inspect | head` closes stdout early; `println!` then panics on
@@ -58,6 +63,7 @@ fn main() {
         Command::Run(a) => run::main(a),
         Command::Bench(a) => bench::main(a),
         Command::Eval(a) => eval::main(a),
+        Command::Quantize(a) => quantize::main(a),
     };
     if let Err(e) = result {
         eprintln!("error: {e:#}");
