@@ -14,6 +14,9 @@
 
 use alloc::vec::Vec;
 
+#[cfg(target_arch = "x86_64")]
+mod vbmi;
+
 #[cfg(target_arch = "aarch64")]
 use super::isa::is_neon;
 use super::isa::is_simd;
@@ -45,6 +48,9 @@ pub struct QDepthwise {
     /// Tap pairs per channel: `[cout, 2 (row parity), tr, kw]`, each i32
     /// holding `(upper tap as low i16, lower tap as high i16)`.
     pairs: Vec<i32>,
+    /// The direct VBMI/VNNI 3x3 plan, when the geometry and weights fit.
+    #[cfg(target_arch = "x86_64")]
+    vbmi: Option<vbmi::Plan>,
 }
 
 /// Shape of the pair buffer of one plane.
@@ -303,11 +309,25 @@ impl QDepthwise {
                 }
             }
         }
+        let bias = bias.map_or_else(|| alloc::vec![0; cout], |b| b[..cout].to_vec());
+        let requant = requant[..cout].to_vec();
+        #[cfg(target_arch = "x86_64")]
+        let vbmi = vbmi::Plan::new(
+            &geom,
+            input.signed,
+            input.zero_point,
+            &weights,
+            &bias,
+            &requant,
+            clamp,
+        );
         QDepthwise {
             input,
             weights,
-            bias: bias.map_or_else(|| alloc::vec![0; cout], |b| b[..cout].to_vec()),
-            requant: requant[..cout].to_vec(),
+            bias,
+            requant,
+            #[cfg(target_arch = "x86_64")]
+            vbmi,
             clamp,
             layout,
             pairs,
@@ -378,6 +398,14 @@ impl QDepthwise {
     /// One output plane.
     fn plane(&self, isa: QIsa, co: usize, x: &[u8], out: &mut [u8], buf: &mut [i32]) {
         let rq = self.requant[co];
+        #[cfg(target_arch = "x86_64")]
+        if let (Some(p), true) = (&self.vbmi, is_avx512(isa) && vbmi::available()) {
+            // SAFETY: `vbmi::available` proves AVX-512 F/BW/VL/VNNI/VBMI;
+            // `x` is the input plane and `out` the output plane, the
+            // lengths the kernel asserts.
+            unsafe { vbmi::plane(p, co, rq, self.clamp, x, out) };
+            return;
+        }
         if let (Some(l), true) = (&self.layout, is_simd(isa) && simd_requant_ok(rq)) {
             l.fill(&self.geom, self.input, x, buf, isa);
             let n = 2 * l.tr * l.kw;

@@ -1,0 +1,362 @@
+//! AVX-512 VBMI + VNNI kernel for 3x3 depthwise convs with strides 1 or 2,
+//! reading the input plane directly (no pair buffer).
+//!
+//! Each 16-output step loads one 64-byte window per input row (masked, so
+//! columns outside the row read as the zero point), spreads it with
+//! `vpermb` into 16 lanes of `[x[c], x[c+1], x[c+2], x[c+3]]`, and one
+//! `vpdpbusd` with the row's taps `[w0, w1, w2, 0]` does three MACs per
+//! lane. `vpdpbusd` multiplies unsigned activations: int8 inputs are
+//! flipped to `x + 128`, and `zero point * sum(w)` is folded into the bias
+//! (i32 arithmetic wraps, so this is exact modulo 2^32 like the direct
+//! sum). Several output rows share each loaded input row.
+//!
+//! Requantization has two exact forms: the general one of `dw_x86`
+//! (any accumulator), and, when the channel's accumulators are provably
+//! small ([`FastRq::new`]), a shorter one that skips the saturation and
+//! folds the rounding and the zero point into one add before the shift.
+
+use alloc::vec::Vec;
+use core::arch::x86_64::*;
+
+use super::LANES;
+use crate::conv::ConvGeom;
+use crate::requant::{QClamp, Requant};
+
+/// Output rows computed per pass (they share input rows).
+const ROWS: usize = 2;
+
+/// Per-channel constants of the short requantization, valid only when
+/// every accumulator of the channel satisfies its precondition.
+#[derive(Clone, Copy, Debug)]
+pub(crate) struct FastRq {
+    m: i32,
+    left: u32,
+    right: u32,
+    /// `2^(right - 1) + zp * 2^right` (or `zp` when `right` is 0).
+    add: i32,
+    lo: i32,
+    hi: i32,
+}
+
+impl FastRq {
+    /// The short form for accumulators with `|acc| <= bound`, or `None`
+    /// when it might differ from [`Requant::apply`] + [`QClamp::apply`].
+    ///
+    /// Proof sketch: with `|acc| << left <= i32::MAX` the saturating
+    /// shift is a plain shift and `x != i32::MIN`, so
+    /// `SaturatingRoundingDoublingHighMul(x, m)` is exactly
+    /// `floor((x * m + 2^30) / 2^31)` =: `t`, with `|t| <= |x| + 1`.
+    /// `RoundingDivideByPOT(t, e)` for `e >= 1` is `floor((t + 2^(e-1) -
+    /// [t < 0]) / 2^e)` (ties away from zero), and adding `zp * 2^e`
+    /// inside the floor adds exactly `zp` outside; the bound below keeps
+    /// that sum inside i32, so `v + zp` needs no saturation either and the
+    /// clamp is the same `max(min)` then `min(max)`.
+    pub(crate) fn new(rq: Requant, clamp: QClamp, bound: i64) -> Option<FastRq> {
+        let left = rq.shift.max(0) as u32;
+        let right = (-rq.shift).max(0) as u32;
+        if left > 31 || right > 31 {
+            return None;
+        }
+        let x = bound.checked_shl(left)?;
+        if x > i32::MAX as i64 {
+            return None;
+        }
+        let zp = clamp.zero_point as i64;
+        let (half, zpe) = if right == 0 {
+            (0i64, zp)
+        } else {
+            (1i64 << (right - 1), zp << right)
+        };
+        // |t + sign + add| <= x + 2 + half + |zp| 2^e.
+        if x + 2 + half + zpe.abs() > i32::MAX as i64 {
+            return None;
+        }
+        Some(FastRq {
+            m: rq.multiplier,
+            left,
+            right,
+            add: (half + zpe) as i32,
+            lo: clamp.min,
+            hi: clamp.max,
+        })
+    }
+}
+
+/// The plan of one depthwise conv for this kernel.
+#[derive(Clone, Debug)]
+pub(crate) struct Plan {
+    sx: usize,
+    pt: usize,
+    pl: usize,
+    h: usize,
+    w: usize,
+    oh: usize,
+    ow: usize,
+    /// Byte that padding reads (the zero point, as stored).
+    pad: u8,
+    /// Flip int8 inputs to `x + 128`.
+    signed: bool,
+    /// `[cout, 3]`: taps of each kernel row as bytes `[w0, w1, w2, 0]`.
+    taps: Vec<i32>,
+    /// Bias minus `zero point (as flipped) * sum(w)`, per channel.
+    bias: Vec<i32>,
+    /// Short requantization per channel, when provably exact.
+    fast: Vec<Option<FastRq>>,
+}
+
+impl Plan {
+    /// A plan when the geometry and weights fit this kernel: 3x3,
+    /// dilation 1, equal strides 1 or 2, centered weights in i8, and a
+    /// zero point that is a byte of the input type.
+    pub(crate) fn new(
+        g: &ConvGeom,
+        signed: bool,
+        zero_point: i32,
+        weights: &[i16],
+        bias: &[i32],
+        requant: &[Requant],
+        clamp: QClamp,
+    ) -> Option<Plan> {
+        let sx = g.stride[2];
+        if g.kernel[1..] != [3, 3]
+            || g.dilation != [1, 1, 1]
+            || g.stride[1] != sx
+            || !(1..=2).contains(&sx)
+            || g.pad_begin[1] > 2
+            || g.pad_begin[2] > 2
+        {
+            return None;
+        }
+        if weights.iter().any(|&w| !(-128..=127).contains(&w)) {
+            return None;
+        }
+        let (pad, zpu, xa) = if signed {
+            if !(-128..=127).contains(&zero_point) {
+                return None;
+            }
+            let xa = (zero_point + 128).max(127 - zero_point) as i64;
+            (zero_point as i8 as u8, zero_point + 128, xa)
+        } else {
+            if !(0..=255).contains(&zero_point) {
+                return None;
+            }
+            (zero_point as u8, zero_point, zero_point.max(255 - zero_point) as i64)
+        };
+        let cout = g.cout;
+        let mut taps = Vec::with_capacity(cout * 3);
+        let mut nb = Vec::with_capacity(cout);
+        let mut fast = Vec::with_capacity(cout);
+        for co in 0..cout {
+            let wc = &weights[co * 9..][..9];
+            for ky in 0..3 {
+                let r = &wc[ky * 3..][..3];
+                taps.push(i32::from_le_bytes([r[0] as u8, r[1] as u8, r[2] as u8, 0]));
+            }
+            let sum: i32 = wc.iter().map(|&w| w as i32).sum();
+            nb.push(bias[co].wrapping_sub(zpu.wrapping_mul(sum)));
+            let abs: i64 = wc.iter().map(|&w| (w as i64).abs()).sum();
+            let bound = (bias[co] as i64).abs() + xa * abs;
+            fast.push(FastRq::new(requant[co], clamp, bound));
+        }
+        Some(Plan {
+            sx,
+            pt: g.pad_begin[1],
+            pl: g.pad_begin[2],
+            h: g.input[1],
+            w: g.input[2],
+            oh: g.output[1],
+            ow: g.output[2],
+            pad,
+            signed,
+            taps,
+            bias: nb,
+            fast,
+        })
+    }
+}
+
+/// True when this CPU can run [`plane`].
+pub(crate) fn available() -> bool {
+    #[cfg(feature = "std")]
+    {
+        std::is_x86_feature_detected!("avx512f")
+            && std::is_x86_feature_detected!("avx512bw")
+            && std::is_x86_feature_detected!("avx512vl")
+            && std::is_x86_feature_detected!("avx512vnni")
+            && std::is_x86_feature_detected!("avx512vbmi")
+    }
+    #[cfg(not(feature = "std"))]
+    {
+        false
+    }
+}
+
+/// The short requantization of 16 accumulators (see [`FastRq::new`]).
+#[target_feature(enable = "avx512f,avx512bw")]
+fn rq_fast(k: &FastRq, acc: __m512i) -> __m512i {
+    let x = _mm512_sll_epi32(acc, _mm_cvtsi32_si128(k.left as i32));
+    let m = _mm512_set1_epi32(k.m);
+    let nudge = _mm512_set1_epi64(1 << 30);
+    let even = _mm512_add_epi64(_mm512_mul_epi32(x, m), nudge);
+    let odd = _mm512_add_epi64(_mm512_mul_epi32(_mm512_srli_epi64::<32>(x), m), nudge);
+    let mut t = _mm512_mask_blend_epi32(
+        0xAAAA,
+        _mm512_srli_epi64::<31>(even),
+        _mm512_slli_epi64::<1>(odd),
+    );
+    if k.right > 0 {
+        t = _mm512_add_epi32(t, _mm512_srai_epi32::<31>(t));
+    }
+    t = _mm512_add_epi32(t, _mm512_set1_epi32(k.add));
+    t = _mm512_sra_epi32(t, _mm_cvtsi32_si128(k.right as i32));
+    _mm512_min_epi32(
+        _mm512_max_epi32(t, _mm512_set1_epi32(k.lo)),
+        _mm512_set1_epi32(k.hi),
+    )
+}
+
+/// One output plane of channel `co` from input plane `x` (`[h, w]`).
+///
+/// # Safety
+/// The CPU must support AVX-512 F, BW, VL, VNNI and VBMI ([`available`]).
+/// `x` must hold `h * w` bytes and `out` `oh * ow` (asserted).
+#[target_feature(enable = "avx512f,avx512bw,avx512vl,avx512vnni,avx512vbmi")]
+pub(crate) unsafe fn plane(p: &Plan, co: usize, rq: Requant, clamp: QClamp, x: &[u8], out: &mut [u8]) {
+    // SAFETY: the caller's contract, forwarded.
+    unsafe {
+        if p.sx == 1 {
+            rows::<1>(p, co, rq, clamp, x, out)
+        } else {
+            rows::<2>(p, co, rq, clamp, x, out)
+        }
+    }
+}
+
+/// The plane loop for stride `SX`.
+///
+/// # Safety
+/// As [`plane`].
+#[target_feature(enable = "avx512f,avx512bw,avx512vl,avx512vnni,avx512vbmi")]
+unsafe fn rows<const SX: usize>(
+    p: &Plan,
+    co: usize,
+    rq: Requant,
+    clamp: QClamp,
+    x: &[u8],
+    out: &mut [u8],
+) {
+    assert!(x.len() >= p.h * p.w && out.len() >= p.oh * p.ow && p.sx == SX);
+    let idx_bytes: [u8; 64] = core::array::from_fn(|b| ((b / 4) * SX + b % 4) as u8);
+    let t = &p.taps[co * 3..][..3];
+    let c = Ctx {
+        // SAFETY: `idx_bytes` holds 64 bytes.
+        idx: unsafe { _mm512_loadu_si512(idx_bytes.as_ptr() as *const _) },
+        padv: _mm512_set1_epi8(p.pad as i8),
+        flip: _mm512_set1_epi8(if p.signed { -128 } else { 0 }),
+        wt: [
+            _mm512_set1_epi32(t[0]),
+            _mm512_set1_epi32(t[1]),
+            _mm512_set1_epi32(t[2]),
+        ],
+        bias: _mm512_set1_epi32(p.bias[co]),
+        fast: p.fast[co],
+        slow: super::super::dw_x86::RqConsts::new(rq, clamp),
+    };
+    let mut oy = 0;
+    while oy + ROWS <= p.oh {
+        // SAFETY: as this function's, with `oy + ROWS <= oh`.
+        unsafe { pass::<SX, ROWS>(p, &c, x, out, oy) };
+        oy += ROWS;
+    }
+    while oy < p.oh {
+        // SAFETY: as this function's, with `oy < oh`.
+        unsafe { pass::<SX, 1>(p, &c, x, out, oy) };
+        oy += 1;
+    }
+}
+
+/// Per-plane vectors.
+struct Ctx {
+    idx: __m512i,
+    padv: __m512i,
+    flip: __m512i,
+    wt: [__m512i; 3],
+    bias: __m512i,
+    fast: Option<FastRq>,
+    slow: super::super::dw_x86::RqConsts,
+}
+
+/// Output rows `oy..oy + NR` (`NR` input-row-sharing rows, stride `SX`).
+///
+/// # Safety
+/// As [`plane`], and `oy + NR <= oh`; lengths asserted by the caller.
+#[inline]
+#[target_feature(enable = "avx512f,avx512bw,avx512vl,avx512vnni,avx512vbmi")]
+unsafe fn pass<const SX: usize, const NR: usize>(
+    p: &Plan,
+    c: &Ctx,
+    x: &[u8],
+    out: &mut [u8],
+    oy: usize,
+) {
+    const MAX_IN: usize = (ROWS - 1) * 2 + 3;
+    let nin = (NR - 1) * SX + 3;
+    let (h, w) = (p.h as isize, p.w as isize);
+    let iy0 = (oy * SX) as isize - p.pt as isize;
+    let mut rs: [Option<&[u8]>; MAX_IN] = [None; MAX_IN];
+    for (i, r) in rs.iter_mut().enumerate().take(nin) {
+        let iy = iy0 + i as isize;
+        *r = (0..h)
+            .contains(&iy)
+            .then(|| &x[iy as usize * p.w..][..p.w]);
+    }
+    let mut ox = 0;
+    while ox < p.ow {
+        let c0 = (ox * SX) as isize - p.pl as isize;
+        // Bytes `j` of the window with `0 <= c0 + j < w`.
+        let lo = (-c0).clamp(0, 64) as u32;
+        let hi = (w - c0).clamp(0, 64) as u32;
+        let upto = if hi >= 64 { u64::MAX } else { (1u64 << hi) - 1 };
+        let from = if lo >= 64 { u64::MAX } else { (1u64 << lo) - 1 };
+        let mask = upto & !from;
+        let mut v = [_mm512_setzero_si512(); MAX_IN];
+        for i in 0..nin {
+            let raw = match rs[i] {
+                None => c.padv,
+                // SAFETY: only bytes `j` in `mask` are read, i.e. columns
+                // `0..w` of the row; masked-off bytes touch no memory, so
+                // the (wrapping) base may lie outside it.
+                Some(r) => unsafe {
+                    _mm512_mask_loadu_epi8(
+                        c.padv,
+                        mask,
+                        r.as_ptr().wrapping_offset(c0) as *const i8,
+                    )
+                },
+            };
+            v[i] = _mm512_permutexvar_epi8(c.idx, _mm512_xor_si512(raw, c.flip));
+        }
+        let n = (p.ow - ox).min(LANES);
+        let smask = ((1u32 << n) - 1) as u16;
+        for r in 0..NR {
+            let mut acc = c.bias;
+            for ky in 0..3 {
+                acc = _mm512_dpbusd_epi32(acc, v[r * SX + ky], c.wt[ky]);
+            }
+            let y = match &c.fast {
+                Some(k) => rq_fast(k, acc),
+                None => super::super::dw_x86::rq512(&c.slow, acc),
+            };
+            // SAFETY: the mask writes bytes `ox..ox + n` of row `oy + r <
+            // oh`, inside `out` (asserted by the caller).
+            unsafe {
+                _mm_mask_storeu_epi8(
+                    out.as_mut_ptr().add((oy + r) * p.ow + ox) as *mut i8,
+                    smask,
+                    _mm512_cvtepi32_epi8(y),
+                )
+            };
+        }
+        ox += LANES;
+    }
+}
