@@ -657,3 +657,25 @@ fn conv_matches_reference() {
         }
     }
 }
+
+#[test]
+fn depthwise_3x3_direct_kernel_wide_and_tall() {
+    // The VBMI kernel: several 16-wide steps per row (the last one past the
+    // 64-byte window of the first), 4-row passes plus every tail (1..3
+    // rows), pads 0..2, both strides and input signedness; compared with
+    // the naive reference.
+    let mut seed = 500;
+    for (h, w) in [(9, 100), (10, 67), (11, 33), (4, 130)] {
+        for s in [1, 2] {
+            for p in [0, 1, 2] {
+                seed += 1;
+                check_dw(
+                    dw(3, 1, h, w, [3, 3], [s, s], 1, [p, p], [p, p]),
+                    seed % 2 == 0,
+                    seed % 3 == 0,
+                    seed,
+                );
+            }
+        }
+    }
+}

@@ -23,7 +23,7 @@ use crate::conv::ConvGeom;
 use crate::requant::{QClamp, Requant};
 
 /// Output rows computed per pass (they share input rows).
-const ROWS: usize = 2;
+const ROWS: usize = 4;
 
 /// Per-channel constants of the short requantization, valid only when
 /// every accumulator of the channel satisfies its precondition.
@@ -268,10 +268,14 @@ unsafe fn rows<const SX: usize>(
         unsafe { pass::<SX, ROWS>(p, &c, x, out, oy) };
         oy += ROWS;
     }
-    while oy < p.oh {
-        // SAFETY: as this function's, with `oy < oh`.
-        unsafe { pass::<SX, 1>(p, &c, x, out, oy) };
-        oy += 1;
+    // SAFETY: as this function's, with `oy + rest == oh`.
+    unsafe {
+        match p.oh - oy {
+            3 => pass::<SX, 3>(p, &c, x, out, oy),
+            2 => pass::<SX, 2>(p, &c, x, out, oy),
+            1 => pass::<SX, 1>(p, &c, x, out, oy),
+            _ => {}
+        }
     }
 }
 
@@ -303,12 +307,16 @@ unsafe fn pass<const SX: usize, const NR: usize>(
     let nin = (NR - 1) * SX + 3;
     let (h, w) = (p.h as isize, p.w as isize);
     let iy0 = (oy * SX) as isize - p.pt as isize;
-    let mut rs: [Option<&[u8]>; MAX_IN] = [None; MAX_IN];
-    for (i, r) in rs.iter_mut().enumerate().take(nin) {
+    // Row pointers, and all-ones masks for rows inside the plane (a
+    // padding row loads nothing and reads as the zero point).
+    let mut ptr = [x.as_ptr(); MAX_IN];
+    let mut valid = [0u64; MAX_IN];
+    for i in 0..nin {
         let iy = iy0 + i as isize;
-        *r = (0..h)
-            .contains(&iy)
-            .then(|| &x[iy as usize * p.w..][..p.w]);
+        if (0..h).contains(&iy) {
+            ptr[i] = x[iy as usize * p.w..][..p.w].as_ptr();
+            valid[i] = u64::MAX;
+        }
     }
     let mut ox = 0;
     while ox < p.ow {
@@ -319,20 +327,18 @@ unsafe fn pass<const SX: usize, const NR: usize>(
         let upto = if hi >= 64 { u64::MAX } else { (1u64 << hi) - 1 };
         let from = if lo >= 64 { u64::MAX } else { (1u64 << lo) - 1 };
         let mask = upto & !from;
-        let mut v = [_mm512_setzero_si512(); MAX_IN];
+        let mut v = [c.padv; MAX_IN];
         for i in 0..nin {
-            let raw = match rs[i] {
-                None => c.padv,
-                // SAFETY: only bytes `j` in `mask` are read, i.e. columns
-                // `0..w` of the row; masked-off bytes touch no memory, so
-                // the (wrapping) base may lie outside it.
-                Some(r) => unsafe {
-                    _mm512_mask_loadu_epi8(
-                        c.padv,
-                        mask,
-                        r.as_ptr().wrapping_offset(c0) as *const i8,
-                    )
-                },
+            // SAFETY: only bytes `j` in `mask & valid[i]` are read: none
+            // for a padding row, else columns `0..w` of row `ptr[i]`;
+            // masked-off bytes touch no memory, so the (wrapping) base may
+            // lie outside the row.
+            let raw = unsafe {
+                _mm512_mask_loadu_epi8(
+                    c.padv,
+                    mask & valid[i],
+                    ptr[i].wrapping_offset(c0) as *const i8,
+                )
             };
             v[i] = _mm512_permutexvar_epi8(c.idx, _mm512_xor_si512(raw, c.flip));
         }
