@@ -140,7 +140,11 @@ impl Plan {
             if !(0..=255).contains(&zero_point) {
                 return None;
             }
-            (zero_point as u8, zero_point, zero_point.max(255 - zero_point) as i64)
+            (
+                zero_point as u8,
+                zero_point,
+                zero_point.max(255 - zero_point) as i64,
+            )
         };
         let cout = g.cout;
         let mut taps = Vec::with_capacity(cout * 3);
@@ -221,7 +225,14 @@ fn rq_fast(k: &FastRq, acc: __m512i) -> __m512i {
 /// The CPU must support AVX-512 F, BW, VL, VNNI and VBMI ([`available`]).
 /// `x` must hold `h * w` bytes and `out` `oh * ow` (asserted).
 #[target_feature(enable = "avx512f,avx512bw,avx512vl,avx512vnni,avx512vbmi")]
-pub(crate) unsafe fn plane(p: &Plan, co: usize, rq: Requant, clamp: QClamp, x: &[u8], out: &mut [u8]) {
+pub(crate) unsafe fn plane(
+    p: &Plan,
+    co: usize,
+    rq: Requant,
+    clamp: QClamp,
+    x: &[u8],
+    out: &mut [u8],
+) {
     // SAFETY: the caller's contract, forwarded.
     unsafe {
         if p.sx == 1 {
@@ -364,5 +375,63 @@ unsafe fn pass<const SX: usize, const NR: usize>(
             };
         }
         ox += LANES;
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn fast_requant_matches_reference_where_allowed() {
+        if !available() {
+            return;
+        }
+        let mut s = 0x1234_5678_9abc_def1u64;
+        let mut next = move || {
+            s ^= s << 13;
+            s ^= s >> 7;
+            s ^= s << 17;
+            s
+        };
+        let mut used = 0;
+        for i in 0..4000 {
+            let real = libm::exp2((next() % 4000) as f64 / 100.0 - 34.0);
+            let Some(rq) = Requant::from_real(real) else {
+                continue;
+            };
+            let zp = (next() % 256) as i32 - 128;
+            let (a, b) = ((next() % 256) as i32 - 128, (next() % 256) as i32 - 128);
+            let clamp = QClamp {
+                zero_point: zp,
+                min: a.min(b),
+                max: a.max(b),
+            };
+            let bound = 1i64 << (next() % 31);
+            let Some(k) = FastRq::new(rq, clamp, bound) else {
+                continue;
+            };
+            used += 1;
+            let accs: [i32; 16] = core::array::from_fn(|j| match (i + j) % 4 {
+                0 => bound as i32,
+                1 => -(bound as i32),
+                _ => ((next() as i64).rem_euclid(2 * bound + 1) - bound) as i32,
+            });
+            // SAFETY: `available` proved AVX-512 F/BW; the arrays hold 16
+            // i32 each.
+            let got: [i32; 16] = unsafe {
+                let r = rq_fast(&k, _mm512_loadu_si512(accs.as_ptr() as *const _));
+                core::mem::transmute::<__m512i, [i32; 16]>(r)
+            };
+            for j in 0..16 {
+                assert_eq!(
+                    got[j],
+                    clamp.apply(rq.apply(accs[j])),
+                    "{rq:?} {clamp:?} {}",
+                    accs[j]
+                );
+            }
+        }
+        assert!(used > 1000, "{used}");
     }
 }
