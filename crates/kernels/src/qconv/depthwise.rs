@@ -340,9 +340,14 @@ impl QDepthwise {
         &self.geom
     }
 
-    /// Short name of what runs with `isa`: `depthwise3x3` etc. for the
+    /// Short name of what runs with `isa`: `depthwise3x3.vbmi` for the
+    /// direct AVX-512 VBMI kernel, `depthwise3x3` etc. for the pair-buffer
     /// vector kernels, `depthwise.direct` for the portable loop.
     pub fn kernel_name(&self, isa: QIsa) -> &'static str {
+        #[cfg(target_arch = "x86_64")]
+        if self.vbmi.is_some() && is_avx512(isa) && vbmi::available() {
+            return "depthwise3x3.vbmi";
+        }
         match (&self.layout, is_simd(isa)) {
             (Some(l), true) => match (self.geom.kernel[1], l.kw) {
                 (3, 3) => "depthwise3x3",
