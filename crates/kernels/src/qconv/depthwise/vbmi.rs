@@ -22,6 +22,19 @@ use super::LANES;
 use crate::conv::ConvGeom;
 use crate::requant::{QClamp, Requant};
 
+/// `vpermb` indices per stride: lane `i` gets window bytes `SX * i + 0..4`.
+static SPREAD: [[u8; 64]; 2] = [spread(1), spread(2)];
+
+const fn spread(sx: usize) -> [u8; 64] {
+    let mut t = [0u8; 64];
+    let mut b = 0;
+    while b < 64 {
+        t[b] = ((b / 4) * sx + b % 4) as u8;
+        b += 1;
+    }
+    t
+}
+
 /// Output rows computed per pass (they share input rows).
 const ROWS: usize = 4;
 
@@ -107,6 +120,10 @@ pub(crate) struct Plan {
     bias: Vec<i32>,
     /// Short requantization per channel, when provably exact.
     fast: Vec<Option<FastRq>>,
+    /// For planes of at most 64 bytes: `vpermt2b` indices per 16 flat
+    /// outputs and kernel row, `[ceil(oh * ow / 16), 3, 64]`; index 64
+    /// reads the padding byte.
+    small: Vec<u8>,
 }
 
 impl Plan {
@@ -167,7 +184,32 @@ impl Plan {
             let bound = (bias[co] as i64).abs() + xa * abs;
             fast.push(FastRq::new(requant[co], clamp, bound));
         }
+        let (h, w, oh, ow) = (g.input[1], g.input[2], g.output[1], g.output[2]);
+        let mut small = Vec::new();
+        if h * w <= 64 && oh * ow > 0 {
+            let (pt, pl) = (g.pad_begin[1] as isize, g.pad_begin[2] as isize);
+            for v in 0..(oh * ow).div_ceil(LANES) {
+                for ky in 0..3 {
+                    for b in 0..64 {
+                        let (o, j) = (v * LANES + b / 4, b % 4);
+                        let (oy, ox) = ((o / ow) as isize, (o % ow) as isize);
+                        let iy = oy * sx as isize + ky - pt;
+                        let ix = ox * sx as isize + j as isize - pl;
+                        let inside = o < oh * ow
+                            && j < 3
+                            && (0..h as isize).contains(&iy)
+                            && (0..w as isize).contains(&ix);
+                        small.push(if inside {
+                            (iy as usize * w + ix as usize) as u8
+                        } else {
+                            64
+                        });
+                    }
+                }
+            }
+        }
         Some(Plan {
+            small,
             sx,
             pt: g.pad_begin[1],
             pl: g.pad_begin[2],
@@ -239,11 +281,57 @@ pub(crate) unsafe fn plane(
 ) {
     // SAFETY: the caller's contract, forwarded.
     unsafe {
-        if p.sx == 1 {
+        if !p.small.is_empty() {
+            small(p, co, rq, clamp, x, out)
+        } else if p.sx == 1 {
             rows::<1>(p, co, rq, clamp, x, out)
         } else {
             rows::<2>(p, co, rq, clamp, x, out)
         }
+    }
+}
+
+/// A plane of at most 64 bytes, held in one register: each 16 flat
+/// outputs (contiguous in `out`) gather their windows with `vpermt2b`.
+///
+/// # Safety
+/// As [`plane`].
+#[target_feature(enable = "avx512f,avx512bw,avx512vl,avx512vnni,avx512vbmi")]
+unsafe fn small(p: &Plan, co: usize, rq: Requant, clamp: QClamp, x: &[u8], out: &mut [u8]) {
+    let (n, osp) = (p.h * p.w, p.oh * p.ow);
+    assert!(x.len() >= n && out.len() >= osp && n <= 64);
+    assert!(p.small.len() == osp.div_ceil(LANES) * 3 * 64);
+    let flip = _mm512_set1_epi8(if p.signed { -128 } else { 0 });
+    let padv = _mm512_xor_si512(_mm512_set1_epi8(p.pad as i8), flip);
+    let lmask = if n == 64 { u64::MAX } else { (1u64 << n) - 1 };
+    // SAFETY: the mask reads bytes `0..n` of `x`.
+    let plane = unsafe { _mm512_maskz_loadu_epi8(lmask, x.as_ptr() as *const i8) };
+    let plane = _mm512_xor_si512(plane, flip);
+    let t = &p.taps[co * 3..][..3];
+    let wt = [
+        _mm512_set1_epi32(t[0]),
+        _mm512_set1_epi32(t[1]),
+        _mm512_set1_epi32(t[2]),
+    ];
+    let bias = _mm512_set1_epi32(p.bias[co]);
+    let fast = p.fast[co];
+    let slow = super::super::dw_x86::RqConsts::new(rq, clamp);
+    for (v, idx) in p.small.chunks_exact(3 * 64).enumerate() {
+        let mut acc = bias;
+        for ky in 0..3 {
+            // SAFETY: `idx` holds 3 * 64 bytes.
+            let i = unsafe { _mm512_loadu_si512(idx.as_ptr().add(ky * 64) as *const _) };
+            let win = _mm512_permutex2var_epi8(plane, i, padv);
+            acc = _mm512_dpbusd_epi32(acc, win, wt[ky]);
+        }
+        let y = match &fast {
+            Some(k) => rq_fast(k, acc),
+            None => super::super::dw_x86::rq512(&slow, acc),
+        };
+        let o = v * LANES;
+        let m = ((1u32 << (osp - o).min(LANES)) - 1) as u16;
+        // SAFETY: the mask writes bytes `o..min(o + 16, osp)` of `out`.
+        unsafe { _mm512_mask_cvtepi32_storeu_epi8(out.as_mut_ptr().add(o) as *mut i8, m, y) };
     }
 }
 
@@ -261,7 +349,7 @@ unsafe fn rows<const SX: usize>(
     out: &mut [u8],
 ) {
     assert!(x.len() >= p.h * p.w && out.len() >= p.oh * p.ow && p.sx == SX);
-    let idx_bytes: [u8; 64] = core::array::from_fn(|b| ((b / 4) * SX + b % 4) as u8);
+    let idx_bytes = &SPREAD[SX - 1];
     let t = &p.taps[co * 3..][..3];
     let c = Ctx {
         // SAFETY: `idx_bytes` holds 64 bytes.
