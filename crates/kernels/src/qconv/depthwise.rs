@@ -393,6 +393,20 @@ impl QDepthwise {
         }
         let mult = g.cout / g.cin;
         let slot = self.scratch_slot();
+        #[cfg(target_arch = "x86_64")]
+        if let (Some(p), true) = (&self.vbmi, is_avx512(isa) && vbmi::available()) {
+            // The direct kernel needs no scratch; the CPU checks are done
+            // once here rather than per plane.
+            for_each_plane(exec, y, osp, scratch, slot, &|idx, out, _| {
+                let (b, co) = (idx / g.cout, idx % g.cout);
+                let xc = &x[(b * g.cin + co / mult) * isp..][..isp];
+                // SAFETY: `vbmi::available` proves AVX-512 F/BW/VL/VNNI/VBMI;
+                // `xc` is the input plane and `out` the output plane, the
+                // lengths the kernel asserts.
+                unsafe { vbmi::plane(p, co, self.requant[co], self.clamp, xc, out) };
+            });
+            return;
+        }
         for_each_plane(exec, y, osp, scratch, slot, &|idx, out, buf| {
             let (b, co) = (idx / g.cout, idx % g.cout);
             let xc = &x[(b * g.cin + co / mult) * isp..][..isp];
@@ -403,14 +417,6 @@ impl QDepthwise {
     /// One output plane.
     fn plane(&self, isa: QIsa, co: usize, x: &[u8], out: &mut [u8], buf: &mut [i32]) {
         let rq = self.requant[co];
-        #[cfg(target_arch = "x86_64")]
-        if let (Some(p), true) = (&self.vbmi, is_avx512(isa) && vbmi::available()) {
-            // SAFETY: `vbmi::available` proves AVX-512 F/BW/VL/VNNI/VBMI;
-            // `x` is the input plane and `out` the output plane, the
-            // lengths the kernel asserts.
-            unsafe { vbmi::plane(p, co, rq, self.clamp, x, out) };
-            return;
-        }
         if let (Some(l), true) = (&self.layout, is_simd(isa) && simd_requant_ok(rq)) {
             l.fill(&self.geom, self.input, x, buf, isa);
             let n = 2 * l.tr * l.kw;

@@ -318,11 +318,11 @@ unsafe fn small(p: &Plan, co: usize, rq: Requant, clamp: QClamp, x: &[u8], out: 
     let slow = super::super::dw_x86::RqConsts::new(rq, clamp);
     for (v, idx) in p.small.chunks_exact(3 * 64).enumerate() {
         let mut acc = bias;
-        for ky in 0..3 {
-            // SAFETY: `idx` holds 3 * 64 bytes.
-            let i = unsafe { _mm512_loadu_si512(idx.as_ptr().add(ky * 64) as *const _) };
+        for (row, &w) in idx.chunks_exact(64).zip(&wt) {
+            // SAFETY: `row` holds 64 bytes.
+            let i = unsafe { _mm512_loadu_si512(row.as_ptr() as *const _) };
             let win = _mm512_permutex2var_epi8(plane, i, padv);
-            acc = _mm512_dpbusd_epi32(acc, win, wt[ky]);
+            acc = _mm512_dpbusd_epi32(acc, win, w);
         }
         let y = match &fast {
             Some(k) => rq_fast(k, acc),
