@@ -35,8 +35,8 @@ const fn spread(sx: usize) -> [u8; 64] {
     t
 }
 
-/// Output rows computed per pass (they share input rows).
-const ROWS: usize = 4;
+/// Output rows computed per pass at stride 1 (they share input rows).
+const ROWS: usize = 7;
 
 /// Per-channel constants of the short requantization, valid only when
 /// every accumulator of the channel satisfies its precondition.
@@ -365,18 +365,30 @@ unsafe fn rows<const SX: usize>(
         fast: p.fast[co],
         slow: super::super::dw_x86::RqConsts::new(rq, clamp),
     };
+    // Stride 1 shares more input rows per pass (7 output rows read 9
+    // input rows); stride 2 keeps to 4 (9 input rows) for registers.
+    let rows = if SX == 1 { ROWS } else { 4 };
     let mut oy = 0;
-    while oy + ROWS <= p.oh {
-        // SAFETY: as this function's, with `oy + ROWS <= oh`.
-        unsafe { pass::<SX, ROWS>(p, &c, x, out, oy) };
-        oy += ROWS;
+    while oy + rows <= p.oh {
+        // SAFETY: as this function's, with `oy + rows <= oh`.
+        unsafe {
+            if SX == 1 {
+                pass::<1, ROWS>(p, &c, x, out, oy)
+            } else {
+                pass::<SX, 4>(p, &c, x, out, oy)
+            }
+        };
+        oy += rows;
     }
-    // SAFETY: as this function's, with `oy + rest == oh`.
+    // SAFETY: as this function's, with `oy + rest == oh`, `rest < rows`.
     unsafe {
-        match p.oh - oy {
-            3 => pass::<SX, 3>(p, &c, x, out, oy),
-            2 => pass::<SX, 2>(p, &c, x, out, oy),
-            1 => pass::<SX, 1>(p, &c, x, out, oy),
+        match (SX, p.oh - oy) {
+            (1, 6) => pass::<1, 6>(p, &c, x, out, oy),
+            (1, 5) => pass::<1, 5>(p, &c, x, out, oy),
+            (1, 4) => pass::<1, 4>(p, &c, x, out, oy),
+            (_, 3) => pass::<SX, 3>(p, &c, x, out, oy),
+            (_, 2) => pass::<SX, 2>(p, &c, x, out, oy),
+            (_, 1) => pass::<SX, 1>(p, &c, x, out, oy),
             _ => {}
         }
     }
@@ -406,7 +418,9 @@ unsafe fn pass<const SX: usize, const NR: usize>(
     out: &mut [u8],
     oy: usize,
 ) {
-    const MAX_IN: usize = (ROWS - 1) * 2 + 3;
+    // Input rows of the largest pass: 7 rows at stride 1 or 4 at stride 2.
+    const MAX_IN: usize = 9;
+    assert!((NR - 1) * SX + 3 <= MAX_IN);
     let nin = (NR - 1) * SX + 3;
     let (h, w) = (p.h as isize, p.w as isize);
     let iy0 = (oy * SX) as isize - p.pt as isize;
