@@ -14,6 +14,9 @@
 
 use alloc::vec::Vec;
 
+#[cfg(target_arch = "x86_64")]
+mod vbmi;
+
 #[cfg(target_arch = "aarch64")]
 use super::isa::is_neon;
 use super::isa::is_simd;
@@ -45,6 +48,9 @@ pub struct QDepthwise {
     /// Tap pairs per channel: `[cout, 2 (row parity), tr, kw]`, each i32
     /// holding `(upper tap as low i16, lower tap as high i16)`.
     pairs: Vec<i32>,
+    /// The direct VBMI/VNNI 3x3 plan, when the geometry and weights fit.
+    #[cfg(target_arch = "x86_64")]
+    vbmi: Option<vbmi::Plan>,
 }
 
 /// Shape of the pair buffer of one plane.
@@ -303,11 +309,25 @@ impl QDepthwise {
                 }
             }
         }
+        let bias = bias.map_or_else(|| alloc::vec![0; cout], |b| b[..cout].to_vec());
+        let requant = requant[..cout].to_vec();
+        #[cfg(target_arch = "x86_64")]
+        let vbmi = vbmi::Plan::new(
+            &geom,
+            input.signed,
+            input.zero_point,
+            &weights,
+            &bias,
+            &requant,
+            clamp,
+        );
         QDepthwise {
             input,
             weights,
-            bias: bias.map_or_else(|| alloc::vec![0; cout], |b| b[..cout].to_vec()),
-            requant: requant[..cout].to_vec(),
+            bias,
+            requant,
+            #[cfg(target_arch = "x86_64")]
+            vbmi,
             clamp,
             layout,
             pairs,
@@ -320,9 +340,14 @@ impl QDepthwise {
         &self.geom
     }
 
-    /// Short name of what runs with `isa`: `depthwise3x3` etc. for the
+    /// Short name of what runs with `isa`: `depthwise3x3.vbmi` for the
+    /// direct AVX-512 VBMI kernel, `depthwise3x3` etc. for the pair-buffer
     /// vector kernels, `depthwise.direct` for the portable loop.
     pub fn kernel_name(&self, isa: QIsa) -> &'static str {
+        #[cfg(target_arch = "x86_64")]
+        if self.vbmi.is_some() && is_avx512(isa) && vbmi::available() {
+            return "depthwise3x3.vbmi";
+        }
         match (&self.layout, is_simd(isa)) {
             (Some(l), true) => match (self.geom.kernel[1], l.kw) {
                 (3, 3) => "depthwise3x3",
@@ -368,6 +393,20 @@ impl QDepthwise {
         }
         let mult = g.cout / g.cin;
         let slot = self.scratch_slot();
+        #[cfg(target_arch = "x86_64")]
+        if let (Some(p), true) = (&self.vbmi, is_avx512(isa) && vbmi::available()) {
+            // The direct kernel needs no scratch; the CPU checks are done
+            // once here rather than per plane.
+            for_each_plane(exec, y, osp, scratch, slot, &|idx, out, _| {
+                let (b, co) = (idx / g.cout, idx % g.cout);
+                let xc = &x[(b * g.cin + co / mult) * isp..][..isp];
+                // SAFETY: `vbmi::available` proves AVX-512 F/BW/VL/VNNI/VBMI;
+                // `xc` is the input plane and `out` the output plane, the
+                // lengths the kernel asserts.
+                unsafe { vbmi::plane(p, co, self.requant[co], self.clamp, xc, out) };
+            });
+            return;
+        }
         for_each_plane(exec, y, osp, scratch, slot, &|idx, out, buf| {
             let (b, co) = (idx / g.cout, idx % g.cout);
             let xc = &x[(b * g.cin + co / mult) * isp..][..isp];

@@ -23,7 +23,7 @@ use crate::requant::{QClamp, Requant};
 
 /// Per-plane constants of the requantization.
 #[derive(Clone, Copy)]
-struct RqConsts {
+pub(super) struct RqConsts {
     m: i32,
     left: i32,
     right: i32,
@@ -33,7 +33,7 @@ struct RqConsts {
 }
 
 impl RqConsts {
-    fn new(rq: Requant, c: QClamp) -> RqConsts {
+    pub(super) fn new(rq: Requant, c: QClamp) -> RqConsts {
         RqConsts {
             m: rq.multiplier,
             left: rq.shift.max(0),
@@ -47,7 +47,7 @@ impl RqConsts {
 
 /// Requantizes 16 accumulators.
 #[target_feature(enable = "avx512f,avx512bw,avx512vl,avx512vnni")]
-fn rq512(k: &RqConsts, acc: __m512i) -> __m512i {
+pub(super) fn rq512(k: &RqConsts, acc: __m512i) -> __m512i {
     let mut x = acc;
     if k.left > 0 {
         let hi = _mm512_set1_epi32(i32::MAX >> k.left);
