@@ -96,16 +96,35 @@ impl PadLayout {
                         continue;
                     }
                     for (r, phase) in out.chunks_exact_mut(pws).enumerate() {
-                        for (t, d) in phase.iter_mut().enumerate() {
-                            let c = (t * sx + r) as isize - px as isize;
-                            *d = if c >= 0 && (c as usize) < iw {
-                                src[c as usize] ^ flip
-                            } else {
-                                zp
-                            };
+                        // Phase column t is input column t * sx + r - px.
+                        let lo = px.saturating_sub(r).div_ceil(sx).min(pws);
+                        let hi = (iw + px).saturating_sub(r).div_ceil(sx).clamp(lo, pws);
+                        phase[..lo].fill(zp);
+                        phase[hi..].fill(zp);
+                        if hi > lo {
+                            let start = lo * sx + r - px;
+                            strided_copy(&src[start..], sx, flip, &mut phase[lo..hi]);
                         }
                     }
                 }
+            }
+        }
+    }
+}
+
+/// `dst[t] = src[t * sx] ^ flip`, with the common strides specialized so
+/// the compiler vectorizes them.
+fn strided_copy(src: &[u8], sx: usize, flip: u8, dst: &mut [u8]) {
+    match sx {
+        2 => {
+            let src = &src[..2 * dst.len() - 1];
+            for (d, pair) in dst.iter_mut().zip(src.chunks(2)) {
+                *d = pair[0] ^ flip;
+            }
+        }
+        _ => {
+            for (d, v) in dst.iter_mut().zip(src.iter().step_by(sx)) {
+                *d = v ^ flip;
             }
         }
     }
