@@ -355,7 +355,7 @@ impl QConv {
                 let direct = match &self.prep {
                     Prep::Direct => Some(xg),
                     Prep::Subsample => {
-                        subsample(g, xg, prep);
+                        subsample(g, xg, avx512, prep);
                         Some(&prep[..])
                     }
                     Prep::Padded(_) => None,
@@ -389,7 +389,7 @@ impl QConv {
                     };
                     f(grp, b, rhs, scratch);
                 } else if let Prep::Padded(lay) = &self.prep {
-                    lay.fill(g, xg, flip, zp, prep);
+                    lay.fill(g, xg, flip, zp, avx512, prep);
                     let rhs = PaddedIm2Col {
                         pad: prep,
                         lay,
@@ -407,7 +407,7 @@ impl QConv {
 
 /// The input positions a 1x1 unpadded strided conv samples, as
 /// `[cin_g, out_spatial]` planes in `dst`.
-fn subsample(g: &ConvGeom, x: &[u8], dst: &mut [u8]) {
+fn subsample(g: &ConvGeom, x: &[u8], avx512: bool, dst: &mut [u8]) {
     let [_, ih, iw] = g.input;
     let [od, oh, ow] = g.output;
     let [sz, sy, sx] = g.stride;
@@ -419,9 +419,7 @@ fn subsample(g: &ConvGeom, x: &[u8], dst: &mut [u8]) {
             for oy in 0..oh {
                 let src = &chan[(oz * sz * ih + oy * sy) * iw..];
                 let row = rows.next().expect("subsample rows");
-                for (t, d) in row.iter_mut().enumerate() {
-                    *d = src[t * sx];
-                }
+                padded::strided_copy(avx512, src, sx, 0, row);
             }
         }
     }

@@ -66,7 +66,15 @@ impl PadLayout {
     /// Fills `dst` (at least [`PadLayout::len`] bytes) from one group's
     /// input planes `x`: stored bytes XOR `flip` into `u8` storage, `zp`
     /// outside the input.
-    pub(super) fn fill(&self, g: &ConvGeom, x: &[u8], flip: u8, zp: u8, dst: &mut [u8]) {
+    pub(super) fn fill(
+        &self,
+        g: &ConvGeom,
+        x: &[u8],
+        flip: u8,
+        zp: u8,
+        avx512: bool,
+        dst: &mut [u8],
+    ) {
         let [id, ih, iw] = g.input;
         let [pz, py, px] = g.pad_begin;
         let isp = g.in_spatial();
@@ -103,7 +111,7 @@ impl PadLayout {
                         phase[hi..].fill(zp);
                         if hi > lo {
                             let start = lo * sx + r - px;
-                            strided_copy(&src[start..], sx, flip, &mut phase[lo..hi]);
+                            strided_copy(avx512, &src[start..], sx, flip, &mut phase[lo..hi]);
                         }
                     }
                 }
@@ -114,7 +122,15 @@ impl PadLayout {
 
 /// `dst[t] = src[t * sx] ^ flip`, with the common strides specialized so
 /// the compiler vectorizes them.
-fn strided_copy(src: &[u8], sx: usize, flip: u8, dst: &mut [u8]) {
+pub(super) fn strided_copy(avx512: bool, src: &[u8], sx: usize, flip: u8, dst: &mut [u8]) {
+    #[cfg(target_arch = "x86_64")]
+    if avx512 && sx == 2 && !dst.is_empty() {
+        // SAFETY: `avx512` is only set when the int8 ISA includes AVX-512
+        // F/BW/VL; the function checks the slice lengths.
+        unsafe { stride2_avx512(src, flip, dst) };
+        return;
+    }
+    let _ = avx512;
     match sx {
         2 => {
             let src = &src[..2 * dst.len() - 1];
@@ -126,6 +142,47 @@ fn strided_copy(src: &[u8], sx: usize, flip: u8, dst: &mut [u8]) {
             for (d, v) in dst.iter_mut().zip(src.iter().step_by(sx)) {
                 *d = v ^ flip;
             }
+        }
+    }
+}
+
+/// [`strided_copy`] for stride 2: 64 source bytes as 32 words narrowed
+/// to their low bytes (`vpmovwb`), 32 outputs per step.
+///
+/// # Safety
+/// The CPU must support AVX-512 F/BW/VL.
+#[cfg(target_arch = "x86_64")]
+#[target_feature(enable = "avx512f,avx512bw,avx512vl")]
+unsafe fn stride2_avx512(src: &[u8], flip: u8, dst: &mut [u8]) {
+    use core::arch::x86_64::*;
+    let n = dst.len();
+    let src = &src[..2 * n - 1];
+    let fl = _mm256_set1_epi8(flip as i8);
+    let mut t = 0;
+    // Full steps read src[2t .. 2t + 64], inside `src` while 2t + 64 <=
+    // 2n - 1.
+    while 2 * t + 64 < 2 * n {
+        // SAFETY: the 64-byte load is in bounds (loop condition), the
+        // 32-byte store writes dst[t .. t + 32] with t + 32 <= n.
+        unsafe {
+            let v = _mm512_loadu_si512(src.as_ptr().add(2 * t) as *const __m512i);
+            let e = _mm256_xor_si256(_mm512_cvtepi16_epi8(v), fl);
+            _mm256_storeu_si256(dst.as_mut_ptr().add(t) as *mut __m256i, e);
+        }
+        t += 32;
+    }
+    let rem = n - t;
+    if rem > 0 {
+        // The last rem outputs read src[2t .. 2t + 2 rem - 1]: masked to
+        // exactly those bytes (disabled lanes are not accessed).
+        let lmask = (1u64 << (2 * rem - 1)) - 1;
+        let smask = ((1u64 << rem) - 1) as u32;
+        // SAFETY: the enabled load lanes are src[2t .. 2n - 1] and the
+        // enabled store lanes dst[t .. n], all in bounds.
+        unsafe {
+            let v = _mm512_maskz_loadu_epi8(lmask, src.as_ptr().add(2 * t) as *const i8);
+            let e = _mm256_xor_si256(_mm512_cvtepi16_epi8(v), fl);
+            _mm256_mask_storeu_epi8(dst.as_mut_ptr().add(t) as *mut i8, smask, e);
         }
     }
 }

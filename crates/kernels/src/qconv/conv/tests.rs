@@ -171,6 +171,31 @@ fn padded_stem_and_odd_shapes() {
             [0; 3],
             [0; 3],
         ),
+        // 1x1 stride 2 on rows longer than one 32-byte step.
+        (
+            1,
+            3,
+            4,
+            1,
+            [1, 5, 131],
+            [1, 1, 1],
+            [1, 2, 2],
+            [1; 3],
+            [0; 3],
+            [0; 3],
+        ),
+        (
+            1,
+            3,
+            4,
+            1,
+            [1, 4, 64],
+            [1, 1, 1],
+            [1, 2, 2],
+            [1; 3],
+            [0; 3],
+            [0; 3],
+        ),
         // 1x1 strided reaching into end padding (padded path).
         (
             1,
