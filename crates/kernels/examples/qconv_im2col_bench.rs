@@ -41,6 +41,18 @@ fn time_all(fs: &mut [&mut dyn FnMut()]) -> Vec<f64> {
     best
 }
 
+/// (name, cin, cout, input size, kernel, stride, pad, count).
+type Layer = (
+    &'static str,
+    usize,
+    usize,
+    usize,
+    usize,
+    usize,
+    usize,
+    usize,
+);
+
 fn geom(cin: usize, cout: usize, hw: usize, k: usize, s: usize, pad: usize) -> ConvGeom {
     let out = (hw + 2 * pad - k) / s + 1;
     ConvGeom {
@@ -78,8 +90,7 @@ fn qconv(g: &ConvGeom, s: &mut u64) -> QConv {
 }
 
 fn main() {
-    // (name, cin, cout, input size, kernel, stride, pad, count).
-    let layers: &[(&str, usize, usize, usize, usize, usize, usize, usize)] = &[
+    let layers: &[Layer] = &[
         ("r18 stem", 3, 64, 224, 7, 2, 3, 1),
         ("r18 l1", 64, 64, 56, 3, 1, 1, 4),
         ("r18 l2.0", 64, 128, 56, 3, 2, 1, 1),

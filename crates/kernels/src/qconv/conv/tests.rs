@@ -68,7 +68,7 @@ fn check(g: ConvGeom, signed_x: bool, u8_w: bool, raw: bool, seed: u64) {
 
 #[test]
 fn padded_3x3_every_width_and_stride() {
-    let mut seed = 3;
+    let mut seed = 3u64;
     for w in [1, 2, 5, 7, 14, 31, 32, 33, 40, 57, 70] {
         for s in [1, 2] {
             for (cin, cout) in [(3, 8), (9, 17)] {
@@ -85,7 +85,13 @@ fn padded_3x3_every_width_and_stride() {
                     [0, 1, 1],
                 );
                 seed += 1;
-                check(g, seed % 2 == 0, seed % 3 == 0, seed % 5 == 0, seed);
+                check(
+                    g,
+                    seed.is_multiple_of(2),
+                    seed.is_multiple_of(3),
+                    seed.is_multiple_of(5),
+                    seed,
+                );
             }
         }
     }
@@ -227,7 +233,13 @@ fn padded_stem_and_odd_shapes() {
         let g = geom(b, ci, co, gr, inp, k, s, d, pb, pe);
         for seed in 0..3u64 {
             let seed = 100 + 7 * i as u64 + seed;
-            check(g.clone(), seed % 2 == 0, seed % 3 == 1, seed % 4 == 3, seed);
+            check(
+                g.clone(),
+                seed.is_multiple_of(2),
+                seed % 3 == 1,
+                seed % 4 == 3,
+                seed,
+            );
         }
     }
 }
