@@ -103,6 +103,13 @@ impl PadLayout {
                         }
                         continue;
                     }
+                    #[cfg(target_arch = "x86_64")]
+                    if avx512 && sx == 2 {
+                        // SAFETY: `avx512` is only set when the int8 ISA
+                        // includes AVX-512 F/BW/VL; `out` is 2 * pws bytes.
+                        unsafe { row_s2_avx512(src, px, flip, zp, out) };
+                        continue;
+                    }
                     for (r, phase) in out.chunks_exact_mut(pws).enumerate() {
                         // Phase column t is input column t * sx + r - px.
                         let lo = px.saturating_sub(r).div_ceil(sx).min(pws);
@@ -184,6 +191,47 @@ unsafe fn stride2_avx512(src: &[u8], flip: u8, dst: &mut [u8]) {
             let e = _mm256_xor_si256(_mm512_cvtepi16_epi8(v), fl);
             _mm256_mask_storeu_epi8(dst.as_mut_ptr().add(t) as *mut i8, smask, e);
         }
+    }
+}
+
+/// One padded row split into its two stride phases: padded column `c` is
+/// `src[c - px] ^ flip` inside the input and `zp` outside; even columns go
+/// to the first half of `out`, odd ones to the second. 64 padded columns
+/// per step, split by narrowing words to their low and high bytes.
+///
+/// # Safety
+/// The CPU must support AVX-512 F/BW/VL; `out.len()` must be even.
+#[cfg(target_arch = "x86_64")]
+#[target_feature(enable = "avx512f,avx512bw,avx512vl")]
+unsafe fn row_s2_avx512(src: &[u8], px: usize, flip: u8, zp: u8, out: &mut [u8]) {
+    use core::arch::x86_64::*;
+    let pws = out.len() / 2;
+    let (even, odd) = out.split_at_mut(pws);
+    let (zv, fl) = (_mm512_set1_epi8(zp as i8), _mm512_set1_epi8(flip as i8));
+    let iw = src.len();
+    let mut c0 = 0;
+    while c0 < 2 * pws {
+        // Lanes lo .. hi of this step lie inside the input.
+        let lo = px.saturating_sub(c0).min(64);
+        let hi = (px + iw).saturating_sub(c0).clamp(lo, 64);
+        let m = if hi == 64 { !0u64 } else { (1u64 << hi) - 1 } & !((1u64 << lo) - 1);
+        let t = c0 / 2;
+        let n = (pws - t).min(32);
+        let sm = if n == 32 { !0u32 } else { (1u32 << n) - 1 };
+        // SAFETY: lane l reads src[c0 + l - px] only for l in lo .. hi,
+        // i.e. src indices c0 + lo - px .. c0 + hi - px within 0 .. iw
+        // (disabled lanes are not accessed); the stores write even[t .. t
+        // + n] and odd[t .. t + n], with t + n <= pws.
+        unsafe {
+            let p = src.as_ptr().wrapping_add(c0).wrapping_sub(px) as *const i8;
+            let v = _mm512_mask_loadu_epi8(zv, m, p);
+            let v = _mm512_mask_xor_epi32(v, !0, v, _mm512_maskz_mov_epi8(m, fl));
+            let e = _mm512_cvtepi16_epi8(v);
+            let o = _mm512_cvtepi16_epi8(_mm512_srli_epi16::<8>(v));
+            _mm256_mask_storeu_epi8(even.as_mut_ptr().add(t) as *mut i8, sm, e);
+            _mm256_mask_storeu_epi8(odd.as_mut_ptr().add(t) as *mut i8, sm, o);
+        }
+        c0 += 64;
     }
 }
 
