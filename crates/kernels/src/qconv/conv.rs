@@ -5,7 +5,13 @@
 //! ([`QRhs`]), padded with the input zero point (padding in the quantized
 //! domain is `x_zp`, not 0).
 
+mod padded;
+#[cfg(test)]
+mod tests;
+
 use alloc::vec::Vec;
+
+use padded::{PadLayout, PaddedIm2Col};
 
 use super::{QInput, QIsa};
 use crate::conv::ConvGeom;
@@ -42,157 +48,40 @@ pub struct QConv {
     weights: Vec<QPackedWeights>,
     bias: Option<Vec<i32>>,
     output: QConvOutput,
+    /// How the activations reach the GEMM.
+    prep: Prep,
 }
 
-/// im2col of one group of one image as the GEMM's activation operand: row
-/// `(ci, kz, ky, kx)`, column `(oz, oy, ox)`; padding holds the zero point.
-struct Im2Col<'a> {
-    x: &'a [u8],
-    g: &'a ConvGeom,
-    /// XOR that turns a stored byte into `u8` storage (0x80 for int8).
-    flip: u8,
-    /// The zero point in `u8` storage.
-    zp: u8,
-    /// AVX2 may run (the depth interleave).
-    avx2: bool,
+/// How a conv's activations are prepared for the GEMM.
+#[derive(Clone, Debug)]
+enum Prep {
+    /// 1x1, stride 1, unpadded: the input planes as they are.
+    Direct,
+    /// 1x1, unpadded, strided: the input subsampled into scratch.
+    Subsample,
+    /// Anything else: a padded copy in scratch, read as im2col panels.
+    Padded(PadLayout),
 }
 
-impl QRhs for Im2Col<'_> {
-    fn depth(&self) -> usize {
-        self.g.cin_g() * self.g.kernel_size()
+impl Prep {
+    fn new(g: &ConvGeom) -> Prep {
+        if g.is_pointwise() {
+            return Prep::Direct;
+        }
+        // Every sampled input position must exist (no implied end padding).
+        let inside = (0..3).all(|d| (g.output[d] - 1) * g.stride[d] < g.input[d]);
+        if g.kernel == [1; 3] && g.pad_begin == [0; 3] && inside {
+            return Prep::Subsample;
+        }
+        Prep::Padded(PadLayout::new(g))
     }
 
-    fn positions(&self) -> usize {
-        self.g.out_spatial()
-    }
-
-    fn zero_point_storage(&self) -> i32 {
-        self.zp as i32
-    }
-
-    fn pack_panel(&self, n0: usize, nc: usize, dst: &mut [u8]) {
-        let k = self.depth();
-        let groups = k.div_ceil(KG);
-        let dst = &mut dst[..groups * NR * KG];
-        let [_, oh, ow] = self.g.output;
-        // The panel's columns as runs along output rows.
-        let mut segs = [Seg::default(); NR];
-        let mut ns = 0;
-        let mut j = 0;
-        while j < nc {
-            let n = n0 + j;
-            let (line, ox) = (n / ow, n % ow);
-            let len = (ow - ox).min(nc - j);
-            segs[ns] = Seg {
-                j,
-                len,
-                oz: line / oh,
-                oy: line % oh,
-                ox,
-            };
-            ns += 1;
-            j += len;
-        }
-        // Gather the im2col rows into `dst` row by row (row `kk` at `kk *
-        // NR`), then interleave each group of four rows in place: a group's
-        // rows and its packed form occupy the same 128 bytes.
-        let g = self.g;
-        let [kd, kh, kw] = g.kernel;
-        let (sx, dx) = (g.stride[2], g.dilation[2]);
-        let window = (NR - 1) * sx + (kw - 1) * dx + 1;
-        for ci in 0..g.cin_g() {
-            for kz in 0..kd {
-                for ky in 0..kh {
-                    let kk0 = ((ci * kd + kz) * kh + ky) * kw;
-                    if window <= WINDOW {
-                        self.gather_taps(
-                            ci,
-                            kz,
-                            ky,
-                            &segs[..ns],
-                            &mut dst[kk0 * NR..(kk0 + kw) * NR],
-                        );
-                    } else {
-                        for kk in kk0..kk0 + kw {
-                            self.gather(kk, &segs[..ns], &mut dst[kk * NR..kk * NR + nc]);
-                        }
-                    }
-                }
-            }
-        }
-        for (kk, row) in dst.chunks_exact_mut(NR).enumerate() {
-            if kk >= k {
-                row.fill(0);
-            } else {
-                row[nc..].fill(0);
-            }
-        }
-        for out in dst.chunks_exact_mut(NR * KG) {
-            let mut rows = [[0u8; NR]; KG];
-            for (r, src) in rows.iter_mut().zip(out.chunks_exact(NR)) {
-                r.copy_from_slice(src);
-            }
-            interleave(self.avx2, &rows, out);
-        }
-    }
-}
-
-/// Longest input window [`Im2Col::gather_taps`] buffers on the stack.
-const WINDOW: usize = 256;
-
-impl Im2Col<'_> {
-    /// The `kw` im2col rows of input channel `ci`, kernel plane `kz`, row
-    /// `ky`, at the panel's columns, into `dst` (`kw` rows of [`NR`]): each
-    /// run's input window is copied once (zero point outside the input,
-    /// `u8` storage) and every tap of the row reads it.
-    fn gather_taps(&self, ci: usize, kz: usize, ky: usize, segs: &[Seg], dst: &mut [u8]) {
-        let g = self.g;
-        let [id, ih, iw] = g.input;
-        let kw = g.kernel[2];
-        let (sx, dx) = (g.stride[2], g.dilation[2]);
-        let isp = g.in_spatial();
-        let chan = &self.x[ci * isp..][..isp];
-        let iz =
-            |oz: usize| (oz * g.stride[0] + kz * g.dilation[0]) as isize - g.pad_begin[0] as isize;
-        let iy =
-            |oy: usize| (oy * g.stride[1] + ky * g.dilation[1]) as isize - g.pad_begin[1] as isize;
-        let mut win = [0u8; WINDOW];
-        for s in segs {
-            let (z, y) = (iz(s.oz), iy(s.oy));
-            if z < 0 || y < 0 || z >= id as isize || y >= ih as isize {
-                for kx in 0..kw {
-                    dst[kx * NR + s.j..][..s.len].fill(self.zp);
-                }
-                continue;
-            }
-            let src = &chan[(z as usize * ih + y as usize) * iw..][..iw];
-            // Window columns x0 .. x0 + wl of the input row.
-            let x0 = (s.ox * sx) as isize - g.pad_begin[2] as isize;
-            let wl = (s.len - 1) * sx + (kw - 1) * dx + 1;
-            let win = &mut win[..wl];
-            let lo = (-x0).clamp(0, wl as isize) as usize;
-            let hi = (iw as isize - x0).clamp(lo as isize, wl as isize) as usize;
-            win[..lo].fill(self.zp);
-            win[hi..].fill(self.zp);
-            let body = &src[(x0 + lo as isize) as usize..][..hi - lo];
-            if self.flip == 0 {
-                win[lo..hi].copy_from_slice(body);
-            } else {
-                for (d, &v) in win[lo..hi].iter_mut().zip(body) {
-                    *d = v ^ self.flip;
-                }
-            }
-            for kx in 0..kw {
-                let row = &mut dst[kx * NR + s.j..][..s.len];
-                let w = &win[kx * dx..];
-                if sx == 1 {
-                    row.copy_from_slice(&w[..s.len]);
-                } else {
-                    for (t, d) in row.iter_mut().enumerate() {
-                        *d = w[t * sx];
-                    }
-                }
-            }
+    /// Scratch bytes before the GEMM's.
+    fn len(&self, g: &ConvGeom) -> usize {
+        match self {
+            Prep::Direct => 0,
+            Prep::Subsample => g.cin_g() * g.out_spatial(),
+            Prep::Padded(lay) => lay.len(g.cin_g()),
         }
     }
 }
@@ -242,82 +131,6 @@ unsafe fn interleave_avx2(rows: &[[u8; NR]; KG], out: &mut [u8]) {
         _mm256_storeu_si256(p.add(1), _mm256_permute2x128_si256::<0x20>(q2, q3));
         _mm256_storeu_si256(p.add(2), _mm256_permute2x128_si256::<0x31>(q0, q1));
         _mm256_storeu_si256(p.add(3), _mm256_permute2x128_si256::<0x31>(q2, q3));
-    }
-}
-
-/// A run of panel columns along one output row.
-#[derive(Clone, Copy, Default)]
-struct Seg {
-    /// First column in the panel.
-    j: usize,
-    len: usize,
-    oz: usize,
-    oy: usize,
-    /// First output column.
-    ox: usize,
-}
-
-impl Im2Col<'_> {
-    /// Row `kk` of the im2col matrix at the panel's columns, in `u8`
-    /// storage, into `out` (`nc` bytes).
-    fn gather(&self, kk: usize, segs: &[Seg], out: &mut [u8]) {
-        let g = self.g;
-        let [id, ih, iw] = g.input;
-        let [_, kh, kw] = g.kernel;
-        let ks = g.kernel_size();
-        let (ci, r) = (kk / ks, kk % ks);
-        let (kz, ky, kx) = (r / (kh * kw), (r / kw) % kh, r % kw);
-        let isp = g.in_spatial();
-        let chan = &self.x[ci * isp..][..isp];
-        let off = |k: usize, d: usize| (k * g.dilation[d]) as isize - g.pad_begin[d] as isize;
-        let (zoff, yoff, xoff) = (off(kz, 0), off(ky, 1), off(kx, 2));
-        let sx = g.stride[2];
-        // Output columns whose tap is inside the row: 0 <= ox*sx + xoff < iw.
-        let ox_lo = if xoff >= 0 {
-            0
-        } else {
-            ((-xoff) as usize).div_ceil(sx)
-        };
-        let ox_hi = if (iw as isize) <= xoff {
-            0
-        } else {
-            ((iw as isize - xoff) as usize).div_ceil(sx)
-        };
-        for s in segs {
-            let dst = &mut out[s.j..s.j + s.len];
-            let iz = (s.oz * g.stride[0]) as isize + zoff;
-            let iy = (s.oy * g.stride[1]) as isize + yoff;
-            if iz < 0 || iy < 0 || iz >= id as isize || iy >= ih as isize {
-                dst.fill(self.zp);
-                continue;
-            }
-            let src = &chan[(iz as usize * ih + iy as usize) * iw..][..iw];
-            let (a, b) = (s.ox, s.ox + s.len);
-            let lo = ox_lo.clamp(a, b);
-            let hi = ox_hi.clamp(lo, b);
-            dst[..lo - a].fill(self.zp);
-            dst[hi - a..].fill(self.zp);
-            let body = &mut dst[lo - a..hi - a];
-            if body.is_empty() {
-                continue;
-            }
-            let start = (lo * sx) as isize + xoff;
-            let start = start as usize;
-            if sx == 1 {
-                let src = &src[start..start + body.len()];
-                if self.flip == 0 {
-                    body.copy_from_slice(src);
-                } else {
-                    for (d, &v) in body.iter_mut().zip(src) {
-                        *d = v ^ self.flip;
-                    }
-                }
-            } else {
-                for (t, d) in body.iter_mut().enumerate() {
-                    *d = src[start + t * sx] ^ self.flip;
-                }
-            }
-        }
     }
 }
 
@@ -385,7 +198,13 @@ impl QConv {
                 )
             })
             .collect::<Result<Vec<_>, _>>()?;
+        let prep = if geom.out_spatial() == 0 {
+            Prep::Direct
+        } else {
+            Prep::new(&geom)
+        };
         Ok(QConv {
+            prep,
             bias: bias.map(|b| b[..geom.cout].to_vec()),
             geom,
             input,
@@ -417,12 +236,13 @@ impl QConv {
     /// Scratch bytes for up to `tasks` tasks.
     pub fn scratch_len(&self, tasks: usize) -> usize {
         let g = &self.geom;
-        qgemm_scratch_len(
-            g.cout_g(),
-            g.cin_g() * g.kernel_size(),
-            g.out_spatial(),
-            tasks,
-        )
+        self.prep.len(g)
+            + qgemm_scratch_len(
+                g.cout_g(),
+                g.cin_g() * g.kernel_size(),
+                g.out_spatial(),
+                tasks,
+            )
     }
 
     /// Requantized output: `y` holds `[batch, cout, out...]` bytes (int8 or
@@ -441,7 +261,7 @@ impl QConv {
             panic!("qconv: run on an int32 conv");
         };
         let (cout_g, osp) = (self.geom.cout_g(), self.geom.out_spatial());
-        self.each_gemm(isa, x, &mut |grp, b, rhs| {
+        self.each_gemm(isa, x, scratch, &mut |grp, b, rhs, scratch| {
             let c0 = grp * cout_g;
             let off = (b * self.geom.cout + c0) * osp;
             let data = &mut y[off..off + cout_g * osp];
@@ -484,7 +304,7 @@ impl QConv {
     /// If a slice is too short.
     pub fn run_i32(&self, isa: QIsa, x: &[u8], y: &mut [i32], scratch: &mut [u8], exec: &dyn Exec) {
         let (cout_g, osp) = (self.geom.cout_g(), self.geom.out_spatial());
-        self.each_gemm(isa, x, &mut |grp, b, rhs| {
+        self.each_gemm(isa, x, scratch, &mut |grp, b, rhs, scratch| {
             let c0 = grp * cout_g;
             let off = (b * self.geom.cout + c0) * osp;
             let bias = self.bias.as_ref().map(|v| &v[c0..c0 + cout_g]);
@@ -504,8 +324,16 @@ impl QConv {
         });
     }
 
-    /// Calls `f(group, image, activations)` for every GEMM of the conv.
-    fn each_gemm(&self, isa: QIsa, x: &[u8], f: &mut dyn FnMut(usize, usize, &dyn QRhs)) {
+    /// Calls `f(group, image, activations, gemm scratch)` for every GEMM
+    /// of the conv.
+    #[allow(clippy::type_complexity)]
+    fn each_gemm(
+        &self,
+        isa: QIsa,
+        x: &[u8],
+        scratch: &mut [u8],
+        f: &mut dyn FnMut(usize, usize, &dyn QRhs, &mut [u8]),
+    ) {
         let g = &self.geom;
         let (isp, cin_g) = (g.in_spatial(), g.cin_g());
         assert!(x.len() >= g.batch * g.cin * isp, "qconv: input too short");
@@ -516,10 +344,24 @@ impl QConv {
         let flip = if inp.signed { 0x80 } else { 0 };
         let zp = (inp.zero_point as u8) ^ flip;
         let avx2 = super::isa::is_simd(isa) && cfg!(target_arch = "x86_64");
+        #[cfg(target_arch = "x86_64")]
+        let avx512 = super::isa::is_avx512(isa);
+        #[cfg(not(target_arch = "x86_64"))]
+        let avx512 = false;
+        let (prep, scratch) = scratch.split_at_mut(self.prep.len(g));
         for b in 0..g.batch {
             for grp in 0..g.groups {
                 let xg = &x[(b * g.cin + grp * cin_g) * isp..][..cin_g * isp];
-                if g.is_pointwise() {
+                let direct = match &self.prep {
+                    Prep::Direct => Some(xg),
+                    Prep::Subsample => {
+                        subsample(g, xg, avx512, prep);
+                        Some(&prep[..])
+                    }
+                    Prep::Padded(_) => None,
+                };
+                if let Some(xg) = direct {
+                    let isp = g.out_spatial();
                     let rhs_u8;
                     let rhs_i8;
                     let rhs: &dyn QRhs = if inp.signed {
@@ -545,20 +387,39 @@ impl QConv {
                         .expect("qconv: planes checked above");
                         &rhs_u8
                     };
-                    f(grp, b, rhs);
-                } else {
-                    f(
-                        grp,
-                        b,
-                        &Im2Col {
-                            x: xg,
-                            g,
-                            flip,
-                            zp,
-                            avx2,
-                        },
-                    );
+                    f(grp, b, rhs, scratch);
+                } else if let Prep::Padded(lay) = &self.prep {
+                    lay.fill(g, xg, flip, zp, avx512, prep);
+                    let rhs = PaddedIm2Col {
+                        pad: prep,
+                        lay,
+                        g,
+                        zp,
+                        avx2,
+                        avx512,
+                    };
+                    f(grp, b, &rhs, scratch);
                 }
+            }
+        }
+    }
+}
+
+/// The input positions a 1x1 unpadded strided conv samples, as
+/// `[cin_g, out_spatial]` planes in `dst`.
+fn subsample(g: &ConvGeom, x: &[u8], avx512: bool, dst: &mut [u8]) {
+    let [_, ih, iw] = g.input;
+    let [od, oh, ow] = g.output;
+    let [sz, sy, sx] = g.stride;
+    let (isp, osp) = (g.in_spatial(), g.out_spatial());
+    for (ci, out) in dst.chunks_exact_mut(osp).take(g.cin_g()).enumerate() {
+        let chan = &x[ci * isp..][..isp];
+        let mut rows = out.chunks_exact_mut(ow);
+        for oz in 0..od {
+            for oy in 0..oh {
+                let src = &chan[(oz * sz * ih + oy * sy) * iw..];
+                let row = rows.next().expect("subsample rows");
+                padded::strided_copy(avx512, src, sx, 0, row);
             }
         }
     }
