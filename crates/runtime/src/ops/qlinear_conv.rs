@@ -182,7 +182,7 @@ fn make_kernel(
         );
         return Ok(Box::new(QConvKernel {
             name,
-            imp: Imp::Dw(k),
+            imp: Imp::Dw(Box::new(k)),
             scratch: 0,
             absorbed,
         })
@@ -205,7 +205,7 @@ fn make_kernel(
     let name = format!("qconv.{algo}.qgemm{groups}.{}{act_name}", isa.name());
     Ok(Box::new(QConvKernel {
         name,
-        imp: Imp::Gemm(k),
+        imp: Imp::Gemm(Box::new(k)),
         scratch: 0,
         absorbed,
     })
@@ -329,9 +329,11 @@ fn build_conv_integer(ctx: &BuildCtx<'_>) -> Result<Built, OpError> {
     })
 }
 
+/// Boxed: the two kernels differ several hundred bytes in size, and a plan
+/// holds one per node.
 enum Imp {
-    Dw(QDepthwise),
-    Gemm(QConv),
+    Dw(Box<QDepthwise>),
+    Gemm(Box<QConv>),
 }
 
 struct QConvKernel {
