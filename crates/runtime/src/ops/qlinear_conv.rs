@@ -170,16 +170,18 @@ fn make_kernel(
             requant.clone()
         };
         let k = QDepthwise::new(g.clone(), p.input, &centered, bias, &requant, *clamp);
-        let name = format!(
-            "qconv.{}{}.{}{act_name}",
-            k.kernel_name(isa),
-            if k.kernel_name(isa) == "depthwise.direct" {
-                String::new()
-            } else {
-                format!("s{}", g.stride[2])
-            },
-            isa.name()
-        );
+        // The VBMI kernel names its own instruction set; the stride goes
+        // after the shape either way: `qconv.depthwise3x3s1.vbmi`.
+        let name = match k.kernel_name(isa) {
+            "depthwise.direct" => format!("qconv.depthwise.direct.{}{act_name}", isa.name()),
+            kn => {
+                let (base, isa_name) = match kn.split_once('.') {
+                    Some((base, variant)) => (base, variant),
+                    None => (kn, isa.name()),
+                };
+                format!("qconv.{base}s{}.{isa_name}{act_name}", g.stride[2])
+            }
+        };
         return Ok(Box::new(QConvKernel {
             name,
             imp: Imp::Dw(Box::new(k)),
