@@ -3,7 +3,8 @@
 //! function of one quantized byte), and average pooling with int32 sums.
 //!
 //! Every path (portable, AVX2, AVX-512, NEON) produces the same bits; x86
-//! SIMD is chosen at run time when the `std` feature can detect the CPU.
+//! SIMD is chosen at run time when the `std` feature can detect the CPU
+//! (quantized Add: AVX-512, then AVX2, else portable).
 
 #[cfg(target_arch = "aarch64")]
 mod neon;
@@ -198,6 +199,12 @@ pub fn qadd<T: Q8>(p: &QAdd, a: Operand<'_, T>, b: Operand<'_, T>, y: &mut [T]) 
     match (a, b) {
         (Operand::Slice(a), Operand::Slice(b)) => {
             let (a, b) = (&a[..y.len()], &b[..y.len()]);
+            #[cfg(all(target_arch = "x86_64", feature = "std"))]
+            if p.right_shifts_only() && std::is_x86_feature_detected!("avx512f") {
+                // SAFETY: AVX-512 F was just detected; the slices have y's length.
+                unsafe { x86::qadd_avx512(p, a, b, y) };
+                return;
+            }
             #[cfg(all(target_arch = "x86_64", feature = "std"))]
             if p.right_shifts_only() && std::is_x86_feature_detected!("avx2") {
                 // SAFETY: AVX2 was just detected; the slices have y's length.

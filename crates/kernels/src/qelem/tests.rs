@@ -102,6 +102,22 @@ fn add_simd_matches_portable_with_activation_bounds() {
     qadd_portable(&p, &a, &b, &mut slow);
     assert_eq!(fast, slow);
     assert!(fast.iter().all(|&v| (-5..=100).contains(&v)));
+    // Each x86 path on its own, whichever `qadd` picked above.
+    #[cfg(target_arch = "x86_64")]
+    {
+        if std::is_x86_feature_detected!("avx2") {
+            let mut avx2 = vec![0i8; a.len()];
+            // SAFETY: AVX2 was just detected; the slices have equal lengths.
+            unsafe { super::x86::qadd_avx2(&p, &a, &b, &mut avx2) };
+            assert_eq!(avx2, slow);
+        }
+        if std::is_x86_feature_detected!("avx512f") {
+            let mut avx512 = vec![0i8; a.len()];
+            // SAFETY: AVX-512 F was just detected; the slices have equal lengths.
+            unsafe { super::x86::qadd_avx512(&p, &a, &b, &mut avx512) };
+            assert_eq!(avx512, slow);
+        }
+    }
 }
 
 #[test]

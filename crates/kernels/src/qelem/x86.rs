@@ -149,3 +149,84 @@ pub(super) unsafe fn lookup_vbmi(table: &[u8; 256], x: &[u8], y: &mut [u8]) {
     }
     super::lookup_portable(table, &x[i..], &mut y[i..]);
 }
+
+/// [`srdhm8`] on sixteen lanes.
+#[target_feature(enable = "avx512f")]
+fn srdhm16(a: __m512i, m: __m512i) -> __m512i {
+    let nudge = _mm512_set1_epi64(1 << 30);
+    let even = _mm512_add_epi64(_mm512_mul_epi32(a, m), nudge);
+    let odd = _mm512_add_epi64(_mm512_mul_epi32(_mm512_srli_epi64(a, 32), m), nudge);
+    let even = _mm512_srli_epi64(even, 31);
+    let odd = _mm512_slli_epi64(odd, 1);
+    _mm512_mask_blend_epi32(0xAAAA, even, odd)
+}
+
+/// [`rdbpot8`] on sixteen lanes, with mask registers for the comparisons.
+#[target_feature(enable = "avx512f")]
+fn rdbpot16(x: __m512i, e: i32) -> __m512i {
+    let mask = ((1i64 << e) - 1) as i32;
+    let one = _mm512_set1_epi32(1);
+    let rem = _mm512_and_si512(x, _mm512_set1_epi32(mask));
+    let neg = _mm512_cmplt_epi32_mask(x, _mm512_setzero_si512());
+    // threshold = mask/2 + (x < 0)
+    let half = _mm512_set1_epi32(mask >> 1);
+    let thr = _mm512_mask_add_epi32(half, neg, half, one);
+    let shifted = _mm512_sra_epi32(x, _mm_cvtsi32_si128(e));
+    let up = _mm512_cmpgt_epi32_mask(rem, thr);
+    _mm512_mask_add_epi32(shifted, up, shifted, one)
+}
+
+/// [`Requant::apply`] for a requant with `shift <= 0`, sixteen lanes.
+#[target_feature(enable = "avx512f")]
+fn requant16(x: __m512i, r: Requant) -> __m512i {
+    rdbpot16(srdhm16(x, _mm512_set1_epi32(r.multiplier)), -r.shift)
+}
+
+/// Loads sixteen values widened to i32.
+///
+/// # Safety
+/// `p` must be valid for reading 16 bytes.
+#[target_feature(enable = "avx512f")]
+unsafe fn load16<T: Q8>(p: *const T) -> __m512i {
+    // SAFETY: the caller guarantees 16 readable bytes; loadu is unaligned.
+    let v = unsafe { _mm_loadu_si128(p as *const __m128i) };
+    if T::SIGNED {
+        _mm512_cvtepi8_epi32(v)
+    } else {
+        _mm512_cvtepu8_epi32(v)
+    }
+}
+
+/// [`qadd_avx2`] sixteen lanes at a time: the same integer operations in
+/// the same order, so the same bits.
+///
+/// # Safety
+/// AVX-512 F must be available; `a` and `b` must be at least as long as `y`.
+#[target_feature(enable = "avx512f")]
+pub(super) unsafe fn qadd_avx512<T: Q8>(p: &QAdd, a: &[T], b: &[T], y: &mut [T]) {
+    debug_assert!(a.len() >= y.len() && b.len() >= y.len());
+    let n = y.len();
+    let (azp, bzp) = (_mm512_set1_epi32(p.a_zp), _mm512_set1_epi32(p.b_zp));
+    let yzp = _mm512_set1_epi32(p.clamp.zero_point);
+    let (lo, hi) = (
+        _mm512_set1_epi32(p.clamp.min),
+        _mm512_set1_epi32(p.clamp.max),
+    );
+    let mut i = 0;
+    while i + 16 <= n {
+        // SAFETY: i + 16 <= n <= len of a, b and y.
+        let (va, vb) = unsafe { (load16(a.as_ptr().add(i)), load16(b.as_ptr().add(i))) };
+        let sa = requant16(_mm512_slli_epi32(_mm512_sub_epi32(va, azp), 20), p.a);
+        let sb = requant16(_mm512_slli_epi32(_mm512_sub_epi32(vb, bzp), 20), p.b);
+        let s = requant16(_mm512_add_epi32(sa, sb), p.out);
+        // QClamp::apply: saturating add cannot saturate here (|s| < 2^31 - 255).
+        let s = _mm512_min_epi32(_mm512_max_epi32(_mm512_add_epi32(s, yzp), lo), hi);
+        // Lanes are within T's range, so truncating to bytes keeps them.
+        let bytes = _mm512_cvtepi32_epi8(s);
+        // SAFETY: 16 writable bytes at y[i..]; unaligned store.
+        unsafe { _mm_storeu_si128(y.as_mut_ptr().add(i) as *mut __m128i, bytes) };
+        i += 16;
+    }
+    // SAFETY: AVX-512 F implies AVX2 on every CPU; the tail is shorter.
+    unsafe { qadd_avx2(p, &a[i..], &b[i..], &mut y[i..]) };
+}
