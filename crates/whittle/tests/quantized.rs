@@ -3,11 +3,9 @@
 //! in QDQ and QOperator form, run by whittle with `fuse_qdq` on, against
 //! onnxruntime's outputs within a few output quantization steps.
 //!
-//! Once every QOperator op has a kernel (QLinearConv comes from the qconv
-//! work), the plans must also be integer-only inside: Quantize/Dequantize
-//! only at the graph boundary, no float Conv/Gemm/MatMul, and bit-exact
-//! between 1 and 2 threads. Until then those checks are reported as skipped
-//! and the float fallback is still compared with onnxruntime.
+//! The plans must also be integer-only inside: Quantize/Dequantize only at
+//! the graph boundary, no float Conv/Gemm/MatMul, and bit-exact between 1
+//! and 2 threads.
 
 use std::collections::BTreeMap;
 use std::path::{Path, PathBuf};
@@ -161,18 +159,9 @@ fn run(plan: &mut Plan, fx: &Fixture) -> Vec<whittle::Tensor> {
 #[test]
 fn quantized_models_match_onnxruntime() {
     let missing = missing_int8_ops();
-    if !missing.is_empty() {
-        eprintln!("int8-only checks skipped: no kernel yet for {missing:?}");
-    }
+    assert!(missing.is_empty(), "no int8 kernel for {missing:?}");
     for fx in &manifest().fixtures {
-        let mut plan = match compile_fixture(fx, 1) {
-            Ok(p) => p,
-            Err(CompileError::Unsupported(ops)) if !missing.is_empty() => {
-                eprintln!("{}: skipped, unsupported {ops:?}", fx.name);
-                continue;
-            }
-            Err(e) => panic!("{}: {e}", fx.name),
-        };
+        let mut plan = compile_fixture(fx, 1).unwrap_or_else(|e| panic!("{}: {e}", fx.name));
         let outs = run(&mut plan, fx);
         for (o, got) in fx.outputs.iter().zip(&outs) {
             let want = read_npy(&dir().join(&o.file)).expect("output npy");
@@ -203,9 +192,6 @@ fn quantized_models_match_onnxruntime() {
                 o.atol,
                 o.ort_sqnr_db
             );
-        }
-        if !missing.is_empty() {
-            continue;
         }
         let kernels: Vec<String> = plan
             .report()

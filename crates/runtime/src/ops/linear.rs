@@ -10,6 +10,7 @@ use whittle_kernels::gemm::{
 };
 use whittle_kernels::Activation;
 
+use super::broadcast::broadcast_shapes;
 use crate::op::{BuildCtx, Built, Kernel, RunCtx};
 use crate::{Fact, OpError, Registry, RunError, View, ViewMut};
 
@@ -229,34 +230,9 @@ impl Kernel for GemmKernel {
     }
 }
 
-/// Numpy broadcasting of two batch shapes.
-fn broadcast(a: &[usize], b: &[usize]) -> Option<Vec<usize>> {
-    let r = a.len().max(b.len());
-    (0..r)
-        .map(|i| {
-            let da = if i + a.len() >= r {
-                a[i + a.len() - r]
-            } else {
-                1
-            };
-            let db = if i + b.len() >= r {
-                b[i + b.len() - r]
-            } else {
-                1
-            };
-            match (da, db) {
-                (x, y) if x == y => Some(x),
-                (1, y) => Some(y),
-                (x, 1) => Some(x),
-                _ => None,
-            }
-        })
-        .collect()
-}
-
 /// Linear index into a batch of shape `shape` (right-aligned against
 /// `out`, broadcast dims read index 0) of the output batch index `idx`.
-fn batch_index(out: &[usize], shape: &[usize], mut idx: usize) -> usize {
+pub(crate) fn batch_index(out: &[usize], shape: &[usize], mut idx: usize) -> usize {
     let mut lin = 0;
     let mut stride = 1;
     for (i, &d) in out.iter().enumerate().rev() {
@@ -303,7 +279,7 @@ fn build_matmul(ctx: &BuildCtx<'_>) -> Result<Built, OpError> {
     }
     let ba = &a2[..a2.len() - 2];
     let bb = &b2[..b2.len() - 2];
-    let batch = broadcast(ba, bb).ok_or_else(|| {
+    let batch = broadcast_shapes(&[ba, bb]).ok_or_else(|| {
         ctx.err(format!(
             "batch dims of A {a:?} and B {b:?} do not broadcast"
         ))

@@ -17,6 +17,8 @@ use whittle_kernels::qgemm::{
 use whittle_kernels::requant::{QClamp, Requant};
 use whittle_kernels::Activation;
 
+use super::broadcast::broadcast_shapes;
+use super::linear::batch_index;
 use super::linear::par::{max_tasks, ParExec};
 use crate::op::{BuildCtx, Built, Kernel, RunCtx};
 use crate::{Fact, OpError, Registry, RunError, View, ViewMut};
@@ -92,49 +94,6 @@ struct Spec<'a> {
     act: Activation,
 }
 
-fn numpy_broadcast(a: &[usize], b: &[usize]) -> Option<Vec<usize>> {
-    let r = a.len().max(b.len());
-    (0..r)
-        .map(|i| {
-            let da = if i + a.len() >= r {
-                a[i + a.len() - r]
-            } else {
-                1
-            };
-            let db = if i + b.len() >= r {
-                b[i + b.len() - r]
-            } else {
-                1
-            };
-            match (da, db) {
-                (x, y) if x == y => Some(x),
-                (1, y) => Some(y),
-                (x, 1) => Some(x),
-                _ => None,
-            }
-        })
-        .collect()
-}
-
-/// Linear batch index into `shape` (right-aligned, broadcast) of output
-/// batch `idx` of `out`.
-fn batch_index(out: &[usize], shape: &[usize], mut idx: usize) -> usize {
-    let (mut lin, mut stride) = (0, 1);
-    for (i, &d) in out.iter().enumerate().rev() {
-        let coord = idx % d.max(1);
-        idx /= d.max(1);
-        let j = i as isize - (out.len() - shape.len()) as isize;
-        if j >= 0 {
-            let sd = shape[j as usize];
-            if sd != 1 {
-                lin += coord * stride;
-            }
-            stride *= sd;
-        }
-    }
-    lin
-}
-
 /// Shapes of a numpy-style matmul: `(m, n, k, offsets, b_batches, flat,
 /// out_shape)`.
 type MatmulShapes = (
@@ -171,7 +130,7 @@ fn matmul_shapes(ctx: &BuildCtx<'_>, a: &[usize], b: &[usize]) -> Result<MatmulS
         )));
     }
     let (ba, bb) = (&a2[..a2.len() - 2], &b2[..b2.len() - 2]);
-    let batch = numpy_broadcast(ba, bb).ok_or_else(|| {
+    let batch = broadcast_shapes(&[ba, bb]).ok_or_else(|| {
         ctx.err(format!(
             "batch dims of A {a:?} and B {b:?} do not broadcast"
         ))
