@@ -20,6 +20,9 @@ if [ ${#need_apt[@]} -gt 0 ]; then
   DEBIAN_FRONTEND=noninteractive $SUDO apt-get install -y -qq "${need_apt[@]}" >/dev/null
 fi
 
+# onnxruntime and the ONNX checker are the tests' independent references.
+python3 -m pip install --quiet --disable-pip-version-check -r scripts/requirements-test.txt
+
 rustup target list --installed | grep -q aarch64-unknown-linux-gnu ||
   rustup target add aarch64-unknown-linux-gnu
 
