@@ -310,9 +310,11 @@ fn accuracy(g: &Graph, test: &Dataset) -> f64 {
 }
 
 /// Fine-tuning the trained Fashion-MNIST CNN with proximal group Lasso
-/// over the conv filters (frozen BatchNorm, SGD) drives whole filters to
-/// exactly zero, which `zero_groups` lists for structured pruning, while
-/// the model stays far above chance.
+/// over the last conv's filters (frozen BatchNorm, plain SGD, 150 steps)
+/// drives whole filters to exactly zero, which `zero_groups` lists for
+/// structured pruning. A short recovery that trains only the BatchNorm
+/// affine parameters and the classifier (conv weights frozen, so the zero
+/// filters stay zero) wins most of the accuracy back.
 #[test]
 fn group_lasso_zeroes_whole_filters_of_the_fashion_cnn() {
     let train_path = Path::new(DATA).join("train-images-idx3-ubyte.gz");
@@ -324,49 +326,64 @@ fn group_lasso_zeroes_whole_filters_of_the_fashion_cnn() {
     assert!(zero_groups(&g).is_empty());
     let mut train = open_dataset(&train_path).unwrap();
     train.truncate(4800);
-    let mut test = open_dataset(&Path::new(DATA).join("t10k-images-idx3-ubyte.gz")).unwrap();
+    let mut test = open_dataset(Path::new(DATA).join("t10k-images-idx3-ubyte.gz")).unwrap();
     test.truncate(1000);
-    let text = r#"
-        frozen_bn = true
-        [[regularizer]]
-        penalty = "group_lasso"
-        groups = "filters"
-        strength = 0.02
-        tensors = ["features.0.0", "features.2.0", "features.4.0"]
-    "#;
-    let spec = UpdateScheme::from_toml(text)
-        .unwrap()
-        .train_spec(&g, sce())
+    let input = train
+        .input_spec(&[1, 28, 28], &Preprocess::default())
         .unwrap();
-    assert_eq!(spec.batchnorm, BatchNormMode::Frozen);
     let opts = TrainerOptions {
         threads: 2,
         batch_size: 32,
     };
-    let mut t = Trainer::new(&g, &spec, Box::new(Sgd::new(0.05, 0.9)), &opts).unwrap();
-    let input = train
-        .input_spec(&[1, 28, 28], &Preprocess::default())
+    let lasso = r#"
+        frozen_bn = true
+        [[regularizer]]
+        penalty = "group_lasso"
+        groups = "filters"
+        strength = 1.0
+        tensors = ["features.4.0"]
+    "#;
+    let spec = UpdateScheme::from_toml(lasso)
+        .unwrap()
+        .train_spec(&g, sce())
         .unwrap();
+    assert_eq!(spec.batchnorm, BatchNormMode::Frozen);
+    let mut t = Trainer::new(&g, &spec, Box::new(Sgd::new(0.01, 0.0)), &opts).unwrap();
     let before = accuracy(&g, &test);
     let stats = t.train_epoch(&train, &input, None).unwrap();
-    let trained = t.trained_graph();
-    let after = accuracy(&trained, &test);
-    let zero = zero_groups(&trained);
+    let sparse = t.trained_graph();
+    let after = accuracy(&sparse, &test);
+    let zero = zero_groups(&sparse);
     let total: usize = zero.iter().map(|(_, c)| c.len()).sum();
-    for (layer, ch) in &zero {
-        eprintln!("{layer}: {} zero filters {ch:?}", ch.len());
-    }
+
+    let recover = r#"
+        mode = "bias_only"
+        bn_scale = true
+        frozen_bn = true
+        [[layer]]
+        name = "classifier"
+    "#;
+    let spec = UpdateScheme::from_toml(recover)
+        .unwrap()
+        .train_spec(&sparse, sce())
+        .unwrap();
+    let mut t = Trainer::new(&sparse, &spec, Box::new(Sgd::new(0.01, 0.9)), &opts).unwrap();
+    t.train_epoch(&train, &input, None).unwrap();
+    let recovered = t.trained_graph();
+    let final_acc = accuracy(&recovered, &test);
     eprintln!(
-        "group lasso: {total} of 112 conv filters exactly zero after 150 steps; \
-         train loss {:.3}; test top-1 {before:.3} -> {after:.3}",
+        "group lasso: {total} of 64 filters of features.4.0 exactly zero after 150 steps \
+         (train loss {:.3}); test top-1 {before:.3} -> {after:.3}, {final_acc:.3} after \
+         150 recovery steps",
         stats.loss
     );
     assert!(total >= 10, "only {total} filters reached zero");
-    assert!(after > 0.6, "test accuracy {after}");
+    assert_eq!(zero_groups(&recovered), zero, "recovery keeps the zeros");
+    assert!(final_acc > 0.7, "test accuracy after recovery {final_acc}");
     // Zero filters are whole groups: every element exactly 0.
     for (layer, ch) in &zero {
-        let node = trained.nodes.iter().find(|n| &n.name == layer).unwrap();
-        let w = &trained.initializers[&node.inputs[1]];
+        assert_eq!(layer, "/features/features.4/features.4.0/Conv");
+        let w = &sparse.initializers["features.4.0.weight"];
         let per = w.numel() / w.shape()[0];
         for &c in ch {
             assert!(w.as_f32().unwrap()[c * per..(c + 1) * per]
