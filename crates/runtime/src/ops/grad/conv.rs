@@ -415,8 +415,10 @@ mod channel_tests {
     ) -> (Tensor, Tensor) {
         let mut n = Node::new("gw", "ConvGradWeight", &["dy", "x"], &["dw", "db"]);
         n.domain = DOMAIN.to_string();
-        n.attrs.insert("kernel_shape".into(), Attr::Ints(kernel.to_vec()));
-        n.attrs.insert("pads".into(), Attr::Ints(vec![1; 2 * kernel.len()]));
+        n.attrs
+            .insert("kernel_shape".into(), Attr::Ints(kernel.to_vec()));
+        n.attrs
+            .insert("pads".into(), Attr::Ints(vec![1; 2 * kernel.len()]));
         n.attrs.insert("group".into(), Attr::Int(group));
         if let Some(k) = channels {
             n.attrs.insert("channels".into(), Attr::Int(k));
@@ -466,7 +468,8 @@ mod channel_tests {
         for k in [0, 4, -1] {
             let mut n = Node::new("gw", "ConvGradWeight", &["dy", "x"], &["dw"]);
             n.domain = DOMAIN.to_string();
-            n.attrs.insert("kernel_shape".into(), Attr::Ints(vec![3, 3]));
+            n.attrs
+                .insert("kernel_shape".into(), Attr::Ints(vec![3, 3]));
             n.attrs.insert("pads".into(), Attr::Ints(vec![1; 4]));
             n.attrs.insert("channels".into(), Attr::Int(k));
             let err = eval_node(
