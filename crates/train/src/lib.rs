@@ -15,6 +15,8 @@
 mod autodiff;
 mod error;
 mod optim;
+pub mod regularize;
+mod scheme;
 mod shapes;
 mod spec;
 mod trainer;
@@ -22,5 +24,9 @@ mod trainer;
 pub use autodiff::{build_training_graph, BatchNormStats, TrainGraph};
 pub use error::TrainError;
 pub use optim::{Adam, Optimizer, Sgd};
+pub use regularize::{zero_groups, Groups, Penalty, Regularizer};
+pub use scheme::{
+    LayerRule, LayerTraining, RegularizerConfig, ResolvedScheme, SchemeMode, UpdateScheme,
+};
 pub use spec::{default_trainable, BatchNormMode, Loss, TrainSpec};
 pub use trainer::{StepStats, Trainer, TrainerOptions};
