@@ -15,6 +15,7 @@
 mod autodiff;
 mod error;
 mod optim;
+mod qas;
 mod shapes;
 mod spec;
 mod trainer;
@@ -22,5 +23,6 @@ mod trainer;
 pub use autodiff::{build_training_graph, BatchNormStats, TrainGraph};
 pub use error::TrainError;
 pub use optim::{Adam, Optimizer, Sgd};
+pub use qas::{layer_tensors, quantized_tensors, QasSgd, QuantTensor, Rounding};
 pub use spec::{default_trainable, BatchNormMode, Loss, TrainSpec};
 pub use trainer::{StepStats, Trainer, TrainerOptions};

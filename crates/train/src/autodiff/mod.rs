@@ -11,6 +11,7 @@
 //! them.
 
 mod emit;
+mod quant_rules;
 mod rules;
 
 use std::collections::HashSet;
@@ -98,7 +99,7 @@ pub fn build_training_graph(forward: &Graph, spec: &TrainSpec) -> Result<TrainGr
     for w in &spec.trainable {
         let t = g.initializers.shift_remove(w).expect("checked above");
         g.inputs
-            .push(ValueInfo::known(w.clone(), DType::F32, t.shape()));
+            .push(ValueInfo::known(w.clone(), t.dtype(), t.shape()));
         initial.push((w.clone(), t));
     }
     let batchnorm = if spec.batchnorm == BatchNormMode::Train {
@@ -303,9 +304,10 @@ fn check_trainable(g: &Graph, spec: &TrainSpec) -> Result<HashSet<String>, Train
     for w in &spec.trainable {
         match g.initializers.get(w) {
             None => missing.push(w.as_str()),
-            Some(t) if t.dtype() != DType::F32 => {
+            // Integer tensors train through their DequantizeLinear (QAS).
+            Some(t) if t.dtype() != DType::F32 && !quant_rules::dequantized_only(g, w) => {
                 return Err(TrainError::Spec(format!(
-                    "trainable tensor '{w}' is {}, not f32",
+                    "trainable tensor '{w}' is {}, not f32 (integer tensors train only when read by DequantizeLinear alone)",
                     t.dtype()
                 )))
             }
