@@ -23,6 +23,8 @@ mod trainer;
 pub use autodiff::{build_training_graph, BatchNormStats, TrainGraph};
 pub use error::TrainError;
 pub use optim::{Adam, Optimizer, Sgd};
-pub use qas::{layer_tensors, quantized_tensors, QasSgd, QuantTensor, Rounding};
+pub use qas::{
+    layer_tensors, quantized_tensors, rematerialize_dequantize, QasSgd, QuantTensor, Rounding,
+};
 pub use spec::{default_trainable, BatchNormMode, Loss, TrainSpec};
 pub use trainer::{StepStats, Trainer, TrainerOptions};

@@ -337,3 +337,84 @@ impl Optimizer for QasSgd {
         self.lr = lr;
     }
 }
+
+/// Makes the backward pass of a (topologically sorted) training graph
+/// recompute the f32 outputs of forward `DequantizeLinear` nodes that it
+/// reads from their 8-bit inputs, instead of keeping them alive from the
+/// forward pass: an int8 model then keeps its activations (and trainable
+/// weights) as int8 between forward and backward, 4x less memory, for
+/// one cheap elementwise op each. Each copy is placed right before its
+/// first backward reader. Returns the number of copies.
+pub fn rematerialize_dequantize(g: &mut Graph) -> usize {
+    use std::collections::{HashMap, HashSet};
+    let Some(loss) = g.nodes.iter().position(|n| {
+        n.domain == whittle_runtime::ops::grad::DOMAIN
+            && matches!(n.op_type.as_str(), "SoftmaxCrossEntropy" | "MseLoss")
+    }) else {
+        return 0;
+    };
+    // Backward nodes: everything downstream of the loss gradient.
+    let mut grad_values: HashSet<String> = g.nodes[loss].outputs.iter().skip(1).cloned().collect();
+    let mut backward = vec![false; g.nodes.len()];
+    for (i, n) in g.nodes.iter().enumerate().skip(loss + 1) {
+        if n.inputs.iter().any(|v| grad_values.contains(v)) {
+            backward[i] = true;
+            grad_values.extend(n.outputs.iter().cloned());
+        }
+    }
+    let byte_wide: HashSet<&str> = g
+        .inputs
+        .iter()
+        .filter(|v| matches!(v.dtype, DType::I8 | DType::U8))
+        .map(|v| v.name.as_str())
+        // Constant weights are not listed: their DequantizeLinear folds
+        // into an f32 constant at compile time anyway.
+        .chain(
+            g.nodes
+                .iter()
+                .filter(|n| n.op_type == "QuantizeLinear")
+                .filter_map(|n| n.outputs.first().map(String::as_str)),
+        )
+        .collect();
+    let mut copies: Vec<(usize, whittle_ir::Node)> = Vec::new();
+    let mut renames: HashMap<usize, Vec<(String, String)>> = HashMap::new();
+    for (i, n) in g.nodes.iter().enumerate() {
+        if backward[i]
+            || n.op_type != "DequantizeLinear"
+            || !n.inputs.first().is_some_and(|x| byte_wide.contains(x.as_str()))
+        {
+            continue;
+        }
+        let out = &n.outputs[0];
+        let readers: Vec<usize> = (i + 1..g.nodes.len())
+            .filter(|&k| backward[k] && g.nodes[k].inputs.contains(out))
+            .collect();
+        let Some(&first) = readers.first() else {
+            continue;
+        };
+        let mut copy = n.clone();
+        copy.name = format!("{}.remat", n.name);
+        copy.outputs = vec![format!("{out}.remat")];
+        for &k in &readers {
+            renames
+                .entry(k)
+                .or_default()
+                .push((out.clone(), copy.outputs[0].clone()));
+        }
+        copies.push((first, copy));
+    }
+    for (k, pairs) in renames {
+        for input in &mut g.nodes[k].inputs {
+            if let Some((_, new)) = pairs.iter().find(|(old, _)| old == input) {
+                *input = new.clone();
+            }
+        }
+    }
+    let count = copies.len();
+    // Insert from the back so earlier positions stay valid.
+    copies.sort_by_key(|(pos, _)| std::cmp::Reverse(*pos));
+    for (pos, node) in copies {
+        g.nodes.insert(pos, node);
+    }
+    count
+}

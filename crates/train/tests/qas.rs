@@ -250,7 +250,7 @@ fn stochastic_rounding_accumulates_small_steps() {
     let mut opt = QasSgd::new(&g, &trainable, 1.0, 0.0).unwrap();
     let q = opt.params()[0].clone().unwrap();
     // A gradient giving a step of 0.1 units per element per call.
-    let grad: Vec<f32> = (0..3).map(|i| 0.1 * q.scale_of(i)).collect();
+    let grad: Vec<f32> = (0..3).map(|i| 0.1 * q.scale_of(i) * q.scale_of(i)).collect();
     let mut w = vec![g.initializers["b2"].clone()];
     let start = w[0].to_f32_vec();
     for _ in 0..1000 {

@@ -284,6 +284,7 @@ pub fn build_training_graph(forward: &Graph, spec: &TrainSpec) -> Result<TrainGr
     g.value_info.clear();
     prune(&mut g);
     g.topo_sort()?;
+    crate::qas::rematerialize_dequantize(&mut g);
     Ok(TrainGraph {
         graph: g,
         loss: LOSS.to_string(),
