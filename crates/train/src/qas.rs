@@ -381,7 +381,10 @@ pub fn rematerialize_dequantize(g: &mut Graph) -> usize {
     for (i, n) in g.nodes.iter().enumerate() {
         if backward[i]
             || n.op_type != "DequantizeLinear"
-            || !n.inputs.first().is_some_and(|x| byte_wide.contains(x.as_str()))
+            || !n
+                .inputs
+                .first()
+                .is_some_and(|x| byte_wide.contains(x.as_str()))
         {
             continue;
         }

@@ -223,8 +223,8 @@ fn qas_update_is_float_update_over_scale() {
         let f1 = float_w[k].to_f32_vec();
         for i in 0..q0.len() {
             let s = q.scale_of(i);
-            let want = (f64::from(q0[i]) + f64::from(f1[i] - before[k][i]) / f64::from(s))
-                .clamp(lo, hi);
+            let want =
+                (f64::from(q0[i]) + f64::from(f1[i] - before[k][i]) / f64::from(s)).clamp(lo, hi);
             assert!(
                 (f64::from(q1[i]) - want).abs() <= 0.5 + 1e-3,
                 "{}[{i}]: {} -> {}, float step / s = {want}",
@@ -250,7 +250,9 @@ fn stochastic_rounding_accumulates_small_steps() {
     let mut opt = QasSgd::new(&g, &trainable, 1.0, 0.0).unwrap();
     let q = opt.params()[0].clone().unwrap();
     // A gradient giving a step of 0.1 units per element per call.
-    let grad: Vec<f32> = (0..3).map(|i| 0.1 * q.scale_of(i) * q.scale_of(i)).collect();
+    let grad: Vec<f32> = (0..3)
+        .map(|i| 0.1 * q.scale_of(i) * q.scale_of(i))
+        .collect();
     let mut w = vec![g.initializers["b2"].clone()];
     let start = w[0].to_f32_vec();
     for _ in 0..1000 {

@@ -74,11 +74,21 @@ fn int8_with_qas_fine_tunes_like_float() {
     );
     let float_acc = accuracy(&float.trained, &test_set);
     let qnames = scheme_tensors(&q, scheme);
-    assert!(qnames.iter().all(|n| q.initializers[n].dtype() != whittle_ir::DType::F32));
+    assert!(qnames
+        .iter()
+        .all(|n| q.initializers[n].dtype() != whittle_ir::DType::F32));
     let mut acc = Vec::new();
     for on in [false, true] {
         let opt = QasSgd::new(&q, &qnames, LR, 0.9).unwrap().with_qas(on);
-        let run = train(&q, qnames.clone(), Box::new(opt), &train_set, STEPS, BATCH, 1);
+        let run = train(
+            &q,
+            qnames.clone(),
+            Box::new(opt),
+            &train_set,
+            STEPS,
+            BATCH,
+            1,
+        );
         // The trained graph is still QDQ with integer weights.
         assert!(qnames
             .iter()
@@ -89,6 +99,15 @@ fn int8_with_qas_fine_tunes_like_float() {
         "float {float_acc:.3}, int8 without QAS {:.3}, int8 with QAS {:.3}",
         acc[0], acc[1]
     );
-    assert!(acc[1] > float_acc - 0.08, "QAS {} vs float {float_acc}", acc[1]);
-    assert!(acc[1] > acc[0] + 0.15, "QAS {} vs no QAS {}", acc[1], acc[0]);
+    assert!(
+        acc[1] > float_acc - 0.08,
+        "QAS {} vs float {float_acc}",
+        acc[1]
+    );
+    assert!(
+        acc[1] > acc[0] + 0.15,
+        "QAS {} vs no QAS {}",
+        acc[1],
+        acc[0]
+    );
 }

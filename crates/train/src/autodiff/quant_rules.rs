@@ -40,11 +40,10 @@ pub(crate) fn backward(e: &mut Emit<'_>, c: &Ctx<'_>) -> Result<(), TrainError> 
     if n.attr_int("block_size", 0)? != 0 {
         return Err(err(n, "blocked (int4) quantization cannot be trained"));
     }
-    let g = c
-        .gy
-        .first()
-        .and_then(|g| g.clone())
-        .ok_or_else(|| err(n, "only output 0 can carry a gradient"))?;
+    let g =
+        c.gy.first()
+            .and_then(|g| g.clone())
+            .ok_or_else(|| err(n, "only output 0 can carry a gradient"))?;
     let x = n.inputs[0].as_str();
     let scale_name = n.inputs.get(1).map_or("", String::as_str);
     let scale = e
@@ -78,10 +77,7 @@ fn dequantize(
         if !(0..rank).contains(&axis) || xs[axis as usize] != scale.len() {
             return Err(err(
                 n,
-                format!(
-                    "{} scales do not match axis {axis} of {xs:?}",
-                    scale.len()
-                ),
+                format!("{} scales do not match axis {axis} of {xs:?}", scale.len()),
             ));
         }
         let mut s = vec![1; xs.len()];
@@ -94,13 +90,7 @@ fn dequantize(
     Ok(())
 }
 
-fn quantize(
-    e: &mut Emit<'_>,
-    c: &Ctx<'_>,
-    g: &str,
-    x: &str,
-    scale: f32,
-) -> Result<(), TrainError> {
+fn quantize(e: &mut Emit<'_>, c: &Ctx<'_>, g: &str, x: &str, scale: f32) -> Result<(), TrainError> {
     let n = c.node;
     let count = e
         .value(n.inputs.get(1).map_or("", String::as_str))
@@ -125,7 +115,12 @@ fn quantize(
         DType::U8 => (0.0, 255.0),
         DType::I16 => (-32768.0, 32767.0),
         DType::U16 => (0.0, 65535.0),
-        other => return Err(err(n, format!("cannot differentiate a {other} quantization"))),
+        other => {
+            return Err(err(
+                n,
+                format!("cannot differentiate a {other} quantization"),
+            ))
+        }
     };
     // `round(x / s) + zp` stays unclamped for x in this open interval.
     let lo = (qmin - zp - 0.5) * scale;
@@ -139,7 +134,11 @@ fn quantize(
         &[&masked],
         vec![("min", Attr::Float(lo)), ("max", Attr::Float(hi))],
     );
-    let k = e.const_f32(&format!("{}.grad_inv_scale", n.name), vec![], vec![1.0 / scale]);
+    let k = e.const_f32(
+        &format!("{}.grad_inv_scale", n.name),
+        vec![],
+        vec![1.0 / scale],
+    );
     let out = e.grad_out(x);
     e.node(&n.name, "Mul", false, &[&masked, &k], &[&out], vec![]);
     Ok(())

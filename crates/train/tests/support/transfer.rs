@@ -100,8 +100,8 @@ pub fn write_npz(data: &Split, path: &Path) {
     let y = Tensor::from_i64(vec![data.len()], data.y.clone()).unwrap();
     let file = std::fs::File::create(path).unwrap();
     let mut zip = zip::ZipWriter::new(file);
-    let opts = zip::write::SimpleFileOptions::default()
-        .compression_method(zip::CompressionMethod::Stored);
+    let opts =
+        zip::write::SimpleFileOptions::default().compression_method(zip::CompressionMethod::Stored);
     for (name, t) in [("x.npy", &x), ("y.npy", &y)] {
         zip.start_file(name, opts).unwrap();
         zip.write_all(&whittle_data::npy_bytes(t).unwrap()).unwrap();
@@ -174,7 +174,12 @@ pub fn layers(g: &Graph) -> Vec<Layer> {
                 .and_then(|s| s.split(['/', '.']).next())
                 .and_then(|s| s.parse().ok()),
             weights: resolve(&n.inputs[1]).into_iter().collect(),
-            biases: n.inputs.get(2).and_then(|b| resolve(b)).into_iter().collect(),
+            biases: n
+                .inputs
+                .get(2)
+                .and_then(|b| resolve(b))
+                .into_iter()
+                .collect(),
         };
         let readers: Vec<_> = g
             .nodes
