@@ -96,11 +96,8 @@ fn main() {
             let q = quantize(&g, &calib, 100);
             // The model declares 32x32: restate the input at 128x128.
             let mut at128 = q.clone();
-            at128.inputs[0] = whittle_ir::ValueInfo::known(
-                "input",
-                whittle_ir::DType::F32,
-                &[1, 1, SIDE, SIDE],
-            );
+            at128.inputs[0] =
+                whittle_ir::ValueInfo::known("input", whittle_ir::DType::F32, &[1, 1, SIDE, SIDE]);
             let opts = whittle_runtime::CompileOptions::default();
             let inference = whittle_runtime::compile(&at128, &opts).unwrap().memory();
             println!(

@@ -147,6 +147,18 @@ fn gradients() -> (Graph, Vec<Vec<f32>>, Vec<Vec<f32>>) {
     let feeds = [("x", x), ("labels", y)];
     let tq = build_training_graph(&g, &spec(&INTS)).unwrap();
     let tf = build_training_graph(&f, &spec(&FLOATS)).unwrap();
+    // The backward pass re-dequantizes the int8 weights it reads rather
+    // than keeping their f32 forward copies alive.
+    let remat: Vec<_> = tq
+        .graph
+        .nodes
+        .iter()
+        .filter(|n| n.name.ends_with(".remat"))
+        .collect();
+    assert!(
+        remat.iter().any(|n| n.inputs[0] == "w2"),
+        "no DequantizeLinear recomputed for the backward pass"
+    );
     let wq: Vec<Tensor> = tq.initial.iter().map(|(_, t)| t.clone()).collect();
     let wf: Vec<Tensor> = tf.initial.iter().map(|(_, t)| t.clone()).collect();
     let oq = run_training_graph(&tq, &feeds, &wq);
