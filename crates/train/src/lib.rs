@@ -15,6 +15,7 @@
 mod autodiff;
 mod error;
 mod optim;
+mod qas;
 pub mod regularize;
 mod scheme;
 mod shapes;
@@ -24,6 +25,9 @@ mod trainer;
 pub use autodiff::{build_training_graph, BatchNormStats, TrainGraph};
 pub use error::TrainError;
 pub use optim::{Adam, Optimizer, Sgd};
+pub use qas::{
+    layer_tensors, quantized_tensors, rematerialize_dequantize, QasSgd, QuantTensor, Rounding,
+};
 pub use regularize::{zero_groups, Groups, Penalty, Regularizer};
 pub use scheme::{
     LayerRule, LayerTraining, RegularizerConfig, ResolvedScheme, SchemeMode, UpdateScheme,

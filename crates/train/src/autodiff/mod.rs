@@ -12,6 +12,7 @@
 
 mod emit;
 mod penalty;
+mod quant_rules;
 mod rules;
 
 use std::collections::{HashMap, HashSet};
@@ -105,7 +106,7 @@ pub fn build_training_graph(forward: &Graph, spec: &TrainSpec) -> Result<TrainGr
     for w in &spec.trainable {
         let t = g.initializers.shift_remove(w).expect("checked above");
         g.inputs
-            .push(ValueInfo::known(w.clone(), DType::F32, t.shape()));
+            .push(ValueInfo::known(w.clone(), t.dtype(), t.shape()));
         initial.push((w.clone(), t));
     }
     let batchnorm = if spec.batchnorm == BatchNormMode::Train {
@@ -297,6 +298,7 @@ pub fn build_training_graph(forward: &Graph, spec: &TrainSpec) -> Result<TrainGr
     g.value_info.clear();
     prune(&mut g);
     g.topo_sort()?;
+    crate::qas::rematerialize_dequantize(&mut g);
     Ok(TrainGraph {
         graph: g,
         loss: LOSS.to_string(),
@@ -318,9 +320,10 @@ fn check_trainable(g: &Graph, spec: &TrainSpec) -> Result<HashSet<String>, Train
     for w in &spec.trainable {
         match g.initializers.get(w) {
             None => missing.push(w.as_str()),
-            Some(t) if t.dtype() != DType::F32 => {
+            // Integer tensors train through their DequantizeLinear (QAS).
+            Some(t) if t.dtype() != DType::F32 && !quant_rules::dequantized_only(g, w) => {
                 return Err(TrainError::Spec(format!(
-                    "trainable tensor '{w}' is {}, not f32",
+                    "trainable tensor '{w}' is {}, not f32 (integer tensors train only when read by DequantizeLinear alone)",
                     t.dtype()
                 )))
             }

@@ -35,6 +35,8 @@ pub(crate) const SUPPORTED: &[&str] = &[
     "BatchNormTrain",
     "Identity",
     "Dropout",
+    "QuantizeLinear",
+    "DequantizeLinear",
 ];
 
 fn err(node: &Node, msg: impl Into<String>) -> TrainError {
@@ -126,6 +128,7 @@ pub(crate) fn backward(e: &mut Emit<'_>, c: &Ctx<'_>) -> Result<(), TrainError> 
         "Softmax" => softmax(e, c),
         "BatchNormTrain" => batchnorm(e, c, true),
         "BatchNormalization" => batchnorm(e, c, false),
+        "QuantizeLinear" | "DequantizeLinear" => super::quant_rules::backward(e, c),
         other => Err(err(n, format!("no backward rule for {other}"))),
     }
 }
