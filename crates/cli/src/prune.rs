@@ -33,7 +33,7 @@ pub struct Args {
     #[arg(short, long, value_name = "OUT.onnx")]
     output: PathBuf,
     /// Unstructured: fraction of weights set to zero, in [0, 1).
-    #[arg(long, value_name = "S")]
+    #[arg(long, value_name = "S", allow_negative_numbers = true)]
     sparsity: Option<f32>,
     /// How weights are scored: magnitude |w|, obd (½·h·w², h the empirical
     /// Fisher from --calib) or wanda (|w|·‖X‖ from --calib).
@@ -62,7 +62,7 @@ pub struct Args {
     #[arg(long, default_value_t = 256, value_name = "N")]
     calib_samples: usize,
     /// Structured: fraction of channels removed in each prunable group.
-    #[arg(long, value_name = "R")]
+    #[arg(long, value_name = "R", allow_negative_numbers = true)]
     channels: Option<f32>,
     /// Structured: channel importance.
     #[arg(long, default_value = "l1", value_parser = ["l1", "l2", "bn", "taylor"])]

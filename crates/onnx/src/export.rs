@@ -76,7 +76,12 @@ pub fn model_proto_with(graph: &Graph, opts: &ExportOptions) -> Result<ModelProt
         |t: &whittle_ir::Tensor| opts.sparse == SparseStorage::WhenSmaller && stores_sparse(t);
     let graph_proto = GraphProto {
         node: nodes,
-        name: Some(graph.name.clone()),
+        // The ONNX checker requires a graph name.
+        name: Some(if graph.name.is_empty() {
+            "main".to_string()
+        } else {
+            graph.name.clone()
+        }),
         initializer: graph
             .initializers
             .iter()
