@@ -125,7 +125,10 @@ fn cnn(dir: &Path) -> PathBuf {
         outputs: vec![ValueInfo {
             name: "y".into(),
             dtype: DType::F32,
-            shape: None,
+            shape: Some(vec![
+                whittle::ir::Dim::Symbolic("N".into()),
+                whittle::ir::Dim::Known(10),
+            ]),
         }],
         nodes: vec![
             Node::new("c1", "Conv", &["x", "w1", "b1"], &["a1"]).with_attr("pads", pad()),
@@ -150,9 +153,11 @@ fn cnn(dir: &Path) -> PathBuf {
     path
 }
 
-/// x [N, 8] -> Gemm (4x8, transB) -> y [N, 4].
-fn linear(dir: &Path) -> PathBuf {
+/// x [N, 8] -> Gemm fc1 (6x8, transB) -> Relu -> Gemm fc2 (4x6, transB)
+/// -> y [N, 4].
+fn mlp(dir: &Path) -> PathBuf {
     let mut g = Graph {
+        name: "mlp".into(),
         inputs: vec![ValueInfo {
             name: "x".into(),
             dtype: DType::F32,
@@ -167,14 +172,18 @@ fn linear(dir: &Path) -> PathBuf {
             shape: None,
         }],
         nodes: vec![
-            Node::new("fc", "Gemm", &["x", "w", "b"], &["y"]).with_attr("transB", Attr::Int(1))
+            Node::new("fc1", "Gemm", &["x", "w1", "b1"], &["h"]).with_attr("transB", Attr::Int(1)),
+            Node::new("relu", "Relu", &["h"], &["r"]),
+            Node::new("fc2", "Gemm", &["r", "w2", "b2"], &["y"]).with_attr("transB", Attr::Int(1)),
         ],
         ..Graph::default()
     };
     g.opsets.insert(String::new(), 13);
-    init(&mut g, "w", &[4, 8], 11);
-    init(&mut g, "b", &[4], 12);
-    let path = dir.join("linear.onnx");
+    init(&mut g, "w1", &[6, 8], 11);
+    init(&mut g, "b1", &[6], 12);
+    init(&mut g, "w2", &[4, 6], 13);
+    init(&mut g, "b2", &[4], 14);
+    let path = dir.join("mlp.onnx");
     whittle::onnx::save_model(&g, &path).unwrap();
     path
 }
@@ -368,7 +377,7 @@ fn wanda_and_obd_match_numpy_references() {
         return;
     }
     let dir = tempfile::tempdir().unwrap();
-    let model = linear(dir.path());
+    let model = mlp(dir.path());
     // Input channels with very different scales, so Wanda differs from
     // magnitude.
     let x: Vec<f32> = values(16 * 8, 31)
@@ -391,27 +400,41 @@ fn wanda_and_obd_match_numpy_references() {
     }
     let script = r#"
 _, a = weights(sys.argv[1])
-W, b = a["w"], a["b"]
+W1, b1, W2, b2 = (a[k].astype(np.float64) for k in ("w1", "b1", "w2", "b2"))
 X = np.load(sys.argv[5]).astype(np.float64)
 y = np.load(sys.argv[6])
-def mask(path):
-    return weights(path)[1]["w"] == 0
-# Wanda: |W| * ||X_j||, half of each output row pruned.
-s = np.abs(W) * np.sqrt((X ** 2).sum(axis=0))[None, :]
-want = np.zeros_like(W, dtype=bool)
-np.put_along_axis(want, np.argsort(s, axis=1)[:, :4], True, axis=1)
-assert np.array_equal(mask(sys.argv[2]), want), ("wanda", mask(sys.argv[2]), want)
-# OBD: 1/2 F w^2, F = mean over samples of (softmax(z) - onehot(y))_n^2 x_k^2.
-z = X @ W.T.astype(np.float64) + b
+def masks(path):
+    w = weights(path)[1]
+    return w["w1"] == 0, w["w2"] == 0
+pre = X @ W1.T + b1
+H = np.maximum(pre, 0)
+# Wanda: |W| * ||X_j|| of each layer's input, half of each output row pruned.
+def wanda(W, inp):
+    s = np.abs(W) * np.sqrt((inp ** 2).sum(axis=0))[None, :]
+    m = np.zeros_like(W, dtype=bool)
+    np.put_along_axis(m, np.argsort(s, axis=1)[:, :W.shape[1] // 2], True, axis=1)
+    return m
+got = masks(sys.argv[2])
+assert np.array_equal(got[0], wanda(W1, X)), ("wanda fc1", got[0])
+assert np.array_equal(got[1], wanda(W2, H)), ("wanda fc2", got[1])
+# OBD: 1/2 F w^2, F the mean over samples of the squared per-sample
+# gradient of the softmax cross-entropy; half of each layer pruned.
+z = H @ W2.T + b2
 p = np.exp(z - z.max(axis=1, keepdims=True)); p /= p.sum(axis=1, keepdims=True)
 e = p - np.eye(4)[y]
-F = np.mean(e[:, :, None] ** 2 * X[:, None, :] ** 2, axis=0)
-sal = (0.5 * F * W.astype(np.float64) ** 2).ravel()
-want = np.zeros(W.size, dtype=bool); want[np.argsort(sal)[:16]] = True
-assert np.array_equal(mask(sys.argv[3]).ravel(), want), ("obd", mask(sys.argv[3]), want.reshape(W.shape))
+g2 = e[:, :, None] * H[:, None, :]
+g1 = ((e @ W2) * (pre > 0))[:, :, None] * X[:, None, :]
+def obd(W, g):
+    sal = (0.5 * np.mean(g ** 2, axis=0) * W ** 2).ravel()
+    m = np.zeros(W.size, dtype=bool); m[np.argsort(sal)[:W.size // 2]] = True
+    return m.reshape(W.shape)
+got = masks(sys.argv[3])
+assert np.array_equal(got[0], obd(W1, g1)), ("obd fc1", got[0], obd(W1, g1))
+assert np.array_equal(got[1], obd(W2, g2)), ("obd fc2", got[1], obd(W2, g2))
 # Both differ from plain magnitude here, or the test proves nothing.
-assert not np.array_equal(mask(sys.argv[2]), mask(sys.argv[4]))
-assert not np.array_equal(mask(sys.argv[3]), mask(sys.argv[4]))
+mag = masks(sys.argv[4])
+assert not np.array_equal(masks(sys.argv[2])[0], mag[0])
+assert not np.array_equal(masks(sys.argv[3])[0], mag[0])
 print("ok")
 "#;
     let xs = dir.path().join("x.npy");

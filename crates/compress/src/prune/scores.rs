@@ -155,10 +155,6 @@ pub(crate) fn fisher_diagonal(
                 .ok_or_else(|| CompressError::runtime(ctx, format!("no output '{out}'")))
         })
         .collect::<Result<_, _>>()?;
-    for (s, t) in &weight_slots {
-        plan.set_input_tensor(*s, t)
-            .map_err(|e| CompressError::runtime(ctx, e))?;
-    }
     let mut x = Tensor::zeros(DType::F32, shape)?;
     let mut sums: Vec<Vec<f64>> = train
         .initial
@@ -172,6 +168,11 @@ pub(crate) fn fisher_diagonal(
         let run = |e| CompressError::runtime(format!("{ctx} (sample {i})"), e);
         plan.set_input_tensor(data_slot, &x).map_err(run)?;
         plan.set_input_tensor(label_slot, &y).map_err(run)?;
+        // Input buffers live in the arena and are reused once read, so the
+        // weights are fed again every run (as the trainer does).
+        for (s, t) in &weight_slots {
+            plan.set_input_tensor(*s, t).map_err(run)?;
+        }
         plan.execute().map_err(run)?;
         for (acc, &o) in sums.iter_mut().zip(&grad_slots) {
             let grad = plan
@@ -189,6 +190,7 @@ pub(crate) fn fisher_diagonal(
         });
     }
     let scale = 1.0 / n.max(1) as f64;
+
     Ok(train
         .initial
         .iter()
