@@ -6,6 +6,7 @@ mod common;
 mod eval;
 mod format;
 mod inspect;
+mod prune;
 mod quantize;
 mod run;
 
@@ -35,6 +36,8 @@ enum Command {
     /// Post-training int8/int4 quantization: calibrate on sample data and
     /// write standard QDQ ONNX, with per-layer SQNR, sizes and accuracy.
     Quantize(quantize::Args),
+    /// Prune weights (magnitude, OBD, Wanda; unstructured or N:M) or channels, with sparse storage and a per-layer report.
+    Prune(prune::Args),
 }
 
 /// `whittle inspect | head` closes stdout early; `println!` then panics on
@@ -64,6 +67,7 @@ fn main() {
         Command::Bench(a) => bench::main(a),
         Command::Eval(a) => eval::main(a),
         Command::Quantize(a) => quantize::main(a),
+        Command::Prune(a) => prune::main(a),
     };
     if let Err(e) = result {
         eprintln!("error: {e:#}");

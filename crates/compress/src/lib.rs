@@ -33,7 +33,9 @@ mod observer;
 mod opset;
 mod pipeline;
 mod prepare;
+pub mod prune;
 mod report;
+pub mod structured;
 mod weights;
 
 pub use analyze::FloatNode;
@@ -43,6 +45,7 @@ pub use error::CompressError;
 pub use observer::{Method, HIST_BINS};
 pub use pipeline::{quantize, Progress, QuantizeOptions, Quantized};
 pub use prepare::prepare;
+pub use prune::{prune_unstructured, Criterion, NmPattern, Pruned, Scope, UnstructuredOptions};
 pub use report::{NodeReport, QuantReport};
 pub use weights::ActType;
 

@@ -7,6 +7,7 @@ use whittle_ir::Graph;
 
 use crate::attr::attr_to_proto;
 use crate::proto::{GraphProto, Message, ModelProto, NodeProto, OperatorSetIdProto};
+use crate::sparse_export::{sparse_to_proto, stores_sparse, ExportOptions, SparseStorage};
 use crate::tensor::tensor_to_proto;
 use crate::value_info::value_info_to_proto;
 use crate::OnnxError;
@@ -35,6 +36,13 @@ pub fn ir_version_for_opset(opset: i64) -> i64 {
 /// [`whittle_ir::Attr::Unsupported`] attribute (such as a subgraph), whose
 /// value import did not keep.
 pub fn model_proto(graph: &Graph) -> Result<ModelProto, OnnxError> {
+    model_proto_with(graph, &ExportOptions::default())
+}
+
+/// [`model_proto`] with storage options: with
+/// [`SparseStorage::WhenSmaller`], mostly-zero initializers are written to
+/// `sparse_initializer` (see [`crate::stores_sparse`]).
+pub fn model_proto_with(graph: &Graph, opts: &ExportOptions) -> Result<ModelProto, OnnxError> {
     let mut nodes = Vec::with_capacity(graph.nodes.len());
     for n in &graph.nodes {
         let mut attribute = Vec::with_capacity(n.attrs.len());
@@ -64,13 +72,27 @@ pub fn model_proto(graph: &Graph) -> Result<ModelProto, OnnxError> {
             ..NodeProto::default()
         });
     }
+    let sparse =
+        |t: &whittle_ir::Tensor| opts.sparse == SparseStorage::WhenSmaller && stores_sparse(t);
     let graph_proto = GraphProto {
         node: nodes,
-        name: Some(graph.name.clone()),
+        // The ONNX checker requires a graph name.
+        name: Some(if graph.name.is_empty() {
+            "main".to_string()
+        } else {
+            graph.name.clone()
+        }),
         initializer: graph
             .initializers
             .iter()
+            .filter(|(_, t)| !sparse(t))
             .map(|(name, t)| tensor_to_proto(name, t))
+            .collect(),
+        sparse_initializer: graph
+            .initializers
+            .iter()
+            .filter(|(_, t)| sparse(t))
+            .map(|(name, t)| sparse_to_proto(name, t))
             .collect(),
         input: graph.inputs.iter().map(value_info_to_proto).collect(),
         output: graph.outputs.iter().map(value_info_to_proto).collect(),
@@ -105,6 +127,12 @@ pub fn model_bytes(graph: &Graph) -> Result<Vec<u8>, OnnxError> {
 /// untouched.
 pub fn save_model(graph: &Graph, path: &Path) -> Result<(), OnnxError> {
     let bytes = model_bytes(graph)?;
+    write_atomic(path, &bytes)
+}
+
+/// [`save_model`] with storage options (see [`model_proto_with`]).
+pub fn save_model_with(graph: &Graph, path: &Path, opts: &ExportOptions) -> Result<(), OnnxError> {
+    let bytes = model_proto_with(graph, opts)?.encode_to_vec();
     write_atomic(path, &bytes)
 }
 

@@ -49,6 +49,7 @@ mod import;
 mod limits;
 pub mod proto;
 mod sparse;
+mod sparse_export;
 mod tensor;
 mod value_info;
 
@@ -57,11 +58,13 @@ pub use error::OnnxError;
 pub use export::{
     ir_version_for_opset, model_bytes, model_proto, save_model, INTERNAL_ATTR_PREFIX,
 };
+pub use export::{model_proto_with, save_model_with};
 pub use import::{
     graph_from_model, load_model, load_model_bytes, load_model_bytes_with, load_model_with,
     Imported,
 };
 pub use limits::ImportLimits;
+pub use sparse_export::{sparse_coo_bytes, stores_sparse, ExportOptions, SparseStorage};
 pub use tensor::{
     load_tensor, load_tensor_bytes, tensor_from_proto, tensor_from_proto_with, tensor_to_proto,
 };
