@@ -34,6 +34,7 @@ mod opset;
 mod pipeline;
 mod prepare;
 mod report;
+pub mod structured;
 mod weights;
 
 pub use analyze::FloatNode;

@@ -22,5 +22,6 @@ mod trainer;
 pub use autodiff::{build_training_graph, BatchNormStats, TrainGraph};
 pub use error::TrainError;
 pub use optim::{Adam, Optimizer, Sgd};
+pub use shapes::{infer as infer_facts, Known};
 pub use spec::{default_trainable, BatchNormMode, Loss, TrainSpec};
 pub use trainer::{StepStats, Trainer, TrainerOptions};
