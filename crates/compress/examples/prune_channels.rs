@@ -4,10 +4,12 @@
 //! ```text
 //! cargo run --release -p whittle-compress --example prune_channels -- \
 //!     MODEL.onnx OUT.onnx [--ratio 0.5] [--target-macs 0.5] \
-//!     [--importance l1|l2|bn|taylor] [--calib DATA] [--keep NODE]... [--bench ITERS]
+//!     [--importance l1|l2|bn|taylor] [--calib DATA] [--keep NODE]... [--bench ITERS] \
+//!     [--run IN.npy OUT.npy]
 //! ```
 //! Prints one line per dependency group, then the MACs and (with
-//! `--bench`) the median latency of the original and the pruned model.
+//! `--bench`) the median latency of the original and the pruned model;
+//! `--run` runs the pruned model in whittle on IN.npy and writes OUT.npy.
 
 use std::path::PathBuf;
 use std::time::Instant;
@@ -49,6 +51,7 @@ fn main() -> Result<(), Box<dyn std::error::Error>> {
     };
     let mut bench = 0usize;
     let mut calib: Option<PathBuf> = None;
+    let mut run_io: Option<(PathBuf, PathBuf)> = None;
     let mut it = args.iter();
     while let Some(a) = it.next() {
         let mut val = || it.next().cloned().ok_or(format!("{a} needs a value"));
@@ -58,6 +61,10 @@ fn main() -> Result<(), Box<dyn std::error::Error>> {
             "--keep" => opts.keep.push(val()?),
             "--bench" => bench = val()?.parse()?,
             "--calib" => calib = Some(val()?.into()),
+            "--run" => {
+                let input = val()?;
+                run_io = Some((input.into(), val()?.into()));
+            }
             "--importance" => {
                 opts.importance = match val()?.as_str() {
                     "l1" => ChannelImportance::L1,
@@ -98,6 +105,12 @@ fn main() -> Result<(), Box<dyn std::error::Error>> {
         p.macs_after as f64 / p.macs_before.max(1) as f64
     );
     whittle_onnx::save_model(&p.graph, out.as_ref())?;
+    if let Some((input, output)) = run_io {
+        let x = whittle_data::read_npy(&input)?;
+        let mut plan = compile(&p.graph, &CompileOptions::default())?;
+        let y = plan.run(std::slice::from_ref(&x))?.remove(0);
+        whittle_data::write_npy(&output, &y)?;
+    }
     if bench > 0 {
         let a = median_ms(&g, bench)?;
         let b = median_ms(&p.graph, bench)?;

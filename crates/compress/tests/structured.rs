@@ -78,7 +78,7 @@ impl Builder {
         self.init(name, v)
     }
 
-    fn node(&mut self, op: &str, name: &str, inputs: &[&str], attrs: &[(&str, Attr)]) -> String {
+    fn node(&mut self, name: &str, op: &str, inputs: &[&str], attrs: &[(&str, Attr)]) -> String {
         let out = format!("{name}_out");
         let mut n = Node::new(name, op, inputs, &[&out]);
         for (k, v) in attrs {
@@ -99,8 +99,8 @@ impl Builder {
         let refs: Vec<&str> = inputs.iter().map(String::as_str).collect();
         let pad = (k / 2) as i64;
         self.node(
-            "Conv",
             name,
+            "Conv",
             &refs,
             &[
                 ("group", Attr::Int(group)),
@@ -115,7 +115,7 @@ impl Builder {
         let mean = self.rand(&format!("{name}.mean"), &[c]);
         let var: Vec<f32> = noise(c, 99).iter().map(|v| v.abs() + 0.5).collect();
         let var = self.init(&format!("{name}.var"), Tensor::from_f32(vec![c], var).unwrap());
-        self.node("BatchNormalization", name, &[x, &scale, &bias, &mean, &var], &[])
+        self.node(name, "BatchNormalization", &[x, &scale, &bias, &mean, &var], &[])
     }
 
     fn finish(mut self, out: &str, shape: &[usize]) -> Graph {
@@ -533,13 +533,13 @@ fn fixture_zoo_prunes_and_matches_onnxruntime() {
             let mut plan = compile(&p.graph, &opts)
                 .unwrap_or_else(|e| panic!("{name} at {ratio}: pruned model compiles: {e}"));
             let out = plan.run(std::slice::from_ref(&x)).unwrap().remove(0);
-            let stem = dir.path().join(format!("{name}_{ratio}"));
-            let model = stem.with_extension("onnx");
+            let pct = (ratio * 100.0) as u32;
+            let model = dir.path().join(format!("{name}_{pct}.onnx"));
             whittle_onnx::save_model(&p.graph, &model).unwrap();
             // The file reloads to the same graph.
             let back = whittle_onnx::load_model(&model).unwrap();
             assert_eq!(back.nodes.len(), p.graph.nodes.len());
-            let want = dir.path().join(format!("{name}_{ratio}_whittle.npy"));
+            let want = dir.path().join(format!("{name}_{pct}_whittle.npy"));
             whittle_data::write_npy(&want, &out).unwrap();
             let inp = fx.join("input_0.npy");
             cases.push_str(&format!(
