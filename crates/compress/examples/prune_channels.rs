@@ -25,7 +25,9 @@ fn ready(g: &Graph) -> Result<whittle_runtime::Plan, Box<dyn std::error::Error>>
         .inputs()
         .map(|i| {
             let n: usize = i.fact.shape.iter().product();
-            let v = (0..n).map(|k| ((k * 7919) % 1000) as f32 / 1000.0 - 0.5).collect();
+            let v = (0..n)
+                .map(|k| ((k * 7919) % 1000) as f32 / 1000.0 - 0.5)
+                .collect();
             Tensor::from_f32(i.fact.shape.clone(), v)
         })
         .collect::<Result<_, _>>()?;
@@ -39,7 +41,10 @@ fn ready(g: &Graph) -> Result<whittle_runtime::Plan, Box<dyn std::error::Error>>
 /// Median single-thread latency (ms) of each graph, runs interleaved so
 /// load from other processes hits both alike.
 fn median_ms(graphs: &[&Graph], iters: usize) -> Result<Vec<f64>, Box<dyn std::error::Error>> {
-    let mut plans = graphs.iter().map(|g| ready(g)).collect::<Result<Vec<_>, _>>()?;
+    let mut plans = graphs
+        .iter()
+        .map(|g| ready(g))
+        .collect::<Result<Vec<_>, _>>()?;
     let mut times = vec![Vec::with_capacity(iters); plans.len()];
     for _ in 0..iters {
         for (plan, t) in plans.iter_mut().zip(&mut times) {
@@ -104,7 +109,10 @@ fn main() -> Result<(), Box<dyn std::error::Error>> {
             gr.channels_before,
             gr.channels_after,
             gr.layers.join(", "),
-            gr.pinned.as_deref().map(|r| format!("  [{r}]")).unwrap_or_default()
+            gr.pinned
+                .as_deref()
+                .map(|r| format!("  [{r}]"))
+                .unwrap_or_default()
         );
     }
     for n in &p.notes {

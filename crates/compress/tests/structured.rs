@@ -26,7 +26,9 @@ fn fixtures() -> PathBuf {
 
 /// Deterministic values in [-1, 1).
 fn noise(n: usize, seed: u64) -> Vec<f32> {
-    let mut s = seed.wrapping_mul(6364136223846793005).wrapping_add(1442695040888963407);
+    let mut s = seed
+        .wrapping_mul(6364136223846793005)
+        .wrapping_add(1442695040888963407);
     (0..n)
         .map(|_| {
             s = s
@@ -45,7 +47,10 @@ fn t(shape: &[usize], seed: u64) -> Tensor {
 /// `|scales[c]| * numel`).
 fn scaled_filters(scales: &[f32], rest: &[usize]) -> Tensor {
     let per: usize = rest.iter().product();
-    let v = scales.iter().flat_map(|&s| std::iter::repeat_n(s, per)).collect();
+    let v = scales
+        .iter()
+        .flat_map(|&s| std::iter::repeat_n(s, per))
+        .collect();
     let mut shape = vec![scales.len()];
     shape.extend_from_slice(rest);
     Tensor::from_f32(shape, v).unwrap()
@@ -114,8 +119,16 @@ impl Builder {
         let bias = self.rand(&format!("{name}.beta"), &[c]);
         let mean = self.rand(&format!("{name}.mean"), &[c]);
         let var: Vec<f32> = noise(c, 99).iter().map(|v| v.abs() + 0.5).collect();
-        let var = self.init(&format!("{name}.var"), Tensor::from_f32(vec![c], var).unwrap());
-        self.node(name, "BatchNormalization", &[x, &scale, &bias, &mean, &var], &[])
+        let var = self.init(
+            &format!("{name}.var"),
+            Tensor::from_f32(vec![c], var).unwrap(),
+        );
+        self.node(
+            name,
+            "BatchNormalization",
+            &[x, &scale, &bias, &mean, &var],
+            &[],
+        )
     }
 
     fn finish(mut self, out: &str, shape: &[usize]) -> Graph {
@@ -143,7 +156,10 @@ fn close(a: &[f32], b: &[f32], tol: f32) -> Result<(), String> {
 
 /// Sets to 0 the listed positions along `axis` of initializer `name`.
 fn zero(g: &mut Graph, name: &str, axis: usize, positions: &[usize]) {
-    let t = g.initializers.get_mut(name).unwrap_or_else(|| panic!("no {name}"));
+    let t = g
+        .initializers
+        .get_mut(name)
+        .unwrap_or_else(|| panic!("no {name}"));
     let dims = t.shape().to_vec();
     let outer: usize = dims[..axis].iter().product();
     let inner: usize = dims[axis + 1..].iter().product();
@@ -175,7 +191,10 @@ fn assert_equivalent(orig: &Graph, pruned: &ChannelPruned, zeros: &[(&str, usize
     let got = run(&pruned.graph, &x);
     close(&got, &want, 1e-4).unwrap_or_else(|e| panic!("pruned != zeroed original: {e}"));
     // And pruning did change the function (the check is not vacuous).
-    assert!(close(&run(orig, &x), &want, 1e-6).is_err(), "zeroing changed nothing");
+    assert!(
+        close(&run(orig, &x), &want, 1e-6).is_err(),
+        "zeroing changed nothing"
+    );
 }
 
 fn shape_of(g: &Graph, name: &str) -> Vec<usize> {
@@ -202,11 +221,19 @@ fn plain_conv_chain_removes_lowest_l1_filters() {
         .chunks(18)
         .map(|c| c[0])
         .collect();
-    assert_eq!(kept, vec![-3.0, 1.0, 2.0], "the three largest-L1 filters stay, in order");
+    assert_eq!(
+        kept,
+        vec![-3.0, 1.0, 2.0],
+        "the three largest-L1 filters stay, in order"
+    );
     assert_equivalent(&g, &p, &[("c1.w", 0, &[0, 3, 5]), ("c1.b", 0, &[0, 3, 5])]);
     let grp = &p.groups[0];
     assert_eq!((grp.channels_before, grp.channels_after), (6, 3));
-    assert!(p.groups[1].pinned.as_deref().unwrap().contains("graph output"));
+    assert!(p.groups[1]
+        .pinned
+        .as_deref()
+        .unwrap()
+        .contains("graph output"));
     assert!(p.macs_after < p.macs_before);
 }
 
@@ -238,23 +265,45 @@ fn batchnorm_params_shrink_with_their_channels() {
     order.sort_by(|&a, &b| gamma[a].abs().total_cmp(&gamma[b].abs()));
     let mut removed = order[..2].to_vec();
     removed.sort();
-    let kept_gamma: Vec<f32> = (0..4).filter(|c| !removed.contains(c)).map(|c| gamma[c]).collect();
-    assert_eq!(q.graph.initializers["bn.gamma"].as_f32().unwrap(), &kept_gamma[..]);
+    let kept_gamma: Vec<f32> = (0..4)
+        .filter(|c| !removed.contains(c))
+        .map(|c| gamma[c])
+        .collect();
+    assert_eq!(
+        q.graph.initializers["bn.gamma"].as_f32().unwrap(),
+        &kept_gamma[..]
+    );
 }
 
 #[test]
 fn residual_add_joins_producers_into_one_group() {
     let mut b = Builder::new(&[1, 3, 5, 5]);
     // The class score is the sum over both producers: c1 + c2 scales.
-    let c1 = b.conv("c1", "x", scaled_filters(&[1.0, 0.1, 1.0, 0.1], &[3, 1, 1]), true, 1);
+    let c1 = b.conv(
+        "c1",
+        "x",
+        scaled_filters(&[1.0, 0.1, 1.0, 0.1], &[3, 1, 1]),
+        true,
+        1,
+    );
     let r1 = b.node("r1", "Relu", &[&c1], &[]);
-    let c2 = b.conv("c2", &r1, scaled_filters(&[0.2, 0.05, 0.01, 2.0], &[4, 3, 3]), true, 1);
+    let c2 = b.conv(
+        "c2",
+        &r1,
+        scaled_filters(&[0.2, 0.05, 0.01, 2.0], &[4, 3, 3]),
+        true,
+        1,
+    );
     let add = b.node("add", "Add", &[&c2, &r1], &[]);
     let r2 = b.node("r2", "Relu", &[&add], &[]);
     let c3 = b.conv("c3", &r2, t(&[2, 4, 1, 1], 5), false, 1);
     let g = b.finish(&c3, &[1, 2, 5, 5]);
     let p = prune_channels(&g, &opts(0.5), None).unwrap();
-    let grp = p.groups.iter().find(|g| g.layers.len() == 2).expect("one joined group");
+    let grp = p
+        .groups
+        .iter()
+        .find(|g| g.layers.len() == 2)
+        .expect("one joined group");
     assert_eq!(grp.layers, vec!["c1".to_string(), "c2".to_string()]);
     // Scores: c0 = 3*1 + 12*.2 = 5.4, c1 = .3 + .6 = .9, c2 = 3 + .12, c3 = .3 + 24.
     let z: &[usize] = &[1, 2];
@@ -262,14 +311,25 @@ fn residual_add_joins_producers_into_one_group() {
     assert_equivalent(
         &g,
         &p,
-        &[("c1.w", 0, z), ("c1.b", 0, z), ("c2.w", 0, z), ("c2.b", 0, z)],
+        &[
+            ("c1.w", 0, z),
+            ("c1.b", 0, z),
+            ("c2.w", 0, z),
+            ("c2.b", 0, z),
+        ],
     );
 }
 
 #[test]
 fn concat_maps_channels_to_each_producer() {
     let mut b = Builder::new(&[1, 2, 4, 4]);
-    let a = b.conv("a", "x", scaled_filters(&[1.0, 0.1, 2.0, 0.2], &[2, 1, 1]), true, 1);
+    let a = b.conv(
+        "a",
+        "x",
+        scaled_filters(&[1.0, 0.1, 2.0, 0.2], &[2, 1, 1]),
+        true,
+        1,
+    );
     let bb = b.conv("b", "x", scaled_filters(&[0.3, 3.0], &[2, 1, 1]), true, 1);
     let ra = b.node("ra", "Relu", &[&a], &[]);
     let rb = b.node("rb", "Relu", &[&bb], &[]);
@@ -278,7 +338,10 @@ fn concat_maps_channels_to_each_producer() {
         "pool",
         "MaxPool",
         &[&cat],
-        &[("kernel_shape", Attr::Ints(vec![2, 2])), ("strides", Attr::Ints(vec![2, 2]))],
+        &[
+            ("kernel_shape", Attr::Ints(vec![2, 2])),
+            ("strides", Attr::Ints(vec![2, 2])),
+        ],
     );
     let c = b.conv("c", &mp, t(&[3, 6, 1, 1], 6), false, 1);
     let g = b.finish(&c, &[1, 3, 2, 2]);
@@ -301,7 +364,13 @@ fn concat_maps_channels_to_each_producer() {
 #[test]
 fn depthwise_conv_follows_its_input_channels() {
     let mut b = Builder::new(&[1, 2, 5, 5]);
-    let c1 = b.conv("c1", "x", scaled_filters(&[0.1, 1.0, 0.2, 2.0], &[2, 1, 1]), true, 1);
+    let c1 = b.conv(
+        "c1",
+        "x",
+        scaled_filters(&[0.1, 1.0, 0.2, 2.0], &[2, 1, 1]),
+        true,
+        1,
+    );
     let r = b.node("r", "Relu", &[&c1], &[]);
     let dw = b.conv("dw", &r, t(&[4, 1, 3, 3], 8), true, 4);
     let r2 = b.node("r2", "Clip", &[&dw], &[]);
@@ -315,7 +384,12 @@ fn depthwise_conv_follows_its_input_channels() {
     assert_equivalent(
         &g,
         &p,
-        &[("c1.w", 0, z), ("c1.b", 0, z), ("dw.w", 0, z), ("dw.b", 0, z)],
+        &[
+            ("c1.w", 0, z),
+            ("c1.b", 0, z),
+            ("dw.w", 0, z),
+            ("dw.b", 0, z),
+        ],
     );
 }
 
@@ -341,13 +415,22 @@ fn grouped_conv_is_refused_with_a_reason() {
 #[test]
 fn flatten_to_gemm_drops_each_channels_features() {
     let mut b = Builder::new(&[1, 1, 4, 4]);
-    let c1 = b.conv("c1", "x", scaled_filters(&[0.1, 1.0, 0.2, 2.0], &[1, 3, 3]), true, 1);
+    let c1 = b.conv(
+        "c1",
+        "x",
+        scaled_filters(&[0.1, 1.0, 0.2, 2.0], &[1, 3, 3]),
+        true,
+        1,
+    );
     let r = b.node("r", "Relu", &[&c1], &[]);
     let pool = b.node(
         "pool",
         "AveragePool",
         &[&r],
-        &[("kernel_shape", Attr::Ints(vec![2, 2])), ("strides", Attr::Ints(vec![2, 2]))],
+        &[
+            ("kernel_shape", Attr::Ints(vec![2, 2])),
+            ("strides", Attr::Ints(vec![2, 2])),
+        ],
     );
     let f = b.node("flat", "Flatten", &[&pool], &[("axis", Attr::Int(1))]);
     let w = b.rand("fc.w", &[5, 16]);
@@ -364,7 +447,10 @@ fn flatten_to_gemm_drops_each_channels_features() {
     let fcw = g.initializers["fc.w"].as_f32().unwrap();
     let gemm_rows = p.graph.initializers["fc.w"].as_f32().unwrap();
     // The fc's own kept rows (by L1) and channel 1, 3 features (4..8, 12..16).
-    let fc_l1: Vec<f32> = fcw.chunks(16).map(|r| r.iter().map(|v| v.abs()).sum()).collect();
+    let fc_l1: Vec<f32> = fcw
+        .chunks(16)
+        .map(|r| r.iter().map(|v| v.abs()).sum())
+        .collect();
     let mut rows: Vec<usize> = (0..5).collect();
     rows.sort_by(|&a, &b| fc_l1[b].total_cmp(&fc_l1[a]));
     let mut keep_rows = rows[..2].to_vec();
@@ -407,7 +493,10 @@ fn split_on_channels_rewrites_the_sizes() {
     let g = b.finish(&add, &[1, 2, 4, 4]);
     let p = prune_channels(&g, &opts(0.5), None).unwrap();
     // Removed: 0 (0.1), 3 (0.2), 5 (0.3), 6 (0.4): two from each half.
-    assert_eq!(p.graph.initializers["split"].to_i64_vec().unwrap(), vec![2, 2]);
+    assert_eq!(
+        p.graph.initializers["split"].to_i64_vec().unwrap(),
+        vec![2, 2]
+    );
     let z: &[usize] = &[0, 3, 5, 6];
     assert_equivalent(&g, &p, &[("c1.w", 0, z), ("c1.b", 0, z)]);
 }
@@ -476,7 +565,10 @@ fn params_per_use(g: &Graph) -> usize {
         .iter()
         .filter(|n| n.op_type != "Identity")
         .flat_map(|n| &n.inputs)
-        .filter_map(|i| g.initializers.get(*alias.get(i.as_str()).unwrap_or(&i.as_str())))
+        .filter_map(|i| {
+            g.initializers
+                .get(*alias.get(i.as_str()).unwrap_or(&i.as_str()))
+        })
         .map(Tensor::numel)
         .sum()
 }
@@ -520,11 +612,18 @@ fn fixture_zoo_prunes_and_matches_onnxruntime() {
                 .unwrap_or_else(|e| panic!("{name} at {ratio}: {e}"));
             let (before, after) = (params_per_use(&g), params_per_use(&p.graph));
             if prunable {
-                assert!(after < before, "{name} at {ratio}: params {before} -> {after}");
+                assert!(
+                    after < before,
+                    "{name} at {ratio}: params {before} -> {after}"
+                );
                 assert!(p.macs_after < p.macs_before, "{name} at {ratio}");
             } else {
                 assert_eq!(after, before, "{name}");
-                assert!(p.groups.iter().all(|g| g.pinned.is_some()), "{name}: {:?}", p.groups);
+                assert!(
+                    p.groups.iter().all(|g| g.pinned.is_some()),
+                    "{name}: {:?}",
+                    p.groups
+                );
             }
             let opts = CompileOptions {
                 input_shapes: HashMap::from([(g.inputs[0].name.clone(), x.shape().to_vec())]),
@@ -551,7 +650,9 @@ fn fixture_zoo_prunes_and_matches_onnxruntime() {
         }
     }
     if !have_python() {
-        println!("note: python3 with onnx + onnxruntime missing; skipping the onnxruntime comparison");
+        println!(
+            "note: python3 with onnx + onnxruntime missing; skipping the onnxruntime comparison"
+        );
         return;
     }
     let list = dir.path().join("cases.txt");
@@ -578,7 +679,10 @@ fn transformer_attention_is_reported_and_ffn_pruned() {
         .iter()
         .find(|g| g.layers.iter().any(|l| l.contains("self_attn/MatMul")))
         .unwrap();
-    assert!(attn.pinned.as_deref().unwrap().contains("Reshape"), "{attn:?}");
+    assert!(
+        attn.pinned.as_deref().unwrap().contains("Reshape"),
+        "{attn:?}"
+    );
     let ffn = p
         .groups
         .iter()
@@ -612,7 +716,10 @@ fn mac_target_is_met_with_multiples_of_eight() {
     };
     let (a, b) = (macs(&g), macs(&p.graph));
     let plan_frac = b as f64 / a as f64;
-    assert!((plan_frac - frac).abs() < 0.02, "plan {plan_frac} vs {frac}");
+    assert!(
+        (plan_frac - frac).abs() < 0.02,
+        "plan {plan_frac} vs {frac}"
+    );
 }
 
 /// Writes an IDX pair of `n` images (28x28) with labels in 0..10.
@@ -641,8 +748,14 @@ fn taylor_importance_uses_gradients() {
     let p = prune_channels(&g, &o, Some(&data)).unwrap();
     let l1 = prune_channels(&g, &opts(0.5), None).unwrap();
     assert_eq!(
-        p.groups.iter().map(|g| g.channels_after).collect::<Vec<_>>(),
-        l1.groups.iter().map(|g| g.channels_after).collect::<Vec<_>>()
+        p.groups
+            .iter()
+            .map(|g| g.channels_after)
+            .collect::<Vec<_>>(),
+        l1.groups
+            .iter()
+            .map(|g| g.channels_after)
+            .collect::<Vec<_>>()
     );
     // A different criterion picks (at least partly) different channels.
     assert_ne!(p.graph.initializers, l1.graph.initializers);

@@ -16,7 +16,11 @@ const TAYLOR_SAMPLES: usize = 64;
 
 /// Calls `f(position, slice)` for each position along `axis` of `t`, with
 /// the values of that slice.
-fn for_each_slice(t: &Tensor, axis: usize, mut f: impl FnMut(usize, &mut dyn Iterator<Item = f64>)) {
+fn for_each_slice(
+    t: &Tensor,
+    axis: usize,
+    mut f: impl FnMut(usize, &mut dyn Iterator<Item = f64>),
+) {
     let dims = t.shape();
     let outer: usize = dims[..axis].iter().product();
     let len = dims[axis];
@@ -80,7 +84,8 @@ pub(crate) fn scores(
             (Role::Filter, ChannelImportance::Taylor) => {
                 let Some(gr) = grads.get(name) else { continue };
                 // |w * g| accumulated per batch, then sliced like w.
-                let prod = Tensor::from_f32(t.shape().to_vec(), gr.iter().map(|&x| x as f32).collect())?;
+                let prod =
+                    Tensor::from_f32(t.shape().to_vec(), gr.iter().map(|&x| x as f32).collect())?;
                 for_each_slice(&prod, s.axis, |p, it| {
                     score[tr.class(s.elems[p])] += it.sum::<f64>();
                 });
@@ -146,19 +151,27 @@ fn taylor(
     let names: Vec<String> = plan.inputs().map(|i| i.name.clone()).collect();
     let slot = |name: &str| names.iter().position(|i| i == name);
     let (Some(x_slot), Some(y_slot)) = (slot(&feeder.input), slot(&tg.labels)) else {
-        return Err(CompressError::runtime("Taylor gradients", "training graph lost its inputs"));
+        return Err(CompressError::runtime(
+            "Taylor gradients",
+            "training graph lost its inputs",
+        ));
     };
     let mut weights = Vec::new();
     for (name, t) in &tg.initial {
-        let s = slot(name)
-            .ok_or_else(|| CompressError::runtime("Taylor gradients", format!("no input '{name}'")))?;
+        let s = slot(name).ok_or_else(|| {
+            CompressError::runtime("Taylor gradients", format!("no input '{name}'"))
+        })?;
         plan.set_input_tensor(s, t).map_err(|e| err(&e))?;
         weights.push((name.clone(), t.to_f32_vec()));
     }
     let grad_slots: Vec<usize> = tg
         .grads
         .iter()
-        .map(|(_, gname)| plan.outputs().position(|o| &o.name == gname).unwrap_or(usize::MAX))
+        .map(|(_, gname)| {
+            plan.outputs()
+                .position(|o| &o.name == gname)
+                .unwrap_or(usize::MAX)
+        })
         .collect();
     let mut acc: HashMap<String, Vec<f64>> = weights
         .iter()
@@ -172,7 +185,10 @@ fn taylor(
         }
         seen += batch;
         plan.set_input_tensor(x_slot, &b.x).map_err(|e| err(&e))?;
-        let y = Tensor::from_i64(vec![batch], b.labels.iter().map(|&l| i64::from(l)).collect())?;
+        let y = Tensor::from_i64(
+            vec![batch],
+            b.labels.iter().map(|&l| i64::from(l)).collect(),
+        )?;
         plan.set_input_tensor(y_slot, &y).map_err(|e| err(&e))?;
         plan.execute().map_err(|e| err(&e))?;
         for ((name, w), &gs) in weights.iter().zip(&grad_slots) {

@@ -58,7 +58,9 @@ impl MacModel {
             let term = match n.op_type.as_str() {
                 "Conv" if xs.len() >= 3 && ws.len() == xs.len() && ys.len() == xs.len() => {
                     let group = n.attr_int("group", 1).unwrap_or(1).max(1) as usize;
-                    let factor = ys[0] * ys[2..].iter().product::<usize>() * ws[2..].iter().product::<usize>();
+                    let factor = ys[0]
+                        * ys[2..].iter().product::<usize>()
+                        * ws[2..].iter().product::<usize>();
                     let inn = if group == 1 {
                         count(map(x), 1, xs[1])
                     } else {

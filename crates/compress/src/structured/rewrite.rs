@@ -31,7 +31,10 @@ fn slice_axis(t: &Tensor, axis: usize, mask: &[bool]) -> Result<Tensor, Compress
     }
     let mut shape = dims.to_vec();
     shape[axis] = kept;
-    Ok(Tensor::new(shape, TensorData::from_le_bytes(t.dtype(), &out)?)?)
+    Ok(Tensor::new(
+        shape,
+        TensorData::from_le_bytes(t.dtype(), &out)?,
+    )?)
 }
 
 /// Number of graph slots (node inputs, graph outputs) reading `name`.
@@ -65,7 +68,8 @@ pub(crate) fn rewrite(
     tr: &Trace,
     kept: &[bool],
 ) -> Result<Graph, CompressError> {
-    let mask = |elems: &[usize]| -> Vec<bool> { elems.iter().map(|&e| kept[tr.class(e)]).collect() };
+    let mask =
+        |elems: &[usize]| -> Vec<bool> { elems.iter().map(|&e| kept[tr.class(e)]).collect() };
     let count = |elems: &[usize]| elems.iter().filter(|&&e| kept[tr.class(e)]).count() as i64;
 
     // Constant slices, combined per (node, input) and axis.
@@ -113,14 +117,20 @@ pub(crate) fn rewrite(
                     }
                 }
             }
-            IntSrc::Input(k) => int_inputs.entry((e.node, *k)).or_default().push((e.index, v)),
+            IntSrc::Input(k) => int_inputs
+                .entry((e.node, *k))
+                .or_default()
+                .push((e.index, v)),
         }
     }
     for ((node, input), entries) in int_inputs {
         let name = &g.nodes[node].inputs[input];
-        let old = facts.get(name).and_then(|k| k.value.clone()).ok_or_else(|| {
-            CompressError::Unsupported(format!("internal error: '{name}' is not a constant"))
-        })?;
+        let old = facts
+            .get(name)
+            .and_then(|k| k.value.clone())
+            .ok_or_else(|| {
+                CompressError::Unsupported(format!("internal error: '{name}' is not a constant"))
+            })?;
         let mut vals = old.to_i64_vec()?;
         let mut changed = false;
         for (i, v) in entries {
@@ -136,7 +146,12 @@ pub(crate) fn rewrite(
             DType::I32 => TensorData::I32(vals.iter().map(|&v| v as i32).collect()),
             _ => TensorData::I64(vals),
         };
-        set_const_input(&mut g, node, input, Tensor::new(old.shape().to_vec(), data)?);
+        set_const_input(
+            &mut g,
+            node,
+            input,
+            Tensor::new(old.shape().to_vec(), data)?,
+        );
     }
 
     remove_dead_nodes(&mut g);

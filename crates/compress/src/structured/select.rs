@@ -24,10 +24,16 @@ fn unit(n: usize) -> usize {
 
 /// Channels kept of `n` for ratio `r`, rounded as the module doc says.
 pub(crate) fn keep_count(n: usize, r: f32) -> usize {
-    let raw = n.saturating_sub((f64::from(r) * n as f64).round() as usize).max(1);
+    let raw = n
+        .saturating_sub((f64::from(r) * n as f64).round() as usize)
+        .max(1);
     let u = unit(n);
     // Nearest multiple of the unit, at least one unit.
-    let rounded = if u > 1 { ((raw + u / 2) / u).max(1) * u } else { raw };
+    let rounded = if u > 1 {
+        ((raw + u / 2) / u).max(1) * u
+    } else {
+        raw
+    };
     rounded.clamp(1, n.max(1))
 }
 
@@ -60,7 +66,9 @@ pub(crate) fn select(
                     .layers
                     .iter()
                     .filter_map(|&l| opts.per_layer.get(&g.nodes[l].name))
-                    .fold(None, |acc: Option<f32>, &r| Some(acc.map_or(r, |a| a.max(r))))
+                    .fold(None, |acc: Option<f32>, &r| {
+                        Some(acc.map_or(r, |a| a.max(r)))
+                    })
                     .unwrap_or(opts.ratio);
                 let n = grp.classes.len();
                 let free = free_sorted(tr, grp, scores);
@@ -163,7 +171,11 @@ pub(crate) fn reports(g: &Graph, tr: &Trace, kept: &[bool]) -> Vec<GroupReport> 
                 )
             });
             GroupReport {
-                layers: grp.layers.iter().map(|&l| g.nodes[l].name.clone()).collect(),
+                layers: grp
+                    .layers
+                    .iter()
+                    .map(|&l| g.nodes[l].name.clone())
+                    .collect(),
                 channels_before: grp.classes.len(),
                 channels_after: grp.classes.iter().filter(|&&c| kept[c]).count(),
                 pinned: reason,

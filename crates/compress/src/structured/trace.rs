@@ -247,13 +247,12 @@ pub(crate) fn trace(g: &Graph, facts: &Facts, keep: &[String]) -> Result<Trace, 
     for name in keep {
         let reason = format!("kept by name ('{name}')");
         for (i, n) in g.nodes.iter().enumerate().filter(|(_, n)| &n.name == name) {
-            let owned: Vec<usize> = t
-                .tr
-                .spaces
-                .iter()
-                .filter(|s| s.node == Some(i))
-                .flat_map(|s| s.first..s.first + s.len)
-                .collect();
+            let owned: Vec<usize> =
+                t.tr.spaces
+                    .iter()
+                    .filter(|s| s.node == Some(i))
+                    .flat_map(|s| s.first..s.first + s.len)
+                    .collect();
             t.tr.pin(&owned, &reason);
             for o in &n.outputs {
                 if let Some(m) = t.tr.maps.get(o).cloned() {
@@ -551,7 +550,10 @@ impl<'a> Tracer<'a> {
         if ok {
             self.set(n.outputs.first().map(String::as_str), f);
         } else {
-            self.opaque(n, "combines channels with a value channel tracing cannot follow");
+            self.opaque(
+                n,
+                "combines channels with a value channel tracing cannot follow",
+            );
         }
     }
 
@@ -607,10 +609,7 @@ impl<'a> Tracer<'a> {
         } else {
             self.pin_input(n, 0, &format!("is a grouped conv (group = {group})"));
             let e = self.tr.new_space(Some(i), c_out);
-            let reason = format!(
-                "grouped conv '{}' (group = {group}) is not pruned",
-                n.name
-            );
+            let reason = format!("grouped conv '{}' (group = {group}) is not pruned", n.name);
             self.tr.pin(&e, &reason);
             e
         };
@@ -657,12 +656,17 @@ impl<'a> Tracer<'a> {
                 }
             }
         }
-        self.set(n.outputs.first().map(String::as_str), ChanMap { axis: 1, elems });
+        self.set(
+            n.outputs.first().map(String::as_str),
+            ChanMap { axis: 1, elems },
+        );
     }
 
     fn matmul(&mut self, i: usize, n: &Node) {
         let b = n.input(1).and_then(|b| self.value(b));
-        let a_rank = self.shape(n.input(0).unwrap_or("")).map_or(0, <[usize]>::len);
+        let a_rank = self
+            .shape(n.input(0).unwrap_or(""))
+            .map_or(0, <[usize]>::len);
         let Some(b) = b.filter(|b| b.rank() == 2 && a_rank >= 1) else {
             self.opaque(n, "is not a product with a constant 2-D weight");
             return;
@@ -741,7 +745,11 @@ impl<'a> Tracer<'a> {
         };
         let out = n.outputs.first().map(String::as_str);
         if m.axis < k {
-            if s[..k].iter().enumerate().all(|(j, &d)| j == m.axis || d == 1) {
+            if s[..k]
+                .iter()
+                .enumerate()
+                .all(|(j, &d)| j == m.axis || d == 1)
+            {
                 self.set(out, ChanMap { axis: 0, ..m });
             } else {
                 self.opaque(n, "merges channels with leading axes");
@@ -833,8 +841,7 @@ impl<'a> Tracer<'a> {
                 Some(a) => a.iter().filter_map(|&a| norm_axis(a, s.len())).collect(),
                 None => (0..s.len()).filter(|&j| s[j] == 1).collect(),
             };
-            (!axes.contains(&m.axis))
-                .then(|| m.axis - axes.iter().filter(|&&a| a < m.axis).count())
+            (!axes.contains(&m.axis)).then(|| m.axis - axes.iter().filter(|&&a| a < m.axis).count())
         } else {
             let axes: Vec<usize> = axes
                 .unwrap_or_default()
@@ -886,8 +893,10 @@ impl<'a> Tracer<'a> {
         // Concatenation along another axis ties the inputs' channels.
         let first = maps[0].clone();
         let same = first.as_ref().is_some_and(|f| {
-            maps.iter()
-                .all(|m| m.as_ref().is_some_and(|m| m.axis == f.axis && m.elems.len() == f.elems.len()))
+            maps.iter().all(|m| {
+                m.as_ref()
+                    .is_some_and(|m| m.axis == f.axis && m.elems.len() == f.elems.len())
+            })
         });
         match first {
             Some(f) if same => {
@@ -921,10 +930,7 @@ impl<'a> Tracer<'a> {
             Some(s) => (Some(s.to_vec()), IntSrc::AttrInts("split")),
             None => {
                 let statics = n.input(1).is_some_and(|s| self.statics.contains(s));
-                (
-                    self.ints(n.input(1)).filter(|_| statics),
-                    IntSrc::Input(1),
-                )
+                (self.ints(n.input(1)).filter(|_| statics), IntSrc::Input(1))
             }
         };
         let Some(sizes) = sizes.filter(|s| s.len() == n.outputs.len()) else {
@@ -972,7 +978,9 @@ impl<'a> Tracer<'a> {
         } else {
             self.ints(n.input(4))
         };
-        let j = axes.iter().position(|&a| norm_axis(a, rank) == Some(m.axis));
+        let j = axes
+            .iter()
+            .position(|&a| norm_axis(a, rank) == Some(m.axis));
         let Some(j) = j else {
             self.set(out, m);
             return Ok(());
@@ -1032,7 +1040,12 @@ impl<'a> Tracer<'a> {
         };
         let axes_given = n.input(3).is_some();
         match pads {
-            Some(p) if !axes_given && p.len() == 2 * rank && p[m.axis] == 0 && p[m.axis + rank] == 0 => {
+            Some(p)
+                if !axes_given
+                    && p.len() == 2 * rank
+                    && p[m.axis] == 0
+                    && p[m.axis + rank] == 0 =>
+            {
                 self.set(n.outputs.first().map(String::as_str), m);
             }
             _ => self.opaque(n, "pads the channel axis"),
