@@ -32,5 +32,6 @@ pub use regularize::{zero_groups, Groups, Penalty, Regularizer};
 pub use scheme::{
     LayerRule, LayerTraining, RegularizerConfig, ResolvedScheme, SchemeMode, UpdateScheme,
 };
+pub use shapes::{infer as infer_facts, Known};
 pub use spec::{default_trainable, BatchNormMode, Loss, TrainSpec};
 pub use trainer::{StepStats, Trainer, TrainerOptions};

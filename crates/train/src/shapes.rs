@@ -11,7 +11,8 @@ use crate::TrainError;
 
 /// What is known about one value.
 #[derive(Clone, Debug)]
-pub(crate) struct Known {
+pub struct Known {
+    /// Its dtype and static shape.
     pub fact: Fact,
     /// The value, when it is a compile-time constant.
     pub value: Option<Tensor>,
@@ -19,7 +20,7 @@ pub(crate) struct Known {
 
 /// Facts of every value of `graph` (sorted topologically). Initializers in
 /// `variable` are treated as run-time values (they are the trained weights).
-pub(crate) fn infer(
+pub fn infer(
     graph: &Graph,
     variable: &HashSet<String>,
     overrides: &HashMap<String, Vec<usize>>,
