@@ -24,54 +24,86 @@ fn lane_mask(rem: usize) -> __m256i {
     )
 }
 
-/// Rows `rows` of `Y = act(W X + bias)`; see [`super::avx512::spmm`].
+/// Floats of N per strip (every strip of a depth block of 128 rows of X
+/// is 16 KB).
+pub(crate) fn strip_floats() -> usize {
+    STRIP_V * L
+}
+
+/// Rows `rows` of `Y = act(W X + bias)`; see [`super::avx512::spmm`]
+/// (packed strips are rounded up to 8 floats here).
 ///
 /// # Safety
 /// AVX2 and FMA must be available; otherwise as [`super::avx512::spmm`].
+#[allow(clippy::too_many_arguments)]
 #[target_feature(enable = "avx2,fma")]
 pub(crate) unsafe fn spmm<I: ColIndex>(
     w: &RowsRef<'_, I>,
     rows: Range<usize>,
     bias: Option<&[f32]>,
     act: VecAct,
-    x: &[f32],
+    x: *const f32,
+    packed: bool,
     n: usize,
     y: &mut [f32],
 ) {
     let mut j0 = 0;
     while j0 < n {
-        let width = (n - j0).min(STRIP_V * L);
+        let width = (n - j0).min(strip_floats());
         let v = width.div_ceil(L);
         let tail = lane_mask(width - (v - 1) * L);
-        let (xp, yp) = (x.as_ptr(), y.as_mut_ptr().add(j0));
-        let r = rows.clone();
-        // SAFETY (each arm): the caller's contract, and `j0 + width <= n`.
-        match v {
-            1 => strip::<I, 1>(w, r, bias, act, xp, n, j0, tail, yp),
-            2 => strip::<I, 2>(w, r, bias, act, xp, n, j0, tail, yp),
-            3 => strip::<I, 3>(w, r, bias, act, xp, n, j0, tail, yp),
-            _ => strip::<I, 4>(w, r, bias, act, xp, n, j0, tail, yp),
+        let (xp, xs) = if packed {
+            (x.add(w.ncols * j0), v * L)
+        } else {
+            (x.add(j0), n)
+        };
+        let yp = y.as_mut_ptr().add(j0);
+        for b in 0..w.kblocks {
+            let s = Strip {
+                rows: rows.clone(),
+                block: b,
+                last: b + 1 == w.kblocks,
+                tail,
+                xs,
+                n,
+            };
+            // SAFETY (each arm): the caller's contract, and `j0 + width <= n`.
+            match v {
+                1 => strip::<I, 1>(w, &s, bias, act, xp, yp),
+                2 => strip::<I, 2>(w, &s, bias, act, xp, yp),
+                3 => strip::<I, 3>(w, &s, bias, act, xp, yp),
+                _ => strip::<I, 4>(w, &s, bias, act, xp, yp),
+            }
         }
         j0 += width;
     }
 }
 
-#[allow(clippy::too_many_arguments)]
+/// One depth block of one strip; see `avx512::Strip`.
+struct Strip {
+    rows: Range<usize>,
+    block: usize,
+    last: bool,
+    tail: __m256i,
+    xs: usize,
+    n: usize,
+}
+
 #[inline]
 #[target_feature(enable = "avx2,fma")]
 unsafe fn strip<I: ColIndex, const V: usize>(
     w: &RowsRef<'_, I>,
-    rows: Range<usize>,
+    s: &Strip,
     bias: Option<&[f32]>,
     act: VecAct,
     x: *const f32,
-    n: usize,
-    j0: usize,
-    tail: __m256i,
     y: *mut f32,
 ) {
-    let (ptr, cols, vals) = (w.ptr, w.cols, w.vals);
-    let r0 = rows.start;
+    let (kptr, cols, vals) = (w.kptr, w.cols, w.vals);
+    let (xs, n) = (s.xs, s.n);
+    let stride = w.kblocks + 1;
+    let tail = s.tail;
+    let r0 = s.rows.start;
     let load = |p: *const f32, v: usize| {
         if v + 1 < V {
             _mm256_loadu_ps(p.add(v * L))
@@ -79,20 +111,26 @@ unsafe fn strip<I: ColIndex, const V: usize>(
             _mm256_maskload_ps(p.add(v * L), tail)
         }
     };
-    for m in rows {
-        let b = bias.map_or(0.0, |b| *b.get_unchecked(m));
-        let mut a0 = [_mm256_set1_ps(b); V];
+    for m in s.rows.clone() {
+        let yr = y.add((m - r0) * n);
+        let mut a0 = [_mm256_setzero_ps(); V];
+        if s.block == 0 {
+            a0 = [_mm256_set1_ps(bias.map_or(0.0, |b| *b.get_unchecked(m))); V];
+        } else {
+            for (v, a) in a0.iter_mut().enumerate() {
+                *a = load(yr, v);
+            }
+        }
         let mut a1 = [_mm256_setzero_ps(); V];
-        let (s, e) = (
-            *ptr.get_unchecked(m) as usize,
-            *ptr.get_unchecked(m + 1) as usize,
+        let (mut p, e) = (
+            *kptr.get_unchecked(m * stride + s.block) as usize,
+            *kptr.get_unchecked(m * stride + s.block + 1) as usize,
         );
-        let mut p = s;
         while p + 2 <= e {
             let w0 = _mm256_set1_ps(*vals.get_unchecked(p));
             let w1 = _mm256_set1_ps(*vals.get_unchecked(p + 1));
-            let x0 = x.add(cols.get_unchecked(p).get() * n + j0);
-            let x1 = x.add(cols.get_unchecked(p + 1).get() * n + j0);
+            let x0 = x.add(cols.get_unchecked(p).get() * xs);
+            let x1 = x.add(cols.get_unchecked(p + 1).get() * xs);
             for v in 0..V {
                 a0[v] = _mm256_fmadd_ps(w0, load(x0, v), a0[v]);
                 a1[v] = _mm256_fmadd_ps(w1, load(x1, v), a1[v]);
@@ -101,14 +139,16 @@ unsafe fn strip<I: ColIndex, const V: usize>(
         }
         if p < e {
             let w0 = _mm256_set1_ps(*vals.get_unchecked(p));
-            let x0 = x.add(cols.get_unchecked(p).get() * n + j0);
-            for v in 0..V {
-                a0[v] = _mm256_fmadd_ps(w0, load(x0, v), a0[v]);
+            let x0 = x.add(cols.get_unchecked(p).get() * xs);
+            for (v, a) in a0.iter_mut().enumerate() {
+                *a = _mm256_fmadd_ps(w0, load(x0, v), *a);
             }
         }
-        let yr = y.add((m - r0) * n);
-        for v in 0..V {
-            let r = avx2_act(act, _mm256_add_ps(a0[v], a1[v]));
+        for (v, (&a, &b)) in a0.iter().zip(&a1).enumerate() {
+            let mut r = _mm256_add_ps(a, b);
+            if s.last {
+                r = avx2_act(act, r);
+            }
             if v + 1 < V {
                 _mm256_storeu_ps(yr.add(v * L), r);
             } else {

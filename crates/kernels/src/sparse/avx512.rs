@@ -19,84 +19,154 @@ const L: usize = 16;
 /// shapes (4 was 5-15% slower at large N; 16 accumulators plus the
 /// broadcasts still fit the 32 registers).
 pub(crate) const STRIP_V: usize = 8;
+/// Bytes of Y rows kept in L1 while the depth blocks pass over them.
+const GROUP_BYTES: usize = 12 * 1024;
 
-/// Rows `rows` of `Y = act(W X + bias)` over every strip of N. `y` starts
-/// at row `rows.start`.
+/// Floats of N per strip for `w`: eight vectors, or four when depth
+/// blocks must share L1 with their strip of X.
+pub(crate) fn strip_floats(kblocks: usize) -> usize {
+    if kblocks > 1 {
+        STRIP_V / 2 * L
+    } else {
+        STRIP_V * L
+    }
+}
+
+/// Rows `rows` of `Y = act(W X + bias)` over every strip of N, depth
+/// block by depth block. `y` starts at row `rows.start`. `x` is X itself
+/// (`k x n`, row-major) or, when `packed`, X cut into strips of
+/// [`strip_floats`] columns, strip `j0` stored as a `k x vpad` block at
+/// `x[k * j0..]` with `vpad` its width rounded up to 16.
 ///
 /// # Safety
 /// AVX-512F must be available; `w` must satisfy the [`super::Csr`]
-/// invariants with every column index `< k`; `x` must hold `k * n` floats,
-/// `y` `rows.len() * n`, and `bias` (if any) `rows.end` values.
+/// invariants with `k >= 1` columns; `x` must hold `k * n` floats (packed:
+/// `k * n` rounded up to whole vectors per strip), `y` `rows.len() * n`,
+/// and `bias` (if any) `rows.end` values.
+#[allow(clippy::too_many_arguments)]
 #[target_feature(enable = "avx512f")]
 pub(crate) unsafe fn spmm<I: ColIndex>(
     w: &RowsRef<'_, I>,
     rows: Range<usize>,
     bias: Option<&[f32]>,
     act: VecAct,
-    x: &[f32],
+    x: *const f32,
+    packed: bool,
     n: usize,
     y: &mut [f32],
 ) {
+    let sw = strip_floats(w.kblocks);
     let mut j0 = 0;
     while j0 < n {
-        let width = (n - j0).min(STRIP_V * L);
+        let width = (n - j0).min(sw);
         let v = width.div_ceil(L);
         let rem = width - (v - 1) * L;
         let tail: __mmask16 = if rem == L { 0xFFFF } else { (1u16 << rem) - 1 };
-        let (xp, yp) = (x.as_ptr(), y.as_mut_ptr().add(j0));
-        let r = rows.clone();
-        // SAFETY (for each arm): the caller's contract, and `j0 + width <=
-        // n` so every full vector of the strip lies inside its row.
-        match v {
-            1 => strip::<I, 1>(w, r, bias, act, xp, n, j0, tail, yp),
-            2 => strip::<I, 2>(w, r, bias, act, xp, n, j0, tail, yp),
-            3 => strip::<I, 3>(w, r, bias, act, xp, n, j0, tail, yp),
-            4 => strip::<I, 4>(w, r, bias, act, xp, n, j0, tail, yp),
-            5 => strip::<I, 5>(w, r, bias, act, xp, n, j0, tail, yp),
-            6 => strip::<I, 6>(w, r, bias, act, xp, n, j0, tail, yp),
-            7 => strip::<I, 7>(w, r, bias, act, xp, n, j0, tail, yp),
-            _ => strip::<I, 8>(w, r, bias, act, xp, n, j0, tail, yp),
+        let (xp, xs) = if packed {
+            (x.add(w.ncols * j0), v * L)
+        } else {
+            (x.add(j0), n)
+        };
+        // With several depth blocks, rows go in groups whose Y strip stays
+        // in L1 next to the X block while every block passes over them.
+        let group = if w.kblocks > 1 {
+            (GROUP_BYTES / (4 * v * L)).max(1)
+        } else {
+            rows.len()
+        };
+        let mut g0 = rows.start;
+        while g0 < rows.end {
+            let g1 = (g0 + group).min(rows.end);
+            let yp = y.as_mut_ptr().add((g0 - rows.start) * n + j0);
+            for b in 0..w.kblocks {
+                let s = Strip {
+                    rows: g0..g1,
+                    block: b,
+                    last: b + 1 == w.kblocks,
+                    tail,
+                    xs,
+                    n,
+                };
+                // SAFETY (each arm): the caller's contract; `j0 + width <=
+                // n`, so every full vector lies inside its row of X (or of
+                // the packed strip) and of Y.
+                match v {
+                    1 => strip::<I, 1>(w, &s, bias, act, xp, yp),
+                    2 => strip::<I, 2>(w, &s, bias, act, xp, yp),
+                    3 => strip::<I, 3>(w, &s, bias, act, xp, yp),
+                    4 => strip::<I, 4>(w, &s, bias, act, xp, yp),
+                    5 => strip::<I, 5>(w, &s, bias, act, xp, yp),
+                    6 => strip::<I, 6>(w, &s, bias, act, xp, yp),
+                    7 => strip::<I, 7>(w, &s, bias, act, xp, yp),
+                    _ => strip::<I, 8>(w, &s, bias, act, xp, yp),
+                }
+            }
+            g0 = g1;
         }
         j0 += width;
     }
 }
 
-/// One strip of `V` vectors (the last one masked by `tail`) starting at
-/// column `j0`, for every row of `rows`; `y` points at column `j0` of row
-/// `rows.start`.
-#[allow(clippy::too_many_arguments)]
+/// One depth block of one strip.
+struct Strip {
+    rows: Range<usize>,
+    /// Depth block: the first starts from the bias, the others from the
+    /// partial sums in Y.
+    block: usize,
+    /// The last depth block applies the activation.
+    last: bool,
+    /// Lanes of the strip's last vector.
+    tail: __mmask16,
+    /// Floats between rows of X.
+    xs: usize,
+    /// Floats between rows of Y.
+    n: usize,
+}
+
+/// One depth block of a strip of `V` vectors (the last one masked) for
+/// every row; `x` and `y` point at the strip's first column of X row 0 and
+/// of Y row `rows.start`.
 #[inline]
 #[target_feature(enable = "avx512f")]
 unsafe fn strip<I: ColIndex, const V: usize>(
     w: &RowsRef<'_, I>,
-    rows: Range<usize>,
+    s: &Strip,
     bias: Option<&[f32]>,
     act: VecAct,
     x: *const f32,
-    n: usize,
-    j0: usize,
-    tail: __mmask16,
     y: *mut f32,
 ) {
-    let (ptr, cols, vals) = (w.ptr, w.cols, w.vals);
-    let r0 = rows.start;
-    for m in rows {
-        let b = bias.map_or(0.0, |b| *b.get_unchecked(m));
-        let mut a0 = [_mm512_set1_ps(b); V];
+    let (kptr, cols, vals) = (w.kptr, w.cols, w.vals);
+    let (xs, n) = (s.xs, s.n);
+    let stride = w.kblocks + 1;
+    let tail = s.tail;
+    let r0 = s.rows.start;
+    for m in s.rows.clone() {
+        let yr = y.add((m - r0) * n);
+        let mut a0 = [_mm512_setzero_ps(); V];
+        if s.block == 0 {
+            a0 = [_mm512_set1_ps(bias.map_or(0.0, |b| *b.get_unchecked(m))); V];
+        } else {
+            for (v, a) in a0.iter_mut().enumerate() {
+                *a = _mm512_maskz_loadu_ps(if v + 1 < V { 0xFFFF } else { tail }, yr.add(v * L));
+            }
+        }
         let mut a1 = [_mm512_setzero_ps(); V];
-        let (s, e) = (
-            *ptr.get_unchecked(m) as usize,
-            *ptr.get_unchecked(m + 1) as usize,
+        let (mut p, e) = (
+            *kptr.get_unchecked(m * stride + s.block) as usize,
+            *kptr.get_unchecked(m * stride + s.block + 1) as usize,
         );
-        let mut p = s;
         while p + 2 <= e {
             let w0 = _mm512_set1_ps(*vals.get_unchecked(p));
             let w1 = _mm512_set1_ps(*vals.get_unchecked(p + 1));
-            let x0 = x.add(cols.get_unchecked(p).get() * n + j0);
-            let x1 = x.add(cols.get_unchecked(p + 1).get() * n + j0);
+            let x0 = x.add(cols.get_unchecked(p).get() * xs);
+            let x1 = x.add(cols.get_unchecked(p + 1).get() * xs);
             for v in 0..V {
                 let (l0, l1) = if v + 1 < V {
-                    (_mm512_loadu_ps(x0.add(v * L)), _mm512_loadu_ps(x1.add(v * L)))
+                    (
+                        _mm512_loadu_ps(x0.add(v * L)),
+                        _mm512_loadu_ps(x1.add(v * L)),
+                    )
                 } else {
                     (
                         _mm512_maskz_loadu_ps(tail, x0.add(v * L)),
@@ -110,19 +180,21 @@ unsafe fn strip<I: ColIndex, const V: usize>(
         }
         if p < e {
             let w0 = _mm512_set1_ps(*vals.get_unchecked(p));
-            let x0 = x.add(cols.get_unchecked(p).get() * n + j0);
-            for v in 0..V {
+            let x0 = x.add(cols.get_unchecked(p).get() * xs);
+            for (v, a) in a0.iter_mut().enumerate() {
                 let l0 = if v + 1 < V {
                     _mm512_loadu_ps(x0.add(v * L))
                 } else {
                     _mm512_maskz_loadu_ps(tail, x0.add(v * L))
                 };
-                a0[v] = _mm512_fmadd_ps(w0, l0, a0[v]);
+                *a = _mm512_fmadd_ps(w0, l0, *a);
             }
         }
-        let yr = y.add((m - r0) * n);
-        for v in 0..V {
-            let r = avx512_act(act, _mm512_add_ps(a0[v], a1[v]));
+        for (v, (&a, &b)) in a0.iter().zip(&a1).enumerate() {
+            let mut r = _mm512_add_ps(a, b);
+            if s.last {
+                r = avx512_act(act, r);
+            }
             if v + 1 < V {
                 _mm512_storeu_ps(yr.add(v * L), r);
             } else {
@@ -202,5 +274,72 @@ pub(crate) unsafe fn spmv<I: ColIndex>(
         let b = bias.map_or(0.0, |b| *b.get_unchecked(m));
         let sum = _mm512_reduce_add_ps(_mm512_add_ps(a0, a1)) + b;
         *y.get_unchecked_mut(m - r0) = act.apply(sum);
+    }
+}
+
+/// `y[r] = act(W[r] . x + bias[r])` for the rows of row groups `groups`,
+/// from the sliced-ELL form (see [`super::sell`]); `y` starts at row
+/// `16 * groups.start`.
+///
+/// # Safety
+/// AVX-512F; `w` built by `Sell::from_csr` (its slot pointers and in-block
+/// indices are consistent); `x` holds `w.cols()` floats, `y` the rows of
+/// `groups` (the last group may be partial), `bias` (if any) `w.rows()`.
+#[target_feature(enable = "avx512f")]
+pub(crate) unsafe fn sell_gemv(
+    w: &super::sell::Sell,
+    groups: Range<usize>,
+    bias: Option<&[f32]>,
+    act: VecAct,
+    x: &[f32],
+    y: &mut [f32],
+) {
+    use super::sell::{CBLOCK, LANES};
+    let (rows, cols, cb) = (w.rows(), w.cols(), w.cblocks());
+    let (sp, idx, vals) = (w.slot_ptr.as_ptr(), w.idx.as_ptr(), w.vals.as_ptr());
+    let yr0 = groups.start * LANES;
+    for g in groups {
+        let mut a0 = _mm512_setzero_ps();
+        let mut a1 = _mm512_setzero_ps();
+        for c in 0..cb {
+            // The block's inputs; past K, zeros (no slot points there).
+            let c0 = c * CBLOCK;
+            let lo_n = (cols - c0).min(L);
+            let hi_n = (cols - c0).saturating_sub(L).min(L);
+            let mask = |n: usize| -> __mmask16 { ((1u32 << n) - 1) as u16 };
+            let xlo = _mm512_maskz_loadu_ps(mask(lo_n), x.as_ptr().add(c0));
+            let xhi = _mm512_maskz_loadu_ps(mask(hi_n), x.as_ptr().add(c0 + L));
+            let (mut s, e) = (
+                *sp.add(g * cb + c) as usize,
+                *sp.add(g * cb + c + 1) as usize,
+            );
+            while s + 2 <= e {
+                let i0 =
+                    _mm512_cvtepu8_epi32(_mm_loadu_si128(idx.add(s * LANES) as *const __m128i));
+                let i1 = _mm512_cvtepu8_epi32(_mm_loadu_si128(
+                    idx.add((s + 1) * LANES) as *const __m128i
+                ));
+                let g0 = _mm512_permutex2var_ps(xlo, i0, xhi);
+                let g1 = _mm512_permutex2var_ps(xlo, i1, xhi);
+                a0 = _mm512_fmadd_ps(_mm512_loadu_ps(vals.add(s * LANES)), g0, a0);
+                a1 = _mm512_fmadd_ps(_mm512_loadu_ps(vals.add((s + 1) * LANES)), g1, a1);
+                s += 2;
+            }
+            if s < e {
+                let i0 =
+                    _mm512_cvtepu8_epi32(_mm_loadu_si128(idx.add(s * LANES) as *const __m128i));
+                let g0 = _mm512_permutex2var_ps(xlo, i0, xhi);
+                a0 = _mm512_fmadd_ps(_mm512_loadu_ps(vals.add(s * LANES)), g0, a0);
+            }
+        }
+        let r0 = g * LANES;
+        let n = (rows - r0).min(LANES);
+        let m: __mmask16 = ((1u32 << n) - 1) as u16;
+        let b = match bias {
+            Some(b) => _mm512_maskz_loadu_ps(m, b.as_ptr().add(r0)),
+            None => _mm512_setzero_ps(),
+        };
+        let r = avx512_act(act, _mm512_add_ps(_mm512_add_ps(a0, a1), b));
+        _mm512_mask_storeu_ps(y.as_mut_ptr().add(r0 - yr0), m, r);
     }
 }

@@ -14,7 +14,7 @@ fn pruned(rows: usize, cols: usize, density: f32, seed: u64) -> Vec<f32> {
     let keep = rand_vec(rows * cols, seed + 100);
     let mut w = rand_vec(rows * cols, seed);
     for (i, v) in w.iter_mut().enumerate() {
-        if (keep[i] + 1.0) / 2.0 >= density || (i / cols.max(1)) % 5 == 0 {
+        if (keep[i] + 1.0) / 2.0 >= density || (i / cols.max(1)).is_multiple_of(5) {
             *v = 0.0;
         }
     }
@@ -56,7 +56,11 @@ fn reference(
 fn check(got: &[f32], want: &[f32], tol: &[f64], what: &dyn Fn() -> alloc::string::String) {
     for (i, ((&g, &r), &t)) in got.iter().zip(want).zip(tol).enumerate() {
         let d = (g as f64 - r as f64).abs();
-        assert!(d <= t, "{}: element {i}: got {g}, want {r} (tol {t})", what());
+        assert!(
+            d <= t,
+            "{}: element {i}: got {g}, want {r} (tol {t})",
+            what()
+        );
     }
 }
 
@@ -86,6 +90,9 @@ fn spmm_matches_dense_reference() {
         (6, 40, 129),
         (9, 24, 300),
         (5, 3, 7),
+        // Depth blocks (KBLOCK = 128): 3 blocks, the last partial.
+        (11, 300, 49),
+        (4, 257, 130),
     ];
     for &(m, k, n) in &shapes {
         for density in [0.0, 0.05, 0.3, 1.0] {
@@ -102,7 +109,9 @@ fn spmm_matches_dense_reference() {
                         let threads = Threads(tasks);
                         let exec: &dyn Exec = if tasks == 1 { &Serial } else { &threads };
                         let mut y = vec![f32::NAN; m * n];
-                        spmm(isa, &csr, b, *act, &x, n, &mut y, exec);
+                        // Odd-sized, misaligned scratch: the kernel aligns.
+                        let mut s = vec![f32::NAN; spmm_scratch_len(isa, &csr, n) + 1];
+                        spmm(isa, &csr, b, *act, &x, n, &mut y, &mut s[1..], exec);
                         let what = || {
                             alloc::format!(
                                 "spmm {m}x{k}x{n} d={density} {act:?} {} tasks={tasks}",
@@ -131,9 +140,14 @@ fn all_zero_weight_gives_the_activated_bias() {
     let act = Activation::Clip { min: 0.0, max: 6.0 };
     for isa in Isa::available() {
         let mut y = vec![f32::NAN; m * n];
-        spmm(isa, &csr, Some(&bias), act, &x, n, &mut y, &Serial);
+        let mut s = vec![0.0; spmm_scratch_len(isa, &csr, n)];
+        spmm(isa, &csr, Some(&bias), act, &x, n, &mut y, &mut s, &Serial);
         for (i, row) in y.chunks(n).enumerate() {
-            assert!(row.iter().all(|&v| v == act.apply(bias[i])), "{}", isa.name());
+            assert!(
+                row.iter().all(|&v| v == act.apply(bias[i])),
+                "{}",
+                isa.name()
+            );
         }
         let mut y = vec![f32::NAN; 2 * m];
         spmv(isa, &csr, None, act, &x, 2, &mut y, &Serial);
@@ -151,7 +165,13 @@ fn spmv_matches_dense_reference() {
             if k == 40 {
                 // Row i keeps its first i entries (row 0 empty).
                 w = (0..m * k)
-                    .map(|e| if e % k < e / k { 0.25 + (e % 7) as f32 } else { 0.0 })
+                    .map(|e| {
+                        if e % k < e / k {
+                            0.25 + (e % 7) as f32
+                        } else {
+                            0.0
+                        }
+                    })
                     .collect();
             }
             let csr = Csr::from_dense(&w, m, k).unwrap();
@@ -185,25 +205,54 @@ fn spmv_matches_dense_reference() {
 }
 
 #[test]
-fn linear_transposes_large_batches() {
-    let (m, k) = (19, 33);
-    for batch in [1, SPMM_MIN_BATCH - 1, SPMM_MIN_BATCH, 21] {
-        let w = pruned(m, k, 0.2, 3);
-        let csr = Csr::from_dense(&w, m, k).unwrap();
-        let x = rand_vec(batch * k, 4);
-        let bias = rand_vec(m, 5);
-        let act = Activation::Relu;
-        for isa in Isa::available() {
-            let mut scratch = vec![0.0; linear_scratch_len(&csr, batch)];
-            let mut y = vec![f32::NAN; batch * m];
-            linear(isa, &csr, Some(&bias), act, &x, batch, &mut y, &mut scratch, &Serial);
-            for r in 0..batch {
-                let (want, tol) = reference(&w, m, k, &x[r * k..][..k], 1, Some(&bias), act);
-                let what = || alloc::format!("linear batch {batch} row {r} {}", isa.name());
-                check(&y[r * m..][..m], &want, &tol, &what);
+fn linear_matches_dense_reference_at_every_batch() {
+    // 45 rows: two full groups of 16 lanes and a partial one; 70 columns:
+    // two full blocks of 32 and a partial one.
+    let (m, k) = (45, 70);
+    for batch in [1, 2, SPMM_MIN_BATCH - 1, SPMM_MIN_BATCH, 21] {
+        for density in [0.0, 0.1, 0.5, 1.0] {
+            let w = pruned(m, k, density, batch as u64);
+            let x = rand_vec(batch * k, 4);
+            let bias = rand_vec(m, 5);
+            for act in [Activation::Relu, Activation::Sigmoid] {
+                for isa in Isa::available() {
+                    let lin = SparseLinear::new(isa, Csr::from_dense(&w, m, k).unwrap());
+                    for tasks in [1, 3] {
+                        let threads = Threads(tasks);
+                        let exec: &dyn Exec = if tasks == 1 { &Serial } else { &threads };
+                        let mut scratch = vec![0.0; lin.scratch_len(isa, batch)];
+                        let mut y = vec![f32::NAN; batch * m];
+                        lin.run(isa, Some(&bias), act, &x, batch, &mut y, &mut scratch, exec);
+                        for r in 0..batch {
+                            let xr = &x[r * k..][..k];
+                            let (want, tol) = reference(&w, m, k, xr, 1, Some(&bias), act);
+                            let what = || {
+                                alloc::format!(
+                                    "linear batch {batch} row {r} d={density} {act:?} {} tasks={tasks}",
+                                    isa.name()
+                                )
+                            };
+                            check(&y[r * m..][..m], &want, &tol, &what);
+                        }
+                    }
+                }
             }
         }
     }
+}
+
+#[test]
+fn sell_holds_the_same_products() {
+    let (m, k) = (37, 100);
+    let w = pruned(m, k, 0.3, 12);
+    let csr = Csr::from_dense(&w, m, k).unwrap();
+    let sell = Sell::from_csr(&csr).unwrap();
+    assert!(sell.fill(csr.nnz()) >= 1.0);
+    let x = rand_vec(k, 13);
+    let (want, tol) = reference(&w, m, k, &x, 1, None, Activation::None);
+    check(&sell::reference(&sell, &x), &want, &tol, &|| {
+        "sell layout".into()
+    });
 }
 
 #[test]
@@ -221,12 +270,27 @@ fn wide_matrices_use_u32_indices() {
     let (want, tol) = reference(&w, m, k, &x, n, None, Activation::None);
     for isa in Isa::available() {
         let mut y = vec![f32::NAN; m * n];
-        spmm(isa, &csr, None, Activation::None, &x, n, &mut y, &Serial);
-        check(&y, &want, &tol, &|| alloc::format!("u32 spmm {}", isa.name()));
+        let mut s = vec![0.0; spmm_scratch_len(isa, &csr, n)];
+        spmm(
+            isa,
+            &csr,
+            None,
+            Activation::None,
+            &x,
+            n,
+            &mut y,
+            &mut s,
+            &Serial,
+        );
+        check(&y, &want, &tol, &|| {
+            alloc::format!("u32 spmm {}", isa.name())
+        });
         let xv = rand_vec(k, 3);
         let (want, tol) = reference(&w, m, k, &xv, 1, None, Activation::None);
         let mut y = vec![f32::NAN; m];
         spmv(isa, &csr, None, Activation::None, &xv, 1, &mut y, &Serial);
-        check(&y, &want, &tol, &|| alloc::format!("u32 spmv {}", isa.name()));
+        check(&y, &want, &tol, &|| {
+            alloc::format!("u32 spmv {}", isa.name())
+        });
     }
 }
