@@ -107,7 +107,18 @@ fn layer(isa: Isa, cin: usize, cout: usize, hw: usize, sparsity: f64, budget: f6
         let ep = Epilogue::new(Bias::PerCol(&bias), Activation::None);
         let r = time2(
             || gemm(isa, &a, &pb, &mut y1, cout, &ep, &mut s1, &Serial),
-            || lin.run(isa, Some(&bias), Activation::None, &x, 1, &mut y2, &mut s2, &Serial),
+            || {
+                lin.run(
+                    isa,
+                    Some(&bias),
+                    Activation::None,
+                    &x,
+                    1,
+                    &mut y2,
+                    &mut s2,
+                    &Serial,
+                )
+            },
             budget,
         );
         check(&y1, &y2, cin);
