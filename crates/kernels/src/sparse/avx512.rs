@@ -22,14 +22,11 @@ pub(crate) const STRIP_V: usize = 8;
 /// Bytes of Y rows kept in L1 while the depth blocks pass over them.
 const GROUP_BYTES: usize = 12 * 1024;
 
-/// Floats of N per strip for `w`: eight vectors, or four when depth
-/// blocks must share L1 with their strip of X.
-pub(crate) fn strip_floats(kblocks: usize) -> usize {
-    if kblocks > 1 {
-        STRIP_V / 2 * L
-    } else {
-        STRIP_V * L
-    }
+/// Floats of N per strip. Measured against four vectors with depth
+/// blocks of 256: the same on 7x7 and 14x14 maps, and fewer row
+/// passes on wide ones.
+pub(crate) fn strip_floats() -> usize {
+    STRIP_V * L
 }
 
 /// Rows `rows` of `Y = act(W X + bias)` over every strip of N, depth
@@ -55,7 +52,7 @@ pub(crate) unsafe fn spmm<I: ColIndex>(
     n: usize,
     y: &mut [f32],
 ) {
-    let sw = strip_floats(w.kblocks);
+    let sw = strip_floats();
     let mut j0 = 0;
     while j0 < n {
         let width = (n - j0).min(sw);

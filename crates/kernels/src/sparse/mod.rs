@@ -7,9 +7,11 @@
 //! * [`spmm`], N wide (1x1 conv in NCHW, or a Gemm batch after a transpose):
 //!   each nonzero `w` of an output row broadcasts and multiply-adds a row of
 //!   X into the row's accumulators. N is cut into strips (128 floats on
-//!   AVX-512) so that the strip of X every row of W reads stays in L1/L2
-//!   while all rows sweep it; the accumulators stay in registers for the
-//!   whole row, and two accumulator sets keep two FMA chains in flight.
+//!   AVX-512) and K into depth blocks of [`KBLOCK`], so that the block of
+//!   X every row of W reads stays in L1/L2 while all rows sweep it; the
+//!   accumulators stay in registers for a row's whole depth block, and two
+//!   accumulator sets keep two FMA chains in flight. When N is not a
+//!   multiple of the vector width, X is first copied into aligned strips.
 //!   The work is the nonzeros times N, with no wasted lanes except the
 //!   masked tail of a strip.
 //! * [`spmv`], N = 1 (a batch-1 Gemm, the classifier): per output row, the
@@ -116,7 +118,7 @@ fn strips(isa: Isa, w: &Csr) -> Option<(usize, usize)> {
     #[cfg(target_arch = "x86_64")]
     {
         if isa.is_avx512() {
-            return Some((avx512::strip_floats(w.kblocks()), 16));
+            return Some((avx512::strip_floats(), 16));
         }
         if isa.is_avx2() {
             return Some((avx2::strip_floats(), 8));

@@ -90,7 +90,7 @@ fn spmm_matches_dense_reference() {
         (6, 40, 129),
         (9, 24, 300),
         (5, 3, 7),
-        // Depth blocks (KBLOCK = 128): 3 blocks, the last partial.
+        // Depth blocks (KBLOCK = 256): 2 blocks, the last partial.
         (11, 300, 49),
         (4, 257, 130),
     ];
