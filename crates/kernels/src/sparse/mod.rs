@@ -34,6 +34,10 @@
 //! cycle), so a block format cannot win on unstructured sparsity; it pays
 //! only for block-structured pruning, which the pruner does not produce.
 //!
+//! Instruction sets: AVX-512 and AVX2+FMA chosen at run time, NEON on
+//! aarch64 (the wide kernel; the GEMV runs the portable code there), and
+//! portable Rust elsewhere.
+//!
 //! Every output element is accumulated in a fixed order that does not
 //! depend on the thread count. The order differs from the dense GEMM's, so
 //! results agree with it to rounding, not bit for bit.
@@ -43,6 +47,8 @@ mod avx2;
 #[cfg(target_arch = "x86_64")]
 mod avx512;
 mod format;
+#[cfg(target_arch = "aarch64")]
+mod neon;
 mod portable;
 mod sell;
 #[cfg(test)]
@@ -124,8 +130,17 @@ fn strips(isa: Isa, w: &Csr) -> Option<(usize, usize)> {
             return Some((avx2::strip_floats(), 8));
         }
     }
-    let _ = (isa, w);
-    None
+    #[cfg(target_arch = "aarch64")]
+    {
+        // NEON is the aarch64 baseline.
+        let _ = (isa, w);
+        Some((neon::strip_floats(), 4))
+    }
+    #[cfg(not(target_arch = "aarch64"))]
+    {
+        let _ = (isa, w);
+        None
+    }
 }
 
 /// Floats of X repacked for the SIMD kernels when N is not a whole number
@@ -268,8 +283,21 @@ fn spmm_rows<I: ColIndex>(
             return;
         }
     }
-    let _ = (isa, xp, packed);
-    portable::spmm(w, rows, bias, act, x, n, y);
+    #[cfg(target_arch = "aarch64")]
+    {
+        // SAFETY: NEON is the aarch64 baseline; `w` comes from a `Csr`
+        // (columns < K, K >= 1); `xp` is X with N a multiple of 4 or its
+        // strips packed for 4 lanes by `spmm` (see `packed_len`), so whole
+        // vectors are readable; `bias` holds M values and `y` this chunk's
+        // `rows.len() * n` floats.
+        unsafe { neon::spmm(w, rows, bias, act, xp, packed, n, y) };
+        let _ = (isa, x);
+    }
+    #[cfg(not(target_arch = "aarch64"))]
+    {
+        let _ = (isa, xp, packed);
+        portable::spmm(w, rows, bias, act, x, n, y);
+    }
 }
 
 /// `y[b] = act(W x[b] + bias)` for each of `batch` rows: `x` is row-major

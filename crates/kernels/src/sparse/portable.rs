@@ -9,10 +9,13 @@ use crate::gemm::VecAct;
 
 /// Floats of N per strip: the X strip of a 1000-deep layer (256 KB) stays
 /// in L2.
+// aarch64 always runs the NEON kernel.
+#[cfg_attr(target_arch = "aarch64", allow(dead_code))]
 const STRIP: usize = 64;
 
 /// Rows `rows` of `Y = act(W X + bias)`; `y` starts at row `rows.start`.
 #[allow(clippy::too_many_arguments)]
+#[cfg_attr(target_arch = "aarch64", allow(dead_code))]
 pub(crate) fn spmm<I: ColIndex>(
     w: &RowsRef<'_, I>,
     rows: Range<usize>,

@@ -106,6 +106,8 @@ impl Sell {
     }
 
     /// Column blocks.
+    // Read by the AVX-512 kernel and the tests only.
+    #[cfg_attr(not(target_arch = "x86_64"), allow(dead_code))]
     pub(crate) fn cblocks(&self) -> usize {
         self.cols.div_ceil(CBLOCK)
     }
