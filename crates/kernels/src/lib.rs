@@ -18,5 +18,6 @@ pub mod qconv;
 pub mod qelem;
 pub mod qgemm;
 pub mod requant;
+pub mod sparse;
 
 pub use activation::Activation;

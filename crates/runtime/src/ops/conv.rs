@@ -229,6 +229,12 @@ fn build_conv(ctx: &BuildCtx<'_>) -> Result<Built, OpError> {
     let weights = const_f32(ctx, 1)?;
     let bias = if has_bias { const_f32(ctx, 2)? } else { None };
     let constant = weights.is_some() && (bias.is_some() || !has_bias);
+    if let (true, Some(w)) = (constant, weights) {
+        // A pruned 1x1 conv runs sparse when that beats the dense kernel.
+        if let Some(built) = super::sparse_linear::conv1x1(&geom, w, bias, act, &oshape) {
+            return Ok(built);
+        }
+    }
     let dw = is_depthwise(&geom);
     let imp = match (constant, dw) {
         (true, true) => ConvImpl::Dw(Depthwise::new(

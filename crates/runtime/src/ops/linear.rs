@@ -11,6 +11,7 @@ use whittle_kernels::gemm::{
 use whittle_kernels::Activation;
 
 use super::broadcast::broadcast_shapes;
+use super::sparse_linear;
 use crate::op::{BuildCtx, Built, Kernel, RunCtx};
 use crate::{Fact, OpError, Registry, RunError, View, ViewMut};
 
@@ -93,6 +94,29 @@ fn build_gemm(ctx: &BuildCtx<'_>) -> Result<Built, OpError> {
         }
     };
     let act = ctx.fused_activation()?;
+    if let (Some(t), false) = (ctx.input(1)?.value, trans_a) {
+        // A pruned constant B runs sparse when that beats the dense GEMM
+        // (C must fold into a per-column bias).
+        let bias = match &c_term {
+            CTerm::None => Some(None),
+            CTerm::PerCol(v) => Some(Some(v.as_slice())),
+            _ => None,
+        };
+        let layout = if trans_b {
+            sparse_linear::WeightLayout::NK
+        } else {
+            sparse_linear::WeightLayout::KN
+        };
+        if let Some(bias) = bias {
+            let shape = (m, n, k);
+            let out = [m, n];
+            if let Some(built) =
+                sparse_linear::linear("gemm", t.as_f32()?, layout, shape, alpha, bias, act, &out)
+            {
+                return Ok(built);
+            }
+        }
+    }
     let packed_b = match ctx.input(1)?.value {
         Some(t) => {
             let bm = MatRef::row_major(t.as_f32()?, b[0], b[1])
@@ -293,6 +317,16 @@ fn build_matmul(ctx: &BuildCtx<'_>) -> Result<Built, OpError> {
         out.push(n);
     }
     let act = ctx.fused_activation()?;
+    if let (Some(t), 2) = (ctx.input(1)?.value, b.len()) {
+        // A pruned constant 2-D B runs sparse when that beats the dense
+        // GEMM; A's batches are then rows of one product.
+        let (layout, shape) = (sparse_linear::WeightLayout::KN, (nb * m, n, k));
+        if let Some(built) =
+            sparse_linear::linear("matmul", t.as_f32()?, layout, shape, 1.0, None, act, &out)
+        {
+            return Ok(built);
+        }
+    }
     let b_batches: usize = bb.iter().product();
     let a_batches: usize = ba.iter().product();
     // One GEMM over all batches when B has a single matrix and A's batches

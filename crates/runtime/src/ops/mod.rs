@@ -59,6 +59,7 @@ mod shape_util;
 mod shape_view;
 mod slice;
 mod softmax;
+mod sparse_linear;
 mod strided;
 #[cfg(test)]
 mod test_conformance;
