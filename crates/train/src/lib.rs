@@ -14,6 +14,7 @@
 
 mod autodiff;
 mod error;
+mod memory;
 mod optim;
 mod shapes;
 mod spec;
@@ -22,5 +23,9 @@ mod trainer;
 pub use autodiff::{build_training_graph, BatchNormStats, TrainGraph};
 pub use error::TrainError;
 pub use optim::{Adam, Optimizer, Sgd};
+pub use optim::{Slot, UpdateRule};
+pub use autodiff::{fuse_updates, FuseOptions, FusedGraph, StateRole, StateTensor};
+pub use memory::plan_training_memory_with;
 pub use spec::{default_trainable, BatchNormMode, Loss, TrainSpec};
 pub use trainer::{StepStats, Trainer, TrainerOptions};
+pub use trainer::{plan_training_memory, TrainMemory, TrainState};

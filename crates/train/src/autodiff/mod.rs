@@ -12,6 +12,7 @@
 
 mod emit;
 mod rules;
+mod update;
 
 use std::collections::HashSet;
 
@@ -22,6 +23,7 @@ use whittle_runtime::{compile, CompileOptions, Plan, Registry};
 use crate::shapes::{infer, Known};
 use crate::{BatchNormMode, Loss, TrainError, TrainSpec};
 use emit::Emit;
+pub use update::{fuse_updates, FuseOptions, FusedGraph, StateRole, StateTensor};
 use rules::{backward, Ctx, SUPPORTED};
 
 /// Name of the loss output of every training graph.
