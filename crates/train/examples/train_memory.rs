@@ -37,7 +37,12 @@ fn main() -> Result<(), Box<dyn std::error::Error>> {
         _ => Box::new(Sgd::new(0.01, 0.9)),
     };
     let graph = whittle_onnx::load_model(std::path::Path::new(path))?;
-    let logits = graph.outputs.first().ok_or("the model has no outputs")?.name.clone();
+    let logits = graph
+        .outputs
+        .first()
+        .ok_or("the model has no outputs")?
+        .name
+        .clone();
     let mut trainable = default_trainable(&graph);
     if let Some(k) = args.get(3) {
         let k: usize = k.parse()?;
@@ -50,7 +55,8 @@ fn main() -> Result<(), Box<dyn std::error::Error>> {
         },
         trainable,
     );
-    let fused = plan_training_memory_with(&graph, &spec, opt.as_ref(), batch, &FuseOptions::default())?;
+    let fused =
+        plan_training_memory_with(&graph, &spec, opt.as_ref(), batch, &FuseOptions::default())?;
     let keep = FuseOptions {
         keep_grads: true,
         ..FuseOptions::default()

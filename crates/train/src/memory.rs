@@ -77,7 +77,11 @@ pub(crate) fn of_plan(forward: &Graph, fused: &FusedGraph, plan: &Plan) -> Train
     let fwd_nodes: HashSet<&str> = forward.nodes.iter().map(|n| n.name.as_str()).collect();
     let mut fwd_values: HashSet<&str> = forward.inputs.iter().map(|i| i.name.as_str()).collect();
     let g = &fused.train.graph;
-    for n in g.nodes.iter().filter(|n| fwd_nodes.contains(n.name.as_str())) {
+    for n in g
+        .nodes
+        .iter()
+        .filter(|n| fwd_nodes.contains(n.name.as_str()))
+    {
         fwd_values.extend(n.outputs.iter().map(String::as_str));
     }
     let kept: HashSet<&str> = g
@@ -105,7 +109,13 @@ pub fn plan_training_memory(
     optimizer: &dyn Optimizer,
     batch_size: usize,
 ) -> Result<TrainMemory, TrainError> {
-    plan_training_memory_with(forward, spec, optimizer, batch_size, &FuseOptions::default())
+    plan_training_memory_with(
+        forward,
+        spec,
+        optimizer,
+        batch_size,
+        &FuseOptions::default(),
+    )
 }
 
 /// [`plan_training_memory`] with fuse options (e.g. `keep_grads` to see the

@@ -110,7 +110,6 @@ impl Sgd {
             }
         }
     }
-
 }
 
 impl Optimizer for Sgd {
@@ -212,7 +211,6 @@ impl Adam {
             }
         }
     }
-
 }
 
 impl Optimizer for Adam {
@@ -234,11 +232,7 @@ impl Optimizer for Adam {
                 ("weight_decay".into(), Attr::Float(self.weight_decay)),
                 ("decoupled".into(), Attr::Int(i64::from(self.decoupled))),
             ],
-            slots: vec![
-                Slot::Tensor("adam_m"),
-                Slot::Tensor("adam_v"),
-                Slot::Step,
-            ],
+            slots: vec![Slot::Tensor("adam_m"), Slot::Tensor("adam_v"), Slot::Step],
         }
     }
 }

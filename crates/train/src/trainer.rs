@@ -212,7 +212,14 @@ impl Trainer {
         fuse: FuseOptions,
     ) -> Result<Trainer, TrainError> {
         let batch = opts.batch_size.max(1);
-        let main = Compiled::new(forward, spec, optimizer.as_ref(), &fuse, batch, opts.threads)?;
+        let main = Compiled::new(
+            forward,
+            spec,
+            optimizer.as_ref(),
+            &fuse,
+            batch,
+            opts.threads,
+        )?;
         let (_, data_input) = spec_for_batch(forward, spec, batch)?;
         Ok(Trainer {
             forward: forward.clone(),
@@ -316,8 +323,7 @@ impl Trainer {
         };
         let mut total = StepStats::default();
         let mut loss_sum = 0.0f64;
-        let mut batches = order.chunks(self.main.batch).peekable();
-        while let Some(chunk) = batches.next() {
+        for chunk in order.chunks(self.main.batch) {
             if chunk.len() < self.main.batch && self.drop_last {
                 break;
             }
@@ -382,7 +388,10 @@ impl Trainer {
     pub fn load_state(&mut self, state: &TrainState) -> Result<(), TrainError> {
         let own = &self.main.fused.state;
         for (name, t) in &state.tensors {
-            let Some(s) = own.iter().find(|s| s.name == *name && s.role != StateRole::Step) else {
+            let Some(s) = own
+                .iter()
+                .find(|s| s.name == *name && s.role != StateRole::Step)
+            else {
                 return Err(TrainError::Spec(format!(
                     "the state has a tensor '{name}' this trainer does not keep"
                 )));

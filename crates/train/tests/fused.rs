@@ -10,8 +10,8 @@ use common::{assert_close, data_dir, npy};
 use whittle_ir::{Graph, Tensor};
 use whittle_onnx::load_model;
 use whittle_train::{
-    build_training_graph, default_trainable, Adam, FuseOptions, Loss, Optimizer, Sgd,
-    TrainSpec, Trainer, TrainerOptions,
+    build_training_graph, default_trainable, Adam, FuseOptions, Loss, Optimizer, Sgd, TrainSpec,
+    Trainer, TrainerOptions,
 };
 
 const STEPS: usize = 5;
@@ -99,7 +99,11 @@ fn train_host(mut opt: Host) -> Graph {
         for (k, st) in tg.batchnorm.iter().enumerate() {
             let mean = plan.output(first + 2 * k).unwrap().f32();
             let inv = plan.output(first + 2 * k + 1).unwrap().f32();
-            let n = if k == 0 { 4.0 * 28.0 * 28.0 } else { 4.0 * 10.0 * 10.0f32 };
+            let n = if k == 0 {
+                4.0 * 28.0 * 28.0
+            } else {
+                4.0 * 10.0 * 10.0f32
+            };
             let m = st.momentum;
             let rm = g.initializers.get_mut(&st.running_mean).unwrap();
             for (r, &b) in rm.as_f32_mut().unwrap().iter_mut().zip(mean) {
@@ -231,10 +235,18 @@ fn load_state_resumes_bit_exactly() {
     // Mismatches are errors.
     let mut bad = saved.clone();
     bad.tensors[0].1 = Tensor::zeros(whittle_ir::DType::F32, vec![1]).unwrap();
-    assert!(c.load_state(&bad).unwrap_err().to_string().contains("expected"));
+    assert!(c
+        .load_state(&bad)
+        .unwrap_err()
+        .to_string()
+        .contains("expected"));
     let mut bad = saved.clone();
     bad.tensors.pop();
-    assert!(c.load_state(&bad).unwrap_err().to_string().contains("lacks"));
+    assert!(c
+        .load_state(&bad)
+        .unwrap_err()
+        .to_string()
+        .contains("lacks"));
     let mut sgd = Trainer::new(&g, &spec, Box::new(Sgd::new(0.1, 0.9)), &opts(4)).unwrap();
     let err = sgd.load_state(&saved).unwrap_err().to_string();
     assert!(err.contains("adam"), "{err}");
@@ -246,8 +258,7 @@ fn load_state_resumes_bit_exactly() {
 fn partial_batch_trains_on_a_second_plan() {
     let (g, spec) = lenet();
     let (x, y) = (npy("lenet_bn", "x"), npy("lenet_bn", "labels"));
-    let x3 = Tensor::from_f32(vec![3, 1, 28, 28], x.as_f32().unwrap()[..3 * 784].to_vec())
-        .unwrap();
+    let x3 = Tensor::from_f32(vec![3, 1, 28, 28], x.as_f32().unwrap()[..3 * 784].to_vec()).unwrap();
     let y3 = Tensor::vec_i64(y.as_i64().unwrap()[..3].to_vec());
     let mut a = Trainer::new(&g, &spec, Box::new(Sgd::new(0.05, 0.9)), &opts(4)).unwrap();
     a.step(&x, &y).unwrap();
@@ -284,7 +295,12 @@ fn kept_gradients_match_pytorch() {
         let k = plan.outputs().position(|o| o.name == *gname).unwrap();
         let v = plan.output(k).unwrap().f32().to_vec();
         let got = Tensor::from_f32(npy("lenet_bn", &format!("grad.{w}")).shape().to_vec(), v);
-        assert_close(w, &got.unwrap(), &npy("lenet_bn", &format!("grad.{w}")), 1e-4);
+        assert_close(
+            w,
+            &got.unwrap(),
+            &npy("lenet_bn", &format!("grad.{w}")),
+            1e-4,
+        );
     }
 }
 
@@ -325,4 +341,3 @@ fn fused_updates_shrink_gradient_memory() {
     assert_eq!(fused.optimizer_state, total_grads);
     assert!(fused.kept_activations > 0 && fused.workspace > 0);
 }
-

@@ -14,7 +14,7 @@ use whittle_train::{
 
 const BATCH: usize = 32;
 const ITERS: usize = 50;
-const ROUNDS: usize = 5;
+const ROUNDS: usize = 10;
 
 fn median(mut v: Vec<f64>) -> f64 {
     v.sort_by(|a, b| a.total_cmp(b));
@@ -46,13 +46,14 @@ fn lenet_training_step_profile() {
         threads: 1,
         batch_size: BATCH,
     };
-    let mut trainer =
-        Trainer::new(&forward, &spec, Box::new(Sgd::new(0.01, 0.9)), &opts).unwrap();
+    let mut trainer = Trainer::new(&forward, &spec, Box::new(Sgd::new(0.01, 0.9)), &opts).unwrap();
 
     // Host path: the graph outputs gradients and batch statistics; weights
     // are fed in and updated on the host each step.
     let mut hspec = spec.clone();
-    hspec.input_shapes.insert("x".into(), vec![BATCH, 1, 28, 28]);
+    hspec
+        .input_shapes
+        .insert("x".into(), vec![BATCH, 1, 28, 28]);
     hspec.keep_outputs.push("logits".into());
     let tg = build_training_graph(&forward, &hspec).unwrap();
     let mut plan = tg.compile(1).unwrap();
@@ -75,24 +76,61 @@ fn lenet_training_step_profile() {
         host_opt.step(&mut weights, &grads);
     };
 
+    // Rounds alternate which path runs first, so drift in the machine's
+    // load or clock affects both alike.
     let (mut fused, mut host) = (Vec::new(), Vec::new());
-    for _ in 0..ROUNDS {
-        let t0 = Instant::now();
-        for _ in 0..ITERS {
-            trainer.step(&x, &y).unwrap();
+    for r in 0..ROUNDS {
+        for which in [r % 2, 1 - r % 2] {
+            let t0 = Instant::now();
+            for _ in 0..ITERS {
+                if which == 0 {
+                    trainer.step(&x, &y).unwrap();
+                } else {
+                    host_step(&mut plan);
+                }
+            }
+            let ms = t0.elapsed().as_secs_f64() / ITERS as f64 * 1e3;
+            if which == 0 {
+                fused.push(ms);
+            } else {
+                host.push(ms);
+            }
         }
-        fused.push(t0.elapsed().as_secs_f64() / ITERS as f64 * 1e3);
-        let t0 = Instant::now();
-        for _ in 0..ITERS {
-            host_step(&mut plan);
-        }
-        host.push(t0.elapsed().as_secs_f64() / ITERS as f64 * 1e3);
     }
     let (f, h) = (median(fused), median(host));
     eprintln!(
         "LeNet+BN batch {BATCH}, SGD momentum, 1 thread: fused {f:.3} ms/step, host path {h:.3} ms/step (host/fused {:.2}x; medians of {ROUNDS} x {ITERS} steps)",
         h / f
     );
+
+    eprintln!(
+        "schedules: fused {} (arena {} B), host {} (arena {} B)",
+        trainer.plan().report().totals.schedule,
+        trainer.plan().memory().arena,
+        plan.report().totals.schedule,
+        plan.memory().arena
+    );
+    let mut times = vec![Duration::ZERO; plan.num_steps()];
+    let mut total = vec![Duration::ZERO; plan.num_steps()];
+    for _ in 0..ITERS {
+        plan.set_input_tensor(xs, &x).unwrap();
+        plan.set_input_tensor(ys, &y).unwrap();
+        for (k, w) in wslots.iter().zip(&tg.initial) {
+            plan.set_input_tensor(*k, &w.1).unwrap();
+        }
+        plan.execute_profiled(&mut times).unwrap();
+        for (a, b) in total.iter_mut().zip(&times) {
+            *a += *b;
+        }
+    }
+    eprintln!("host path per node:");
+    let mut rows: Vec<_> = plan.report().nodes.iter().zip(&total).collect();
+    rows.sort_by(|a, b| b.1.cmp(a.1));
+    for (n, t) in rows.iter().take(12) {
+        let ms = t.as_secs_f64() * 1e3 / ITERS as f64;
+        eprintln!("{ms:>8.3} ms  {:<22} {:<40} {}", n.op, n.kernel, n.name);
+    }
+    eprintln!("fused per node:");
 
     // Per-node profile of the fused step.
     let mut fplan = trainer.fused_graph().compile(1).unwrap();
@@ -104,6 +142,22 @@ fn lenet_training_step_profile() {
             _ => Tensor::from_f32(vec![], vec![0.01]).unwrap(),
         })
         .collect();
+    for round in 0..3 {
+        let t0 = Instant::now();
+        for _ in 0..ITERS {
+            for (i, t) in ins.iter().enumerate() {
+                fplan.set_input_tensor(i, t).unwrap();
+            }
+            fplan.execute().unwrap();
+        }
+        let a = t0.elapsed().as_secs_f64() / ITERS as f64 * 1e3;
+        let t0 = Instant::now();
+        for _ in 0..ITERS {
+            host_step(&mut plan);
+        }
+        let b = t0.elapsed().as_secs_f64() / ITERS as f64 * 1e3;
+        eprintln!("round {round}: fresh fused plan {a:.3} ms, host {b:.3} ms");
+    }
     let mut times = vec![Duration::ZERO; fplan.num_steps()];
     let mut total = vec![Duration::ZERO; fplan.num_steps()];
     for _ in 0..ITERS {

@@ -23,8 +23,8 @@ use whittle_runtime::{compile, CompileOptions, Plan, Registry};
 use crate::shapes::{infer, Known};
 use crate::{BatchNormMode, Loss, TrainError, TrainSpec};
 use emit::Emit;
-pub use update::{fuse_updates, FuseOptions, FusedGraph, StateRole, StateTensor};
 use rules::{backward, Ctx, SUPPORTED};
+pub use update::{fuse_updates, FuseOptions, FusedGraph, StateRole, StateTensor};
 
 /// Name of the loss output of every training graph.
 const LOSS: &str = "loss";

@@ -10,9 +10,7 @@ use std::collections::{HashMap, HashSet};
 
 use whittle_ir::{Attr, DType, Node, Tensor, ValueInfo};
 use whittle_runtime::ops::grad::DOMAIN;
-use whittle_runtime::{
-    compile_with_state, CompileOptions, Plan, Registry, StatePair,
-};
+use whittle_runtime::{compile_with_state, CompileOptions, Plan, Registry, StatePair};
 
 use super::TrainGraph;
 use crate::optim::{Optimizer, Slot};
@@ -195,8 +193,11 @@ pub fn fuse_updates(
                     "optimizer state '{name}' clashes with a value of the graph"
                 )));
             }
-            g.inputs
-                .push(ValueInfo::known(name.clone(), initial.dtype(), initial.shape()));
+            g.inputs.push(ValueInfo::known(
+                name.clone(),
+                initial.dtype(),
+                initial.shape(),
+            ));
             inputs.push(name.clone());
             outputs.push(out.clone());
             state.push(StateTensor {
@@ -249,7 +250,12 @@ pub fn fuse_updates(
         let mut n = Node::new(
             format!("{}/running_stats", s.node),
             "BatchNormStatsUpdate",
-            &[&s.running_mean, &s.running_var, &s.batch_mean, &s.batch_invstd],
+            &[
+                &s.running_mean,
+                &s.running_var,
+                &s.batch_mean,
+                &s.batch_invstd,
+            ],
             &[&outs[0], &outs[1]],
         );
         n.domain = DOMAIN.to_string();

@@ -32,5 +32,5 @@ for name, cls, kw in CASES:
                 g["lr"] = kw["lr"] * LR3
         w.grad = grad(t)
         opt.step()
-    vals = ", ".join(repr(float(v)) for v in w.detach().flatten())
+    vals = ", ".join(str(v) for v in w.detach().flatten().numpy())
     print(f"const {name.upper()}: [f32; {N}] = [{vals}];")
