@@ -15,11 +15,13 @@ pub mod report;
 mod view;
 
 pub use compile::{compile, compile_with, CompileError, CompileOptions};
+pub use compile::{compile_with_state, StatePair};
 pub use eager::{eval_node, EvalError};
 pub use error::{OpError, RunError};
 pub use fact::Fact;
 pub use op::{BuildCtx, Built, InputFact, Kernel, RunCtx};
 pub use parallel::Parallel;
 pub use plan::{ExecError, IoInfo, MemoryStats, Plan};
+pub use plan::{LiveKind, LiveValue};
 pub use registry::Registry;
 pub use view::{View, ViewMut};

@@ -76,6 +76,40 @@ pub struct MemoryStats {
     pub packed_weights: usize,
 }
 
+/// What an arena buffer of [`Plan::liveness`] holds.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum LiveKind {
+    /// A graph input, set before each run.
+    Input,
+    /// Persistent state (see [`Plan::state`]), live for every run.
+    State,
+    /// A value computed by a step.
+    Value,
+    /// A kernel's workspace, live during its step only.
+    Scratch,
+}
+
+/// One run-time value (or workspace) of the planned arena. Times count
+/// steps in execution order: step `p` (0-based) runs at time `p + 1`,
+/// graph inputs and state exist from time 0, and `end` is the last time
+/// the bytes are needed (inclusive). Values merged in place share bytes at
+/// the one time where the first ends and the second starts.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct LiveValue {
+    /// Value name (workspaces: the step name and " (workspace)").
+    pub name: String,
+    /// Bytes of the value.
+    pub bytes: usize,
+    /// Offset in the arena.
+    pub offset: usize,
+    /// First time the bytes are in use.
+    pub start: usize,
+    /// Last time the bytes are in use.
+    pub end: usize,
+    /// What the bytes hold.
+    pub kind: LiveKind,
+}
+
 /// Why a run failed.
 #[derive(Debug, thiserror::Error)]
 pub enum ExecError {
@@ -94,6 +128,9 @@ pub enum ExecError {
     /// A kernel failed on this data.
     #[error("node '{node}': {err}")]
     Kernel { node: String, err: RunError },
+    /// No state tensor of that name.
+    #[error("the plan has no state tensor '{0}'")]
+    NoState(String),
     /// The plan violates its own invariants (a bug in whittle).
     #[error("internal error: {0}")]
     Internal(&'static str),
@@ -106,6 +143,9 @@ pub struct Plan {
     pub(crate) consts: Vec<Tensor>,
     pub(crate) inputs: Vec<(IoInfo, Region)>,
     pub(crate) outputs: Vec<(IoInfo, OutputSource)>,
+    /// Persistent state: regions kept across runs, updated in place.
+    pub(crate) states: Vec<(IoInfo, Region)>,
+    pub(crate) liveness: Vec<LiveValue>,
     pub(crate) par: Parallel,
     pub(crate) memory: MemoryStats,
     pub(crate) report: crate::report::PlanReport,
@@ -134,6 +174,50 @@ impl Plan {
     /// Memory figures.
     pub fn memory(&self) -> MemoryStats {
         self.memory
+    }
+
+    /// Every arena value and workspace with its lifetime, for memory
+    /// reports that split the arena by role.
+    pub fn liveness(&self) -> &[LiveValue] {
+        &self.liveness
+    }
+
+    /// Persistent state tensors (see
+    /// [`compile_with_state`](crate::compile::compile_with_state)), by
+    /// their input names.
+    pub fn states(&self) -> impl ExactSizeIterator<Item = &IoInfo> {
+        self.states.iter().map(|(i, _)| i)
+    }
+
+    /// The current value of state tensor `name`: its initial value before
+    /// the first run, the updated one after each run.
+    pub fn state(&self, name: &str) -> Option<View<'_>> {
+        let (info, r) = self.states.iter().find(|(i, _)| i.name == name)?;
+        let bytes: &[u8] = bytemuck::cast_slice(&self.arena);
+        Some(View::new(
+            info.fact.dtype,
+            &bytes[r.offset..r.offset + r.len],
+        ))
+    }
+
+    /// Sets state tensor `name` (e.g. the initial weights, or a checkpoint).
+    /// It keeps this value until a run updates it.
+    pub fn set_state(&mut self, name: &str, t: &Tensor) -> Result<(), ExecError> {
+        let Some((info, r)) = self.states.iter().find(|(i, _)| i.name == name) else {
+            return Err(ExecError::NoState(name.to_string()));
+        };
+        if info.fact.dtype != t.dtype() || info.fact.shape != t.shape() {
+            return Err(ExecError::InputMismatch {
+                name: info.name.clone(),
+                expected_dtype: info.fact.dtype,
+                expected: info.fact.shape.clone(),
+                got_dtype: t.dtype(),
+                got: t.shape().to_vec(),
+            });
+        }
+        let r = *r;
+        self.arena_bytes()[r.offset..r.offset + r.len].copy_from_slice(t.as_bytes());
+        Ok(())
     }
 
     /// Per-node report (op, kernel, shapes, params, MACs) and totals.

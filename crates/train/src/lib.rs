@@ -8,12 +8,15 @@
 //! training graph compiles, plans its memory and runs like any inference
 //! graph. Gradient work that no trainable tensor needs is never emitted.
 //!
-//! [`Sgd`] and [`Adam`] update weights on the host; [`Trainer`] compiles
-//! the training graph once and steps it over batches of a
+//! [`fuse_updates`] adds the [`Sgd`] or [`Adam`] update node right after
+//! each weight gradient, and the weights, optimizer slots and running
+//! statistics become persistent state of the compiled plan; [`Trainer`]
+//! compiles that graph once and steps it over batches of a
 //! [`whittle_data::Dataset`].
 
 mod autodiff;
 mod error;
+mod memory;
 mod optim;
 mod qas;
 pub mod regularize;
@@ -23,7 +26,9 @@ mod spec;
 mod trainer;
 
 pub use autodiff::{build_training_graph, BatchNormStats, TrainGraph};
+pub use autodiff::{fuse_updates, FuseOptions, FusedGraph, StateRole, StateTensor};
 pub use error::TrainError;
+pub use memory::plan_training_memory_with;
 pub use optim::{Adam, Optimizer, Sgd};
 pub use qas::{
     layer_tensors, quantized_tensors, rematerialize_dequantize, QasSgd, QuantTensor, Rounding,
@@ -33,5 +38,7 @@ pub use scheme::{
     LayerRule, LayerTraining, RegularizerConfig, ResolvedScheme, SchemeMode, UpdateScheme,
 };
 pub use shapes::{infer as infer_facts, Known};
+pub use optim::{Slot, UpdateRule};
 pub use spec::{default_trainable, BatchNormMode, Loss, TrainSpec};
+pub use trainer::{plan_training_memory, TrainMemory, TrainState};
 pub use trainer::{StepStats, Trainer, TrainerOptions};

@@ -1,17 +1,44 @@
-//! Optimizers: plain host code over the weight tensors, with PyTorch's
-//! update rules so results can be compared step for step.
+//! Optimizers as descriptions of the update node the training graph runs
+//! after each weight gradient (see `whittle.grad` `SgdUpdate` and
+//! `AdamUpdate`), with PyTorch's update rules. `Sgd::step` and `Adam::step`
+//! are the same rules on the host, kept as a reference for tests and for
+//! comparing against the fused path.
 
-use whittle_ir::Tensor;
+use whittle_ir::{Attr, Tensor};
 
-/// Updates weights from their gradients, keeping per-tensor state.
+/// A per-weight state tensor an update node keeps.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Slot {
+    /// An f32 tensor shaped like the weight, named `<weight>.<suffix>`
+    /// (e.g. `momentum`, `adam_m`, `adam_v`), starting at zero.
+    Tensor(&'static str),
+    /// The int64 `[1]` count of steps taken, named `<weight>.step`.
+    Step,
+}
+
+/// The update node of an optimizer: op type in the `whittle.grad` domain,
+/// attributes, and the state slots it reads and writes (inputs 4.. and
+/// outputs 1.., in this order).
+#[derive(Clone, Debug, PartialEq)]
+pub struct UpdateRule {
+    /// Op type (`SgdUpdate`, `AdamUpdate`).
+    pub op: &'static str,
+    /// Node attributes.
+    pub attrs: Vec<(String, Attr)>,
+    /// Per-weight state.
+    pub slots: Vec<Slot>,
+}
+
+/// An optimizer, described by the node that applies it inside the
+/// training graph.
 pub trait Optimizer: Send {
-    /// One step: `weights[i] -= update(grads[i])`. Both lists are in the
-    /// same order on every call; state is created on the first.
-    fn step(&mut self, weights: &mut [Tensor], grads: &[&[f32]]);
     /// The learning rate.
     fn lr(&self) -> f32;
-    /// Sets the learning rate (for schedules).
+    /// Sets the learning rate (for schedules): the compiled graph reads it
+    /// as an input, so nothing is recompiled.
     fn set_lr(&mut self, lr: f32);
+    /// The update node to emit after each weight's gradient.
+    fn update_rule(&self) -> UpdateRule;
 }
 
 fn f32s(t: &mut Tensor) -> &mut [f32] {
@@ -19,7 +46,8 @@ fn f32s(t: &mut Tensor) -> &mut [f32] {
 }
 
 /// Stochastic gradient descent with momentum and L2 weight decay, as
-/// `torch.optim.SGD`: `v = momentum * v + (g + wd * w)`, `w -= lr * v`.
+/// `torch.optim.SGD`: `v = momentum * v + (1 - dampening) * (g + wd * w)`,
+/// `w -= lr * v` (or `lr * (g + momentum * v)` with Nesterov).
 #[derive(Clone, Debug)]
 pub struct Sgd {
     /// Learning rate.
@@ -28,6 +56,10 @@ pub struct Sgd {
     pub momentum: f32,
     /// L2 penalty added to the gradient.
     pub weight_decay: f32,
+    /// Dampening of the gradient in the momentum buffer.
+    pub dampening: f32,
+    /// Nesterov momentum.
+    pub nesterov: bool,
     velocity: Vec<Vec<f32>>,
 }
 
@@ -38,13 +70,33 @@ impl Sgd {
             lr,
             momentum,
             weight_decay: 0.0,
+            dampening: 0.0,
+            nesterov: false,
             velocity: Vec::new(),
         }
     }
-}
 
-impl Optimizer for Sgd {
-    fn step(&mut self, weights: &mut [Tensor], grads: &[&[f32]]) {
+    /// With L2 weight decay.
+    pub fn weight_decay(mut self, wd: f32) -> Sgd {
+        self.weight_decay = wd;
+        self
+    }
+
+    /// With dampening.
+    pub fn dampening(mut self, d: f32) -> Sgd {
+        self.dampening = d;
+        self
+    }
+
+    /// With Nesterov momentum.
+    pub fn nesterov(mut self, on: bool) -> Sgd {
+        self.nesterov = on;
+        self
+    }
+
+    /// The host-side reference step (no dampening or Nesterov): `weights[i]
+    /// -= update(grads[i])`, both lists in the same order on every call.
+    pub fn step(&mut self, weights: &mut [Tensor], grads: &[&[f32]]) {
         let first = self.velocity.is_empty();
         if first {
             self.velocity = weights.iter().map(|w| vec![0.0; w.numel()]).collect();
@@ -58,7 +110,9 @@ impl Optimizer for Sgd {
             }
         }
     }
+}
 
+impl Optimizer for Sgd {
     fn lr(&self) -> f32 {
         self.lr
     }
@@ -66,10 +120,30 @@ impl Optimizer for Sgd {
     fn set_lr(&mut self, lr: f32) {
         self.lr = lr;
     }
+
+    fn update_rule(&self) -> UpdateRule {
+        let mut slots = Vec::new();
+        if self.momentum != 0.0 {
+            slots.push(Slot::Tensor("momentum"));
+            if self.dampening != 0.0 {
+                slots.push(Slot::Step);
+            }
+        }
+        UpdateRule {
+            op: "SgdUpdate",
+            attrs: vec![
+                ("momentum".into(), Attr::Float(self.momentum)),
+                ("dampening".into(), Attr::Float(self.dampening)),
+                ("weight_decay".into(), Attr::Float(self.weight_decay)),
+                ("nesterov".into(), Attr::Int(i64::from(self.nesterov))),
+            ],
+            slots,
+        }
+    }
 }
 
 /// Adam, as `torch.optim.Adam` (bias-corrected moments, L2 weight decay
-/// added to the gradient).
+/// added to the gradient), or `torch.optim.AdamW` with decoupled decay.
 #[derive(Clone, Debug)]
 pub struct Adam {
     /// Learning rate.
@@ -80,8 +154,11 @@ pub struct Adam {
     pub beta2: f32,
     /// Added to the denominator.
     pub eps: f32,
-    /// L2 penalty added to the gradient.
+    /// L2 penalty added to the gradient (or, when `decoupled`, the AdamW
+    /// decay `w *= 1 - lr * weight_decay`).
     pub weight_decay: f32,
+    /// AdamW's decoupled weight decay.
+    pub decoupled: bool,
     t: i32,
     m: Vec<Vec<f32>>,
     v: Vec<Vec<f32>>,
@@ -96,15 +173,25 @@ impl Adam {
             beta2: 0.999,
             eps: 1e-8,
             weight_decay: 0.0,
+            decoupled: false,
             t: 0,
             m: Vec::new(),
             v: Vec::new(),
         }
     }
-}
 
-impl Optimizer for Adam {
-    fn step(&mut self, weights: &mut [Tensor], grads: &[&[f32]]) {
+    /// AdamW (`torch.optim.AdamW`) with the given decoupled weight decay.
+    pub fn adamw(lr: f32, weight_decay: f32) -> Adam {
+        Adam {
+            weight_decay,
+            decoupled: true,
+            ..Adam::new(lr)
+        }
+    }
+
+    /// The host-side reference step (L2 decay only), as the original
+    /// host optimizer path.
+    pub fn step(&mut self, weights: &mut [Tensor], grads: &[&[f32]]) {
         if self.m.is_empty() {
             self.m = weights.iter().map(|w| vec![0.0; w.numel()]).collect();
             self.v = self.m.clone();
@@ -124,13 +211,29 @@ impl Optimizer for Adam {
             }
         }
     }
+}
 
+impl Optimizer for Adam {
     fn lr(&self) -> f32 {
         self.lr
     }
 
     fn set_lr(&mut self, lr: f32) {
         self.lr = lr;
+    }
+
+    fn update_rule(&self) -> UpdateRule {
+        UpdateRule {
+            op: "AdamUpdate",
+            attrs: vec![
+                ("beta1".into(), Attr::Float(self.beta1)),
+                ("beta2".into(), Attr::Float(self.beta2)),
+                ("eps".into(), Attr::Float(self.eps)),
+                ("weight_decay".into(), Attr::Float(self.weight_decay)),
+                ("decoupled".into(), Attr::Int(i64::from(self.decoupled))),
+            ],
+            slots: vec![Slot::Tensor("adam_m"), Slot::Tensor("adam_v"), Slot::Step],
+        }
     }
 }
 

@@ -4,6 +4,7 @@
 mod analyze;
 pub mod memory;
 mod schedule;
+mod state;
 
 use std::collections::HashMap;
 
@@ -11,13 +12,15 @@ use smallvec::SmallVec;
 use whittle_ir::{passes, Graph, IrError, Tensor};
 
 use crate::plan::{
-    ArenaBlock, InputSlot, IoInfo, MemoryStats, OutputSource, PlanStep, Region, EMPTY_REGION,
+    ArenaBlock, InputSlot, IoInfo, LiveKind, LiveValue, MemoryStats, OutputSource, PlanStep,
+    Region, EMPTY_REGION,
 };
 use crate::report::{NodeReport, PassSummary, PlanReport, Totals};
 use crate::{Fact, OpError, Parallel, Plan, Registry};
 use analyze::{Analysis, Value};
 use memory::Buffer;
 use schedule::SchedStep;
+pub use state::StatePair;
 
 /// Largest element count of any tensor compile will plan (2^31).
 pub const MAX_TENSOR_ELEMENTS: usize = 1 << 31;
@@ -111,8 +114,25 @@ pub fn compile_with(
     opts: &CompileOptions,
     registry: &Registry,
 ) -> Result<Plan, CompileError> {
+    compile_with_state(graph, opts, registry, &[])
+}
+
+/// [`compile_with`] for a graph with persistent state (a training graph):
+/// each [`StatePair`]'s input and output share one arena region that lives
+/// across runs. The step writing a state output runs after every other
+/// reader of the state input and updates it in place; state inputs are not
+/// among [`Plan::inputs`] but are read and written with [`Plan::state`] and
+/// [`Plan::set_state`]. State outputs the graph does not list as outputs
+/// are added after its own outputs.
+pub fn compile_with_state(
+    graph: &Graph,
+    opts: &CompileOptions,
+    registry: &Registry,
+    state: &[StatePair],
+) -> Result<Plan, CompileError> {
     let mut graph = graph.clone();
     freeze_inputs(&mut graph, &opts.constant_inputs)?;
+    state::prepare(&mut graph, state)?;
     graph.topo_sort()?;
     let unsupported = analyze::unsupported_ops(&graph, registry);
     if !unsupported.is_empty() {
@@ -137,7 +157,7 @@ pub fn compile_with(
         threads: opts.threads,
         msg,
     })?;
-    let mut plan = lower(&graph, analysis, par)?;
+    let mut plan = lower(&graph, analysis, par, state)?;
     plan.report.passes = pass_reports
         .iter()
         .map(|r| PassSummary {
@@ -203,6 +223,9 @@ struct Layout {
     buffers: Vec<Buffer>,
     offsets: Vec<usize>,
     arena: usize,
+    /// Time each value is written (0 for graph inputs) and last read.
+    birth: Vec<usize>,
+    last: Vec<usize>,
 }
 
 /// Computes buffers (with in-place merging) and offsets for `order`.
@@ -213,6 +236,7 @@ fn layout(
     values: &ValueTable,
     step_inputs: &[Vec<Option<usize>>],
     pinned: &[bool],
+    state_of: &[Option<usize>],
 ) -> Layout {
     let n_values = values.facts.len();
     let end_time = order.len() + 1;
@@ -253,7 +277,10 @@ fn layout(
         let step = &analysis.steps[s];
         let outs = &sched[s].writes;
         let mut merged_out0 = false;
-        if let (Some(k), Some(&out0)) = (step.kernel.inplace_input(), outs.first()) {
+        let out0_state = outs.first().is_some_and(|&o| state_of[o].is_some());
+        if let (Some(k), Some(&out0), false) =
+            (step.kernel.inplace_input(), outs.first(), out0_state)
+        {
             if let Some(Some(v)) = step_inputs[s].get(k) {
                 let v = *v;
                 let used_twice = step_inputs[s].iter().filter(|x| **x == Some(v)).count() > 1;
@@ -274,6 +301,11 @@ fn layout(
         }
         for (i, &w) in outs.iter().enumerate() {
             if i == 0 && merged_out0 {
+                continue;
+            }
+            if let Some(vin) = state_of[w] {
+                // Written over its state input, in place.
+                buffer_of[w] = buffer_of[vin];
                 continue;
             }
             buffer_of[w] = buffers.len();
@@ -302,11 +334,18 @@ fn layout(
         buffers,
         offsets,
         arena,
+        birth,
+        last,
     }
 }
 
 /// Turns an analysed graph into a plan.
-fn lower(graph: &Graph, analysis: Analysis, par: Parallel) -> Result<Plan, CompileError> {
+fn lower(
+    graph: &Graph,
+    analysis: Analysis,
+    par: Parallel,
+    state: &[StatePair],
+) -> Result<Plan, CompileError> {
     // Number the run-time values: graph inputs, then step outputs.
     let mut values = ValueTable {
         index: HashMap::new(),
@@ -353,7 +392,17 @@ fn lower(graph: &Graph, analysis: Analysis, par: Parallel) -> Result<Plan, Compi
             pinned[v] = true;
         }
     }
-    let sizes: Vec<usize> = values.facts.iter().map(Fact::byte_size).collect();
+    let mut sizes: Vec<usize> = values.facts.iter().map(Fact::byte_size).collect();
+    let state_pairs = state_values(state, &values, analysis.inputs.len())?;
+    let mut state_of = vec![None; values.facts.len()];
+    for &(vin, vout) in &state_pairs {
+        pinned[vin] = true;
+        pinned[vout] = true;
+        state_of[vout] = Some(vin);
+        // Updating in place allocates nothing.
+        sizes[vout] = 0;
+    }
+    let after = state::order_edges(&sched, &state_pairs);
     let output_values: Vec<usize> = graph
         .outputs
         .iter()
@@ -364,17 +413,25 @@ fn lower(graph: &Graph, analysis: Analysis, par: Parallel) -> Result<Plan, Compi
         ("depth-first", schedule::depth_first(&sched, &output_values)),
         (
             "min-memory-greedy",
-            schedule::greedy_min_memory(&sched, &sizes, &pinned),
+            schedule::greedy_min_memory(&sched, &sizes, &pinned, &after),
         ),
     ];
-    let (schedule_name, best) = candidates
+    let mut laid = Vec::new();
+    for (name, order) in candidates {
+        let order = state::constrain(&order, &sched, &after)?;
+        let l = layout(
+            order,
+            &sched,
+            &analysis,
+            &values,
+            &step_inputs,
+            &pinned,
+            &state_of,
+        );
+        laid.push((name, l));
+    }
+    let (schedule_name, best) = laid
         .into_iter()
-        .map(|(name, order)| {
-            (
-                name,
-                layout(order, &sched, &analysis, &values, &step_inputs, &pinned),
-            )
-        })
         .min_by_key(|(_, l)| l.arena)
         .ok_or_else(|| CompileError::Internal("no schedule".into()))?;
     if best.arena > MAX_ARENA_BYTES {
@@ -437,7 +494,19 @@ fn lower(graph: &Graph, analysis: Analysis, par: Parallel) -> Result<Plan, Compi
                 inputs.push((InputSlot::Empty, whittle_ir::DType::F32));
             } else if let Some(v) = step_inputs[s][k] {
                 let dt = values.facts[v].dtype;
-                if aliased_k == Some(k) {
+                let updated_here = state_pairs
+                    .iter()
+                    .any(|&(vin, vout)| vin == v && sched[s].writes.contains(&vout));
+                if updated_here && step_inputs[s].iter().filter(|x| **x == Some(v)).count() > 1 {
+                    return Err(CompileError::Input {
+                        name: name.clone(),
+                        msg: format!(
+                            "node '{}' reads this state input twice while updating it",
+                            step.node.name
+                        ),
+                    });
+                }
+                if aliased_k == Some(k) || updated_here {
                     inputs.push((InputSlot::Aliased, dt));
                 } else if values.facts[v].byte_size() == 0 {
                     inputs.push((InputSlot::Empty, dt));
@@ -546,9 +615,24 @@ fn lower(graph: &Graph, analysis: Analysis, par: Parallel) -> Result<Plan, Compi
             scratch,
         });
     }
+    let is_state = |v: usize| state_pairs.iter().any(|&(vin, vout)| vin == v || vout == v);
+    let states = analysis
+        .inputs
+        .iter()
+        .filter(|(name, _)| is_state(values.index[name]))
+        .map(|(name, fact)| {
+            let info = IoInfo {
+                name: name.clone(),
+                fact: fact.clone(),
+            };
+            (info, region_of(values.index[name]))
+        })
+        .collect();
+    let liveness = liveness(&best, &values, &analysis.inputs, &steps, &is_state);
     let inputs = analysis
         .inputs
         .iter()
+        .filter(|(name, _)| !is_state(values.index[name]))
         .map(|(name, fact)| {
             let v = values.index[name];
             (
@@ -599,6 +683,8 @@ fn lower(graph: &Graph, analysis: Analysis, par: Parallel) -> Result<Plan, Compi
         consts,
         inputs,
         outputs,
+        states,
+        liveness,
         par,
         memory,
         report: PlanReport {
@@ -624,4 +710,102 @@ fn inplace_savings(layout: &Layout, values: &ValueTable) -> usize {
         seen[b] = true;
     }
     saved
+}
+
+/// Value ids of the state pairs, checking each output is computed at run
+/// time with exactly its input's type and shape.
+fn state_values(
+    state: &[StatePair],
+    values: &ValueTable,
+    n_inputs: usize,
+) -> Result<Vec<(usize, usize)>, CompileError> {
+    state
+        .iter()
+        .map(|p| {
+            let vin = *values
+                .index
+                .get(&p.input)
+                .ok_or_else(|| CompileError::Input {
+                    name: p.input.clone(),
+                    msg: "state input is not a run-time graph input".into(),
+                })?;
+            let vout = *values
+                .index
+                .get(&p.output)
+                .filter(|&&v| v >= n_inputs)
+                .ok_or_else(|| CompileError::Input {
+                    name: p.output.clone(),
+                    msg: "state output is not computed by a node at run time".into(),
+                })?;
+            if values.facts[vin] != values.facts[vout] {
+                return Err(CompileError::Input {
+                    name: p.output.clone(),
+                    msg: format!(
+                        "state output is {:?} but its input '{}' is {:?}",
+                        values.facts[vout], p.input, values.facts[vin]
+                    ),
+                });
+            }
+            Ok((vin, vout))
+        })
+        .collect()
+}
+
+/// Lifetime and place of every run-time value and workspace of the chosen
+/// layout, for memory reports.
+fn liveness(
+    best: &Layout,
+    values: &ValueTable,
+    inputs: &[(String, Fact)],
+    steps: &[PlanStep],
+    is_state: &dyn Fn(usize) -> bool,
+) -> Vec<LiveValue> {
+    let mut names = vec![String::new(); values.facts.len()];
+    for (name, &v) in &values.index {
+        names[v] = name.clone();
+    }
+    let mut out = Vec::new();
+    let n_inputs = inputs.len();
+    let end_time = best.order.len() + 1;
+    for (v, name) in names.into_iter().enumerate() {
+        let b = best.buffer_of[v];
+        if b == usize::MAX {
+            continue;
+        }
+        let kind = if is_state(v) && v >= n_inputs {
+            // The updated value lives in its input's region: listed once.
+            continue;
+        } else if is_state(v) {
+            LiveKind::State
+        } else if v < n_inputs {
+            LiveKind::Input
+        } else {
+            LiveKind::Value
+        };
+        out.push(LiveValue {
+            name,
+            bytes: values.facts[v].byte_size(),
+            offset: best.offsets[b],
+            start: best.birth[v],
+            end: if kind == LiveKind::State {
+                end_time
+            } else {
+                best.last[v].max(best.birth[v])
+            },
+            kind,
+        });
+    }
+    for (p, &s) in best.order.iter().enumerate() {
+        if let Some(b) = best.scratch_of[s] {
+            out.push(LiveValue {
+                name: format!("{} (workspace)", steps.get(p).map_or("", |x| &x.name)),
+                bytes: best.buffers[b].size,
+                offset: best.offsets[b],
+                start: p + 1,
+                end: p + 1,
+                kind: LiveKind::Scratch,
+            });
+        }
+    }
+    out
 }

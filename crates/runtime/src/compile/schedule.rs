@@ -70,10 +70,13 @@ pub(crate) fn depth_first(steps: &[SchedStep], outputs: &[usize]) -> Vec<usize> 
 /// became ready last, which keeps working on the current branch.
 /// `sizes[v]` is the byte size of value `v`; values no step writes are
 /// available from the start. `pinned[v]` values (graph outputs) never free.
+/// `after[i]` lists steps that must run before step `i` besides its data
+/// dependencies (in-place state updates); it may be empty.
 pub(crate) fn greedy_min_memory(
     steps: &[SchedStep],
     sizes: &[usize],
     pinned: &[bool],
+    after: &[Vec<usize>],
 ) -> Vec<usize> {
     let n = steps.len();
     let mut producer: HashMap<usize, usize> = HashMap::new();
@@ -97,6 +100,10 @@ pub(crate) fn greedy_min_memory(
                 deps[i] += 1;
                 users[p].push(i);
             }
+        }
+        for &p in after.get(i).map_or(&[][..], Vec::as_slice) {
+            deps[i] += 1;
+            users[p].push(i);
         }
     }
     let mut ready: Vec<usize> = (0..n).filter(|&i| deps[i] == 0).collect();
@@ -184,7 +191,7 @@ mod tests {
             },
         ];
         let sizes = [10, 100, 1, 100, 1, 1];
-        let order = greedy_min_memory(&steps, &sizes, &[false; 6]);
+        let order = greedy_min_memory(&steps, &sizes, &[false; 6], &[]);
         assert_eq!(order.len(), 5);
         // Both big values are never alive together.
         let pos = |s: usize| order.iter().position(|&x| x == s).unwrap();

@@ -14,6 +14,7 @@ mod emit;
 mod penalty;
 mod quant_rules;
 mod rules;
+mod update;
 
 use std::collections::{HashMap, HashSet};
 
@@ -25,6 +26,7 @@ use crate::shapes::{infer, Known};
 use crate::{BatchNormMode, Loss, TrainError, TrainSpec};
 use emit::Emit;
 use rules::{backward, channel_counts, Ctx, SUPPORTED};
+pub use update::{fuse_updates, FuseOptions, FusedGraph, StateRole, StateTensor};
 
 /// Name of the loss output of every training graph.
 const LOSS: &str = "loss";

@@ -20,6 +20,7 @@ mod pool;
 mod sum_to;
 #[cfg(test)]
 mod tests;
+mod update;
 
 /// Operator domain of the backward ops.
 pub const DOMAIN: &str = "whittle.grad";
@@ -32,6 +33,7 @@ pub fn register(r: &mut Registry) {
     loss::register(r);
     pool::register(r);
     sum_to::register(r);
+    update::register(r);
 }
 
 /// Output facts for the node's declared outputs: `full[k]` for a named
