@@ -13,10 +13,12 @@
 //! [`whittle_data::Dataset`].
 
 mod autodiff;
+pub mod checkpoint;
 mod error;
 mod optim;
 mod shapes;
 mod spec;
+mod schedule;
 mod trainer;
 
 pub use autodiff::{build_training_graph, BatchNormStats, TrainGraph};
@@ -24,3 +26,6 @@ pub use error::TrainError;
 pub use optim::{Adam, Optimizer, Sgd};
 pub use spec::{default_trainable, BatchNormMode, Loss, TrainSpec};
 pub use trainer::{StepStats, Trainer, TrainerOptions};
+pub use checkpoint::{epoch_order, fingerprint, Checkpoint, CheckpointError};
+pub use schedule::{LrSchedule, ScheduleError, ScheduleKind};
+pub use trainer::{plan_training_memory, TrainMemory, TrainState};

@@ -12,6 +12,18 @@ pub trait Optimizer: Send {
     fn lr(&self) -> f32;
     /// Sets the learning rate (for schedules).
     fn set_lr(&mut self, lr: f32);
+    /// Names of the per-weight state slots (`"momentum"`, `"adam_m"`, ...),
+    /// saved as `<weight>.<slot>` in a [`TrainState`](crate::TrainState).
+    fn slot_names(&self) -> &'static [&'static str] {
+        &[]
+    }
+    /// The state: `slots[k][i]` is slot `k` of weight `i`; empty before the
+    /// first step.
+    fn slots(&self) -> Vec<Vec<Vec<f32>>> {
+        Vec::new()
+    }
+    /// Restores state taken with [`Optimizer::slots`] after `step` steps.
+    fn set_slots(&mut self, _step: u64, _slots: Vec<Vec<Vec<f32>>>) {}
 }
 
 fn f32s(t: &mut Tensor) -> &mut [f32] {
@@ -65,6 +77,22 @@ impl Optimizer for Sgd {
 
     fn set_lr(&mut self, lr: f32) {
         self.lr = lr;
+    }
+
+    fn slot_names(&self) -> &'static [&'static str] {
+        &["momentum"]
+    }
+
+    fn slots(&self) -> Vec<Vec<Vec<f32>>> {
+        if self.velocity.is_empty() {
+            Vec::new()
+        } else {
+            vec![self.velocity.clone()]
+        }
+    }
+
+    fn set_slots(&mut self, _step: u64, slots: Vec<Vec<Vec<f32>>>) {
+        self.velocity = slots.into_iter().next().unwrap_or_default();
     }
 }
 
@@ -131,6 +159,29 @@ impl Optimizer for Adam {
 
     fn set_lr(&mut self, lr: f32) {
         self.lr = lr;
+    }
+
+    fn slot_names(&self) -> &'static [&'static str] {
+        &["adam_m", "adam_v"]
+    }
+
+    fn slots(&self) -> Vec<Vec<Vec<f32>>> {
+        if self.m.is_empty() {
+            Vec::new()
+        } else {
+            vec![self.m.clone(), self.v.clone()]
+        }
+    }
+
+    fn set_slots(&mut self, step: u64, slots: Vec<Vec<Vec<f32>>>) {
+        let mut it = slots.into_iter();
+        self.m = it.next().unwrap_or_default();
+        self.v = it.next().unwrap_or_default();
+        self.t = if self.m.is_empty() {
+            0
+        } else {
+            i32::try_from(step).unwrap_or(i32::MAX)
+        };
     }
 }
 

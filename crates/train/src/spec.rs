@@ -1,6 +1,6 @@
 use std::collections::HashMap;
 
-use whittle_ir::{DType, Graph};
+use whittle_ir::{DType, Graph, Tensor};
 
 /// The training objective.
 #[derive(Clone, Debug, PartialEq)]
@@ -52,6 +52,10 @@ pub struct TrainSpec {
     /// Forward values to keep as extra outputs (e.g. the logits, for
     /// training accuracy).
     pub keep_outputs: Vec<String>,
+    /// Fixed sparsity masks: weight name -> 0/1 f32 tensor of the weight's
+    /// shape. Entries where the mask is 0 are kept exactly 0 (recovery
+    /// fine-tuning after pruning, `whittle train --keep-sparsity`).
+    pub masks: HashMap<String, Tensor>,
 }
 
 impl TrainSpec {
@@ -63,6 +67,7 @@ impl TrainSpec {
             batchnorm: BatchNormMode::Train,
             input_shapes: HashMap::new(),
             keep_outputs: Vec::new(),
+            masks: HashMap::new(),
         }
     }
 }

@@ -55,6 +55,10 @@ pub struct Trainer {
     logits_slot: Option<usize>,
     batch: usize,
     classify: bool,
+    /// Per weight (spec order): where the spec's mask is 0, the weight is
+    /// held at exactly 0 after every step.
+    masks: Vec<Option<Vec<bool>>>,
+    steps: u64,
 }
 
 impl Trainer {
@@ -124,6 +128,7 @@ impl Trainer {
             }
             Loss::Mse { .. } => None,
         };
+        let masks = weight_masks(&train.initial, &spec)?;
         Ok(Trainer {
             forward: forward.clone(),
             weights: train.initial.iter().map(|(_, t)| t.clone()).collect(),
@@ -137,6 +142,8 @@ impl Trainer {
             logits_slot,
             batch: opts.batch_size.max(1),
             classify,
+            masks,
+            steps: 0,
         })
     }
 
@@ -186,7 +193,9 @@ impl Trainer {
             .map(|i| self.plan.output(1 + i).map_or(&[][..], |v| v.f32()))
             .collect();
         self.optimizer.step(&mut self.weights, &grads);
+        self.apply_masks();
         self.update_running_stats();
+        self.steps += 1;
         Ok(StepStats {
             loss,
             correct,
@@ -325,4 +334,249 @@ fn argmax(row: &[f32]) -> usize {
         }
     }
     best
+}
+
+/// Each trainable weight's mask as "keep" flags, checked against the
+/// weight's shape; weights without a mask get `None`.
+fn weight_masks(
+    initial: &[(String, Tensor)],
+    spec: &TrainSpec,
+) -> Result<Vec<Option<Vec<bool>>>, TrainError> {
+    for name in spec.masks.keys() {
+        if !initial.iter().any(|(w, _)| w == name) {
+            return Err(TrainError::Spec(format!(
+                "a mask is given for '{name}', which is not a trainable tensor"
+            )));
+        }
+    }
+    initial
+        .iter()
+        .map(|(w, t)| {
+            let Some(m) = spec.masks.get(w) else {
+                return Ok(None);
+            };
+            if m.shape() != t.shape() {
+                return Err(TrainError::Spec(format!(
+                    "mask of '{w}' has shape {:?}, the weight {:?}",
+                    m.shape(),
+                    t.shape()
+                )));
+            }
+            let keep = m
+                .as_f32()
+                .map_err(|_| TrainError::Spec(format!("mask of '{w}' must be f32")))?;
+            Ok(Some(keep.iter().map(|&v| v != 0.0).collect()))
+        })
+        .collect()
+}
+
+/// Everything a [`Trainer`] needs to continue bit-exactly where another
+/// left off.
+#[derive(Clone, Debug, PartialEq)]
+pub struct TrainState {
+    /// Steps taken.
+    pub step: u64,
+    /// Weights by name, optimizer slots as `<weight>.<slot>` (`momentum`,
+    /// `adam_m`, `adam_v`), BatchNorm running statistics by their
+    /// initializer names.
+    pub tensors: Vec<(String, Tensor)>,
+}
+
+/// Planned memory of one training step, in bytes.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub struct TrainMemory {
+    /// Forward activations kept for the backward pass.
+    pub kept_activations: usize,
+    /// Trainable weights plus frozen weights held in RAM.
+    pub weights: usize,
+    /// Optimizer slots (momentum, Adam moments).
+    pub optimizer_state: usize,
+    /// Weight gradients (all of them: the host-side optimizer path keeps
+    /// them until the update).
+    pub gradients: usize,
+    /// The rest of the arena: other intermediates and kernel workspace.
+    pub workspace: usize,
+    /// Arena plus weights plus optimizer state.
+    pub peak: usize,
+}
+
+// Minimal versions of the contract's state and memory API for the host-side
+// optimizer path (the fused in-place update path replaces them).
+impl Trainer {
+    /// Changes the learning rate for the following steps (LR schedules).
+    pub fn set_learning_rate(&mut self, lr: f32) {
+        self.optimizer.set_lr(lr);
+    }
+
+    /// Steps taken so far (including those of a loaded state).
+    pub fn steps(&self) -> u64 {
+        self.steps
+    }
+
+    /// Everything needed to resume bit-exactly: weights, optimizer slots,
+    /// step count, BatchNorm running statistics.
+    pub fn state(&self) -> TrainState {
+        let mut tensors: Vec<(String, Tensor)> = self
+            .weights()
+            .map(|(n, t)| (n.to_string(), t.clone()))
+            .collect();
+        let slots = self.optimizer.slots();
+        for (name, slot) in self.optimizer.slot_names().iter().zip(&slots) {
+            for ((w, t), buf) in self.train.initial.iter().zip(slot) {
+                if let Ok(t) = Tensor::from_f32(t.shape().to_vec(), buf.clone()) {
+                    tensors.push((format!("{w}.{name}"), t));
+                }
+            }
+        }
+        for s in &self.train.batchnorm {
+            for r in [&s.running_mean, &s.running_var] {
+                if let Some(t) = self.forward.initializers.get(r) {
+                    tensors.push((r.clone(), t.clone()));
+                }
+            }
+        }
+        TrainState {
+            step: self.steps,
+            tensors,
+        }
+    }
+
+    /// Restores a state taken from a Trainer built from the same model and
+    /// spec; errors on a missing, unknown or misshapen tensor.
+    pub fn load_state(&mut self, state: &TrainState) -> Result<(), TrainError> {
+        let mut by_name: std::collections::HashMap<&str, &Tensor> = state
+            .tensors
+            .iter()
+            .map(|(n, t)| (n.as_str(), t))
+            .collect();
+        let mut take = |name: &str, like: &Tensor| -> Result<Tensor, TrainError> {
+            let t = by_name
+                .remove(name)
+                .ok_or_else(|| TrainError::Spec(format!("the state has no tensor '{name}'")))?;
+            if t.shape() != like.shape() || t.dtype() != like.dtype() {
+                return Err(TrainError::Spec(format!(
+                    "state tensor '{name}' is {} {:?}; the model's is {} {:?}",
+                    t.dtype(),
+                    t.shape(),
+                    like.dtype(),
+                    like.shape()
+                )));
+            }
+            Ok(t.clone())
+        };
+        let weights = self
+            .train
+            .initial
+            .iter()
+            .map(|(w, t)| take(w, t))
+            .collect::<Result<Vec<_>, _>>()?;
+        let mut slots = Vec::new();
+        if state.step > 0 {
+            for name in self.optimizer.slot_names() {
+                let bufs = self
+                    .train
+                    .initial
+                    .iter()
+                    .map(|(w, t)| Ok(take(&format!("{w}.{name}"), t)?.to_f32_vec()))
+                    .collect::<Result<Vec<_>, TrainError>>()?;
+                slots.push(bufs);
+            }
+        }
+        let mut stats = Vec::new();
+        for s in &self.train.batchnorm {
+            for r in [&s.running_mean, &s.running_var] {
+                if let Some(t) = self.forward.initializers.get(r) {
+                    stats.push((r.clone(), take(r, t)?));
+                }
+            }
+        }
+        if let Some(extra) = by_name.keys().next() {
+            return Err(TrainError::Spec(format!(
+                "the state has a tensor '{extra}' this trainer does not know"
+            )));
+        }
+        self.weights = weights;
+        self.optimizer.set_slots(state.step, slots);
+        for (r, t) in stats {
+            self.forward.initializers.insert(r, t);
+        }
+        self.steps = state.step;
+        Ok(())
+    }
+
+    /// Planned memory of one training step.
+    pub fn memory(&self) -> TrainMemory {
+        self.memory_with(self.optimizer.slot_names().len())
+    }
+
+    fn memory_with(&self, slots: usize) -> TrainMemory {
+        let plan = self.plan.memory();
+        let report = self.plan.report();
+        let trainable: usize = self.weights.iter().map(Tensor::byte_size).sum();
+        let gradients = trainable;
+        // Forward values a backward node reads.
+        let grad_domain = whittle_runtime::ops::grad::DOMAIN;
+        let g = &self.train.graph;
+        let producers = g.producers();
+        let mut kept = std::collections::HashSet::new();
+        for n in g.nodes.iter().filter(|n| n.domain == grad_domain) {
+            for i in &n.inputs {
+                if let Some(&p) = producers.get(i.as_str()) {
+                    if g.nodes[p].domain != grad_domain {
+                        kept.insert((g.nodes[p].name.clone(), i.clone()));
+                    }
+                }
+            }
+        }
+        let kept_activations = kept
+            .iter()
+            .filter_map(|(node, value)| {
+                let n = g.nodes.iter().find(|n| &n.name == node)?;
+                let k = n.outputs.iter().position(|o| o == value)?;
+                let r = report.nodes.iter().find(|r| &r.name == node)?;
+                Some(r.output_shapes.get(k)?.iter().product::<usize>() * 4)
+            })
+            .sum::<usize>();
+        let optimizer_state = slots * trainable;
+        let weights = trainable + plan.weights + plan.packed_weights;
+        TrainMemory {
+            kept_activations,
+            weights,
+            optimizer_state,
+            gradients,
+            workspace: plan
+                .arena
+                .saturating_sub(kept_activations.saturating_add(gradients)),
+            peak: plan.arena + weights + optimizer_state,
+        }
+    }
+
+    /// Holds masked weights at exactly 0.
+    fn apply_masks(&mut self) {
+        for (w, m) in self.weights.iter_mut().zip(&self.masks) {
+            let (Some(m), Ok(w)) = (m, w.as_f32_mut()) else {
+                continue;
+            };
+            for (w, &keep) in w.iter_mut().zip(m) {
+                if !keep {
+                    *w = 0.0;
+                }
+            }
+        }
+    }
+}
+
+/// Memory of a training graph without running it (for `--plan-only`).
+pub fn plan_training_memory(
+    forward: &Graph,
+    spec: &TrainSpec,
+    optimizer: &dyn Optimizer,
+    batch_size: usize,
+) -> Result<TrainMemory, TrainError> {
+    let opts = TrainerOptions {
+        threads: 1,
+        batch_size,
+    };
+    let t = Trainer::new(forward, spec, Box::new(crate::Sgd::new(0.0, 0.0)), &opts)?;
+    Ok(t.memory_with(optimizer.slot_names().len()))
 }
