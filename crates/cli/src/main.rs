@@ -8,6 +8,7 @@ mod format;
 mod inspect;
 mod quantize;
 mod run;
+mod train;
 
 use clap::{Parser, Subcommand};
 
@@ -35,6 +36,9 @@ enum Command {
     /// Post-training int8/int4 quantization: calibrate on sample data and
     /// write standard QDQ ONNX, with per-layer SQNR, sizes and accuracy.
     Quantize(quantize::Args),
+    /// Train or fine-tune a classifier: epochs, LR schedules, checkpoints
+    /// and resume, per-epoch evaluation, update schemes, fixed sparsity.
+    Train(train::Args),
 }
 
 /// `whittle inspect | head` closes stdout early; `println!` then panics on
@@ -64,6 +68,7 @@ fn main() {
         Command::Bench(a) => bench::main(a),
         Command::Eval(a) => eval::main(a),
         Command::Quantize(a) => quantize::main(a),
+        Command::Train(a) => train::main(a),
     };
     if let Err(e) = result {
         eprintln!("error: {e:#}");
