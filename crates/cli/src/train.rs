@@ -212,7 +212,11 @@ fn data_input(graph: &Graph, data_sample: Option<&[usize]>) -> Result<(String, V
         );
     };
     if input.dtype != DType::F32 {
-        bail!("input '{}' is {}; train feeds float32 data", input.name, input.dtype);
+        bail!(
+            "input '{}' is {}; train feeds float32 data",
+            input.name,
+            input.dtype
+        );
     }
     let decl = input.shape.as_deref().unwrap_or(&[]);
     let rest = decl.get(1..).unwrap_or(&[]);
@@ -328,7 +332,9 @@ fn setup(args: &Args, data: Option<&Dataset>) -> Result<Setup> {
     let classes = graph
         .outputs
         .iter()
-        .find(|o| matches!(&spec.loss, Loss::SoftmaxCrossEntropy { logits, .. } if *logits == o.name))
+        .find(
+            |o| matches!(&spec.loss, Loss::SoftmaxCrossEntropy { logits, .. } if *logits == o.name),
+        )
         .and_then(|o| match o.shape.as_deref() {
             Some([_, Dim::Known(c)]) => Some(*c),
             _ => None,
@@ -466,8 +472,12 @@ pub fn main(args: Args) -> Result<()> {
         threads: args.model.threads,
         batch_size: args.batch_size,
     };
-    let mut trainer = Trainer::new(&s.graph, &s.spec, opt, &opts)
-        .with_context(|| format!("cannot build the training graph of {}", args.model.model.display()))?;
+    let mut trainer = Trainer::new(&s.graph, &s.spec, opt, &opts).with_context(|| {
+        format!(
+            "cannot build the training graph of {}",
+            args.model.model.display()
+        )
+    })?;
     let classes = s.classes.or_else(|| logits_classes(&trainer, &s.spec));
     if let Some(c) = classes {
         check_labels(&ds, c)?;
@@ -528,7 +538,11 @@ pub fn main(args: Args) -> Result<()> {
             spe,
             args.batch_size,
             args.optimizer,
-            if resumed.is_some() { "a checkpoint" } else { "the model" }
+            if resumed.is_some() {
+                "a checkpoint"
+            } else {
+                "the model"
+            }
         );
         if args.keep_sparsity {
             println!("keeping {} zero weights at zero", s.masked);

@@ -106,7 +106,12 @@ fn learns_from_scratch_on_a_subset() {
     let out = dir.path().join("trained.onnx");
     let j = json(
         &whittle()
-            .args(["train", cnn().to_str().unwrap(), "-o", out.to_str().unwrap()])
+            .args([
+                "train",
+                cnn().to_str().unwrap(),
+                "-o",
+                out.to_str().unwrap(),
+            ])
             .args(["--data", &train_data(), "--limit", "2048"])
             .args(["--eval", &test_data(), "--eval-limit", "1000"])
             .args(["--reinit", "--epochs", "2", "--batch-size", "32"])
@@ -152,7 +157,12 @@ fn resume_after_interruption_is_bit_exact() {
     let dir = tempfile::tempdir().unwrap();
     let run = |extra: &[&str], out: &Path| {
         whittle()
-            .args(["train", cnn().to_str().unwrap(), "-o", out.to_str().unwrap()])
+            .args([
+                "train",
+                cnn().to_str().unwrap(),
+                "-o",
+                out.to_str().unwrap(),
+            ])
             .args(["--data", &train_data(), "--limit", "320"])
             .args(["--reinit", "--epochs", "3", "--batch-size", "32"])
             .args(["--optimizer", "adam", "--lr", "0.002"])
@@ -184,7 +194,10 @@ fn resume_after_interruption_is_bit_exact() {
     assert_eq!(j["stopped_early"], true);
     assert!(!resumed.exists(), "no output after an interruption");
     let j = json(&run(&["--resume", ck_s, "--checkpoint", ck_s], &resumed));
-    assert_eq!((j["resumed_from_step"].as_u64(), j["steps"].as_u64()), (Some(13), Some(30)));
+    assert_eq!(
+        (j["resumed_from_step"].as_u64(), j["steps"].as_u64()),
+        (Some(13), Some(30))
+    );
     assert_eq!(
         std::fs::read(&whole).unwrap(),
         std::fs::read(&resumed).unwrap(),
@@ -192,8 +205,10 @@ fn resume_after_interruption_is_bit_exact() {
     );
 
     // A checkpoint of another configuration is refused.
-    let e = String::from_utf8_lossy(&run(&["--resume", ck_s, "--weight-decay", "0.01"], &resumed).stderr)
-        .into_owned();
+    let e = String::from_utf8_lossy(
+        &run(&["--resume", ck_s, "--weight-decay", "0.01"], &resumed).stderr,
+    )
+    .into_owned();
     assert!(e.contains("another model or training configuration"), "{e}");
     // A damaged checkpoint is refused.
     let file = ck.join("checkpoint.wck");
@@ -230,14 +245,29 @@ fn keep_sparsity_holds_zeros() {
     let out = dir.path().join("recovered.onnx");
     let j = json(
         &whittle()
-            .args(["train", pruned.to_str().unwrap(), "-o", out.to_str().unwrap()])
-            .args(["--data", &train_data(), "--limit", "256", "--batch-size", "32"])
+            .args([
+                "train",
+                pruned.to_str().unwrap(),
+                "-o",
+                out.to_str().unwrap(),
+            ])
+            .args([
+                "--data",
+                &train_data(),
+                "--limit",
+                "256",
+                "--batch-size",
+                "32",
+            ])
             .args(["--keep-sparsity", "--optimizer", "sgd", "--lr", "0.05"])
             .args(["--weight-decay", "0.001", "--json"])
             .output()
             .unwrap(),
     );
-    assert!(j["masked_weights"].as_u64().unwrap() >= zeroed as u64, "{j}");
+    assert!(
+        j["masked_weights"].as_u64().unwrap() >= zeroed as u64,
+        "{j}"
+    );
     let before = initializers(&pruned);
     let after = initializers(&out);
     let mut moved = 0;
@@ -261,8 +291,20 @@ fn plan_only_reports_memory() {
     let out = dir.path().join("never.onnx");
     let j = json(
         &whittle()
-            .args(["train", cnn().to_str().unwrap(), "-o", out.to_str().unwrap()])
-            .args(["--plan-only", "--batch-size", "8", "--optimizer", "adam", "--json"])
+            .args([
+                "train",
+                cnn().to_str().unwrap(),
+                "-o",
+                out.to_str().unwrap(),
+            ])
+            .args([
+                "--plan-only",
+                "--batch-size",
+                "8",
+                "--optimizer",
+                "adam",
+                "--json",
+            ])
             .output()
             .unwrap(),
     );
@@ -275,12 +317,20 @@ fn plan_only_reports_memory() {
     // Bias-only keeps less of everything.
     let b = json(
         &whittle()
-            .args(["train", cnn().to_str().unwrap(), "--plan-only", "--bias-only"])
+            .args([
+                "train",
+                cnn().to_str().unwrap(),
+                "--plan-only",
+                "--bias-only",
+            ])
             .args(["--batch-size", "8", "--json"])
             .output()
             .unwrap(),
     );
-    assert!(b["gradients"].as_u64().unwrap() < f("gradients") / 10, "{b}");
+    assert!(
+        b["gradients"].as_u64().unwrap() < f("gradients") / 10,
+        "{b}"
+    );
 }
 
 #[test]
@@ -320,15 +370,45 @@ fn bad_input_is_refused_without_output() {
     assert!(e.contains("conv99"), "{e}");
     let e = fails(&[m, "-o", &o, "--data", d, "--last-k", "99"]);
     assert!(e.contains("--last-k 99"), "{e}");
-    let e = fails(&[m, "-o", &o, "--data", d, "--lr-schedule", "step:0:0.1", "--batch-size", "2"]);
+    let e = fails(&[
+        m,
+        "-o",
+        &o,
+        "--data",
+        d,
+        "--lr-schedule",
+        "step:0:0.1",
+        "--batch-size",
+        "2",
+    ]);
     assert!(e.contains("EVERY must be at least 1"), "{e}");
-    let e = fails(&[m, "-o", &o, "--data", d, "--warmup", "5", "--batch-size", "2"]);
+    let e = fails(&[
+        m,
+        "-o",
+        &o,
+        "--data",
+        d,
+        "--warmup",
+        "5",
+        "--batch-size",
+        "2",
+    ]);
     assert!(e.contains("longer than the run"), "{e}");
     let e = fails(&[m, "-o", &o, "--data", d, "--batch-size", "64"]);
     assert!(e.contains("fewer than one batch"), "{e}");
     let e = fails(&[m, "-o", &o, "--data", d, "--lr=-1", "--batch-size", "2"]);
     assert!(e.contains("positive"), "{e}");
-    let e = fails(&[m, "-o", &o, "--data", d, "--resume", "/nonexistent/ck", "--batch-size", "2"]);
+    let e = fails(&[
+        m,
+        "-o",
+        &o,
+        "--data",
+        d,
+        "--resume",
+        "/nonexistent/ck",
+        "--batch-size",
+        "2",
+    ]);
     assert!(e.contains("/nonexistent/ck"), "{e}");
     assert!(!out.exists(), "a failed run left {o}");
 }

@@ -117,7 +117,8 @@ impl Fnv {
 
     /// Length-prefixed, so ("ab","c") and ("a","bc") differ.
     fn str(&mut self, s: &str) -> &mut Fnv {
-        self.bytes(&(s.len() as u64).to_le_bytes()).bytes(s.as_bytes())
+        self.bytes(&(s.len() as u64).to_le_bytes())
+            .bytes(s.as_bytes())
     }
 
     fn tensor(&mut self, t: &Tensor) -> &mut Fnv {
@@ -469,7 +470,10 @@ mod tests {
     fn rejects_damaged_files() {
         let b = sample().to_bytes().unwrap();
         for n in 0..b.len() {
-            assert!(Checkpoint::from_bytes(&b[..n], Path::new("x")).is_err(), "{n}");
+            assert!(
+                Checkpoint::from_bytes(&b[..n], Path::new("x")).is_err(),
+                "{n}"
+            );
         }
         for i in 0..b.len() {
             let mut c = b.clone();

@@ -444,11 +444,8 @@ impl Trainer {
     /// Restores a state taken from a Trainer built from the same model and
     /// spec; errors on a missing, unknown or misshapen tensor.
     pub fn load_state(&mut self, state: &TrainState) -> Result<(), TrainError> {
-        let mut by_name: std::collections::HashMap<&str, &Tensor> = state
-            .tensors
-            .iter()
-            .map(|(n, t)| (n.as_str(), t))
-            .collect();
+        let mut by_name: std::collections::HashMap<&str, &Tensor> =
+            state.tensors.iter().map(|(n, t)| (n.as_str(), t)).collect();
         let mut take = |name: &str, like: &Tensor| -> Result<Tensor, TrainError> {
             let t = by_name
                 .remove(name)

@@ -48,7 +48,12 @@ pub fn reinit(graph: &mut Graph, seed: u64) -> Result<usize> {
                     shape.first().copied().unwrap_or(1)
                 };
                 let bound = 1.0 / (fan_in.max(1) as f32).sqrt();
-                plan.extend([1, 2].into_iter().filter_map(input).map(|w| (w, None, bound)));
+                plan.extend(
+                    [1, 2]
+                        .into_iter()
+                        .filter_map(input)
+                        .map(|w| (w, None, bound)),
+                );
             }
             "BatchNormalization" => {
                 for (k, v) in [(1, 1.0), (2, 0.0), (3, 0.0), (4, 1.0)] {
@@ -89,7 +94,10 @@ pub fn sparsity_masks(graph: &Graph, names: &[String]) -> Result<(HashMap<String
         let z = w.iter().filter(|&&v| v == 0.0).count();
         if z > 0 {
             zeros += z;
-            let m = w.iter().map(|&v| if v == 0.0 { 0.0 } else { 1.0 }).collect();
+            let m = w
+                .iter()
+                .map(|&v| if v == 0.0 { 0.0 } else { 1.0 })
+                .collect();
             masks.insert(name.clone(), Tensor::from_f32(t.shape().to_vec(), m)?);
         }
     }
