@@ -34,4 +34,5 @@ cargo test --release --locked -p whittle --test conformance --test fixtures -- -
 # ...then everything else.
 cargo test --workspace --release --locked -- --skip onnx_node_conformance --skip fixture_zoo_matches_onnxruntime
 # The kernels again on aarch64 (NEON paths), under qemu-user; see .cargo/config.toml.
+cargo clippy --locked -p whittle-kernels --target aarch64-unknown-linux-gnu --all-targets -- -D warnings
 cargo test --locked -p whittle-kernels --target aarch64-unknown-linux-gnu

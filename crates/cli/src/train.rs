@@ -2,7 +2,6 @@
 //! with learning-rate schedules, checkpoints and per-epoch evaluation.
 
 mod init;
-mod select;
 
 use std::io::IsTerminal;
 use std::path::{Path, PathBuf};
@@ -15,8 +14,8 @@ use whittle::data::{open_dataset, Dataset, Preprocess};
 use whittle::ir::Dim;
 use whittle::{DType, Graph, Tensor};
 use whittle_train::{
-    epoch_order, fingerprint, plan_training_memory, Adam, BatchNormMode, Checkpoint, Loss,
-    LrSchedule, Optimizer, ScheduleKind, Sgd, TrainMemory, TrainSpec, Trainer, TrainerOptions,
+    epoch_order, fingerprint, plan_training_memory, Adam, Checkpoint, LayerRule, Loss, LrSchedule,
+    Optimizer, ScheduleKind, Sgd, TrainMemory, TrainSpec, Trainer, TrainerOptions, UpdateScheme,
 };
 
 use crate::common::ModelArgs;
@@ -80,8 +79,8 @@ pub struct Args {
     /// The output holding the class scores (logits) [default: the first].
     #[arg(long, value_name = "NAME")]
     logits: Option<String>,
-    /// Train only these initializers or layers (node names); repeatable or
-    /// comma-separated.
+    /// Train only these layers (node name, weight name or module path);
+    /// repeatable or comma-separated.
     #[arg(long, value_delimiter = ',', num_args = 1.., value_name = "NAME")]
     trainable: Vec<String>,
     /// Train only the last K layers with weights.
@@ -93,7 +92,8 @@ pub struct Args {
     /// Keep BatchNorm running statistics fixed (BatchNorm as an affine map).
     #[arg(long)]
     frozen_bn: bool,
-    /// Update scheme file (layers, channel ratios, regularizers).
+    /// Update scheme file, TOML or JSON (layers, channel ratios,
+    /// regularizers; see docs/TRAINING.md).
     #[arg(long, value_name = "FILE")]
     scheme: Option<PathBuf>,
     /// Weights that are exactly zero in MODEL stay zero (recovery
@@ -291,17 +291,6 @@ fn setup(args: &Args, data: Option<&Dataset>) -> Result<Setup> {
         }
         input = name;
     }
-    if args.scheme.is_some() {
-        bail!("--scheme needs update-scheme support that this build of whittle lacks; use --trainable, --last-k, --bias-only and --frozen-bn");
-    }
-    let trainable = select::trainable(
-        &graph,
-        &select::Selection {
-            names: &args.trainable,
-            last_k: args.last_k,
-            bias_only: args.bias_only,
-        },
-    )?;
     let logits = match &args.logits {
         Some(l) => l.clone(),
         None => graph
@@ -315,10 +304,10 @@ fn setup(args: &Args, data: Option<&Dataset>) -> Result<Setup> {
     {
         labels.push('_');
     }
-    let mut spec = TrainSpec::new(Loss::SoftmaxCrossEntropy { logits, labels }, trainable);
-    if args.frozen_bn {
-        spec.batchnorm = BatchNormMode::Frozen;
-    }
+    let loss = Loss::SoftmaxCrossEntropy { logits, labels };
+    let mut spec = scheme(args)?
+        .train_spec(&graph, loss)
+        .context("update scheme")?;
     let mut masked = 0;
     if args.keep_sparsity {
         let (masks, zeros) = init::sparsity_masks(&graph, &spec.trainable)?;
@@ -346,6 +335,44 @@ fn setup(args: &Args, data: Option<&Dataset>) -> Result<Setup> {
         sample,
         classes,
         masked,
+    })
+}
+
+/// The update scheme: a --scheme file, or built from the flags.
+fn scheme(args: &Args) -> Result<UpdateScheme> {
+    let flags = [
+        (!args.trainable.is_empty(), "--trainable"),
+        (args.last_k.is_some(), "--last-k"),
+        (args.bias_only, "--bias-only"),
+    ];
+    let given: Vec<&str> = flags.iter().filter(|f| f.0).map(|f| f.1).collect();
+    if given.len() > 1 || (args.scheme.is_some() && !given.is_empty()) {
+        let mut all = given.clone();
+        if args.scheme.is_some() {
+            all.insert(0, "--scheme");
+        }
+        bail!("{} exclude each other: choose one", all.join(" and "));
+    }
+    let scheme = if let Some(path) = &args.scheme {
+        UpdateScheme::from_file(path)?
+    } else if let Some(k) = args.last_k {
+        UpdateScheme::last_k(k)
+    } else if args.bias_only {
+        UpdateScheme::bias_only()
+    } else if !args.trainable.is_empty() {
+        UpdateScheme::sparse(
+            args.trainable
+                .iter()
+                .map(|n| LayerRule::ratio(n, 1.0))
+                .collect(),
+        )
+    } else {
+        UpdateScheme::full()
+    };
+    Ok(if args.frozen_bn {
+        scheme.with_frozen_bn(true)
+    } else {
+        scheme
     })
 }
 

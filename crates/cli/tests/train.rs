@@ -369,7 +369,25 @@ fn bad_input_is_refused_without_output() {
     let e = fails(&[m, "-o", &o, "--data", d, "--trainable", "conv99"]);
     assert!(e.contains("conv99"), "{e}");
     let e = fails(&[m, "-o", &o, "--data", d, "--last-k", "99"]);
-    assert!(e.contains("--last-k 99"), "{e}");
+    assert!(e.contains("last_k = 99") && e.contains("4 layers"), "{e}");
+    let e = fails(&[m, "-o", &o, "--data", d, "--last-k", "2", "--bias-only"]);
+    assert!(e.contains("exclude each other"), "{e}");
+    let scheme = dir.path().join("scheme.toml");
+    std::fs::write(
+        &scheme,
+        "mode = \"sparse\"\n[[layer]]\nname = \"classifier\"\nratio = 1.5\n",
+    )
+    .unwrap();
+    let sc = scheme.to_str().unwrap();
+    let e = fails(&[m, "-o", &o, "--data", d, "--scheme", sc]);
+    assert!(e.contains("1.5"), "ratio outside (0, 1]: {e}");
+    std::fs::write(
+        &scheme,
+        "mode = \"sparse\"\n[[layer]]\nname = \"conv77\"\nratio = 0.5\n",
+    )
+    .unwrap();
+    let e = fails(&[m, "-o", &o, "--data", d, "--scheme", sc]);
+    assert!(e.contains("conv77"), "unknown layer: {e}");
     let e = fails(&[
         m,
         "-o",

@@ -267,6 +267,8 @@ fn ring_width(g: &ConvGeom) -> Option<usize> {
 /// Zero-padded copies of the input rows a 3x3 kernel is reading, so that
 /// every output column runs the same vector code. Slot `iy % 4` holds row
 /// `iy`; the padding around each row's data stays zero.
+// Only the AVX2 path reads the ring; elsewhere `fast` is always false.
+#[cfg_attr(not(target_arch = "x86_64"), allow(dead_code))]
 struct Ring<'a> {
     buf: &'a mut [f32],
     width: usize,
@@ -308,14 +310,14 @@ fn channel_ring(
         // SAFETY: AVX2 and FMA are present (asserted); `plane3` checks
         // every length it relies on.
         unsafe { avx2::plane3(&plane, ring.buf, ring.width, x, &taps, bias, vact, out) };
+        if scalar_act {
+            act.apply_slice(out);
+        }
     }
     #[cfg(not(target_arch = "x86_64"))]
     {
-        let _ = (isa, g, ring, x, taps, bias, vact);
+        let _ = (isa, g, ring, x, taps, bias, vact, out, scalar_act);
         unreachable!("the ring path is only taken with AVX2");
-    }
-    if scalar_act {
-        act.apply_slice(out);
     }
 }
 
@@ -344,6 +346,7 @@ fn channel(
     act: Activation,
     out: &mut [f32],
 ) {
+    #[cfg(target_arch = "x86_64")]
     let variant = DwVariant::of(g);
     let (vact, scalar_act) = split_act(act);
     let (lo, hi) = interior(g);
@@ -356,6 +359,7 @@ fn channel(
             let iy = iy0 + (ky * g.dilation[1]) as isize;
             (iy >= 0 && iy < ih as isize).then(|| &x[iy as usize * iw..][..iw])
         };
+        #[cfg_attr(not(target_arch = "x86_64"), allow(unused_mut))]
         let mut done = false;
         #[cfg(target_arch = "x86_64")]
         if isa.is_avx2() && variant != DwVariant::Generic && hi > lo {

@@ -132,7 +132,8 @@ impl Fnv {
 
 /// Hash of everything a checkpoint must agree with: the forward graph
 /// (nodes, attributes, initial initializer values), the spec (loss,
-/// trainable set, BatchNorm mode, input shapes, masks) and `config`, a
+/// trainable set, BatchNorm mode, input shapes, channel ratios,
+/// regularizers, masks) and `config`, a
 /// caller's description of settings that change the trajectory (optimizer,
 /// batch size, seed...).
 pub fn fingerprint(forward: &Graph, spec: &TrainSpec, config: &str) -> u64 {
@@ -157,6 +158,9 @@ pub fn fingerprint(forward: &Graph, spec: &TrainSpec, config: &str) -> u64 {
     let mut shapes: Vec<_> = spec.input_shapes.iter().collect();
     shapes.sort();
     h.str(&format!("{shapes:?}|{:?}", spec.keep_outputs));
+    let mut ratios: Vec<_> = spec.channel_ratio.iter().collect();
+    ratios.sort_by(|a, b| a.0.cmp(b.0));
+    h.str(&format!("{ratios:?}|{:?}", spec.regularizers));
     let mut masks: Vec<_> = spec.masks.iter().collect();
     masks.sort_by(|a, b| a.0.cmp(b.0));
     for (name, m) in masks {

@@ -16,7 +16,9 @@ mod autodiff;
 pub mod checkpoint;
 mod error;
 mod optim;
+pub mod regularize;
 mod schedule;
+mod scheme;
 mod shapes;
 mod spec;
 mod trainer;
@@ -25,7 +27,11 @@ pub use autodiff::{build_training_graph, BatchNormStats, TrainGraph};
 pub use checkpoint::{epoch_order, fingerprint, Checkpoint, CheckpointError};
 pub use error::TrainError;
 pub use optim::{Adam, Optimizer, Sgd};
+pub use regularize::{zero_groups, Groups, Penalty, Regularizer};
 pub use schedule::{LrSchedule, ScheduleError, ScheduleKind};
+pub use scheme::{
+    LayerRule, LayerTraining, RegularizerConfig, ResolvedScheme, SchemeMode, UpdateScheme,
+};
 pub use spec::{default_trainable, BatchNormMode, Loss, TrainSpec};
 pub use trainer::{plan_training_memory, TrainMemory, TrainState};
 pub use trainer::{StepStats, Trainer, TrainerOptions};

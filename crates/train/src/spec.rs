@@ -2,6 +2,8 @@ use std::collections::HashMap;
 
 use whittle_ir::{DType, Graph, Tensor};
 
+use crate::Regularizer;
+
 /// The training objective.
 #[derive(Clone, Debug, PartialEq)]
 pub enum Loss {
@@ -52,9 +54,15 @@ pub struct TrainSpec {
     /// Forward values to keep as extra outputs (e.g. the logits, for
     /// training accuracy).
     pub keep_outputs: Vec<String>,
-    /// Fixed sparsity masks: weight name -> 0/1 f32 tensor of the weight's
-    /// shape. Entries where the mask is 0 are kept exactly 0 (recovery
-    /// fine-tuning after pruning, `whittle train --keep-sparsity`).
+    /// Sparse update: trainable weight name -> fraction r in (0, 1] of its
+    /// output channels that train (the first `ceil(r * C)`; axis 0 of a
+    /// Conv weight or of a Gemm weight with `transB = 1`). The weight's
+    /// gradient then has only those channels.
+    pub channel_ratio: HashMap<String, f32>,
+    /// Sparsity-inducing penalties (see [`Regularizer`]).
+    pub regularizers: Vec<Regularizer>,
+    /// Weight name -> 0/1 f32 mask of the same shape: masked entries stay
+    /// exactly 0 (recovery fine-tuning after pruning).
     pub masks: HashMap<String, Tensor>,
 }
 
@@ -67,6 +75,8 @@ impl TrainSpec {
             batchnorm: BatchNormMode::Train,
             input_shapes: HashMap::new(),
             keep_outputs: Vec::new(),
+            channel_ratio: HashMap::new(),
+            regularizers: Vec::new(),
             masks: HashMap::new(),
         }
     }

@@ -55,6 +55,8 @@ pub struct Trainer {
     logits_slot: Option<usize>,
     batch: usize,
     classify: bool,
+    /// Proximal regularizer steps applied after each update.
+    prox: Vec<crate::regularize::ProxTerm>,
     /// Per weight (spec order): where the spec's mask is 0, the weight is
     /// held at exactly 0 after every step.
     masks: Vec<Option<Vec<bool>>>,
@@ -109,6 +111,7 @@ impl Trainer {
             }
         }
         let train = build_training_graph(forward, &spec)?;
+        let prox = crate::regularize::prox_terms(forward, &spec, &train.channels)?;
         let plan = train.compile(opts.threads)?;
         let slot = |name: &str| -> Result<usize, TrainError> {
             plan.inputs()
@@ -142,6 +145,7 @@ impl Trainer {
             logits_slot,
             batch: opts.batch_size.max(1),
             classify,
+            prox,
             masks,
             steps: 0,
         })
@@ -193,6 +197,7 @@ impl Trainer {
             .map(|i| self.plan.output(1 + i).map_or(&[][..], |v| v.f32()))
             .collect();
         self.optimizer.step(&mut self.weights, &grads);
+        crate::regularize::apply_prox(&self.prox, &mut self.weights, self.optimizer.lr());
         self.apply_masks();
         self.update_running_stats();
         self.steps += 1;

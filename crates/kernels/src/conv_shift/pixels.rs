@@ -7,6 +7,8 @@ use crate::gemm::{balanced_tasks, task_range, Exec, SharedMut};
 use crate::Activation;
 
 /// The pixel-major form of [`super::conv_shift`] (planes already filled).
+// Only AVX-512 has tile kernels; elsewhere the locals go unused.
+#[cfg_attr(not(target_arch = "x86_64"), allow(unused_variables))]
 pub(super) fn run_pixels(
     plan: &ShiftPlan,
     a: &PackedRows,

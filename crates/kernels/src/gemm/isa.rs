@@ -62,10 +62,11 @@ impl Isa {
     /// Every instruction set usable here, portable first (for tests that
     /// check all variants against each other).
     pub fn available() -> impl Iterator<Item = Isa> {
-        let best = Isa::detect();
+        #[cfg_attr(not(target_arch = "x86_64"), allow(unused_mut))]
         let mut all = [Some(Isa::portable()), None, None];
         #[cfg(target_arch = "x86_64")]
         {
+            let best = Isa::detect();
             if best.is_avx2() {
                 all[1] = Some(Isa(Kind::Avx2Fma));
             }

@@ -11,9 +11,10 @@
 //! them.
 
 mod emit;
+mod penalty;
 mod rules;
 
-use std::collections::HashSet;
+use std::collections::{HashMap, HashSet};
 
 use whittle_ir::{Attr, DType, Graph, Node, Tensor, ValueInfo};
 use whittle_runtime::ops::grad::DOMAIN;
@@ -22,7 +23,7 @@ use whittle_runtime::{compile, CompileOptions, Plan, Registry};
 use crate::shapes::{infer, Known};
 use crate::{BatchNormMode, Loss, TrainError, TrainSpec};
 use emit::Emit;
-use rules::{backward, Ctx, SUPPORTED};
+use rules::{backward, channel_counts, Ctx, SUPPORTED};
 
 /// Name of the loss output of every training graph.
 const LOSS: &str = "loss";
@@ -67,6 +68,9 @@ pub struct TrainGraph {
     pub batchnorm: Vec<BatchNormStats>,
     /// Name of the labels (or target) input.
     pub labels: String,
+    /// Sparse update: trainable tensors that train only their first k
+    /// output channels (axis 0), with k; their gradient has k channels.
+    pub channels: HashMap<String, usize>,
 }
 
 impl TrainGraph {
@@ -86,6 +90,9 @@ pub fn build_training_graph(forward: &Graph, spec: &TrainSpec) -> Result<TrainGr
     let mut g = forward.clone();
     g.topo_sort()?;
     let trainable = check_trainable(&g, spec)?;
+    let channels = channel_counts(&g, spec, &trainable)?;
+    let penalties =
+        crate::regularize::resolve_terms(&g, &spec.trainable, &spec.regularizers, &channels)?;
     // The training graph is compiled for these shapes: declare them.
     for vi in &mut g.inputs {
         if let Some(shape) = spec.input_shapes.get(&vi.name) {
@@ -234,16 +241,27 @@ pub fn build_training_graph(forward: &Graph, spec: &TrainSpec) -> Result<TrainGr
                 opset,
                 gy,
                 need,
+                channels: &channels,
             },
         )?;
     }
+    for t in penalties.iter().filter(|t| !t.proximal) {
+        penalty::emit_penalty_grad(&mut e, t, opset)?;
+    }
+    let grad_shape = |w: &str| {
+        let mut s = known[w].fact.shape.clone();
+        if let Some(&k) = channels.get(w) {
+            s[0] = k;
+        }
+        s
+    };
     let mut grads = Vec::new();
     let mut zero_grads = Vec::new();
     for w in &spec.trainable {
         let target = format!("{w}.grad");
         if !e.finish_weight(w, &target) {
             // The weight does not reach the loss: its gradient is zero.
-            let shape = known[w].fact.shape.clone();
+            let shape = grad_shape(w);
             zero_grads.push((target.clone(), Tensor::zeros(DType::F32, shape)?));
         }
         grads.push((w.clone(), target));
@@ -256,11 +274,7 @@ pub fn build_training_graph(forward: &Graph, spec: &TrainSpec) -> Result<TrainGr
     g.initializers.extend(zero_grads);
     let mut outputs = vec![ValueInfo::known(LOSS, DType::F32, &[])];
     for (w, gname) in &grads {
-        outputs.push(ValueInfo::known(
-            gname.clone(),
-            DType::F32,
-            &known[w].fact.shape,
-        ));
+        outputs.push(ValueInfo::known(gname.clone(), DType::F32, &grad_shape(w)));
     }
     for s in &batchnorm {
         for v in [&s.batch_mean, &s.batch_invstd] {
@@ -290,6 +304,7 @@ pub fn build_training_graph(forward: &Graph, spec: &TrainSpec) -> Result<TrainGr
         initial,
         batchnorm,
         labels: label_name,
+        channels,
     })
 }
 

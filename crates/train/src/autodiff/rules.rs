@@ -2,10 +2,12 @@
 //! outputs, emit the nodes computing the gradients of the inputs that need
 //! one (and only those).
 
-use whittle_ir::{Attr, Node};
+use std::collections::{HashMap, HashSet};
+
+use whittle_ir::{Attr, Graph, Node};
 
 use super::emit::Emit;
-use crate::TrainError;
+use crate::{TrainError, TrainSpec};
 
 /// Forward ops the pass differentiates (BatchNormTrain is what train-mode
 /// BatchNormalization becomes).
@@ -55,6 +57,9 @@ pub(crate) struct Ctx<'n> {
     pub gy: Vec<Option<String>>,
     /// Whether input `i` needs a gradient.
     pub need: Vec<bool>,
+    /// Sparse update: weight -> the number of leading output channels
+    /// whose gradient is wanted (only weights training fewer than all).
+    pub channels: &'n HashMap<String, usize>,
 }
 
 impl Ctx<'_> {
@@ -212,6 +217,9 @@ fn conv(e: &mut Emit<'_>, c: &Ctx<'_>) -> Result<(), TrainError> {
         let db = if need_b { e.grad_out(b) } else { String::new() };
         let mut a = attrs();
         a.push(("kernel_shape", ints(&ws[2..])));
+        if let Some(&k) = c.channels.get(w) {
+            a.push(("channels", Attr::Int(k as i64)));
+        }
         e.node(&n.name, "ConvGradWeight", true, &[&g, x], &[&dw, &db], a);
     } else if need_b {
         // Bias only: sum dY over batch and space.
@@ -312,7 +320,29 @@ fn gemm(e: &mut Emit<'_>, c: &Ctx<'_>) -> Result<(), TrainError> {
         attrs.push(("alpha", Attr::Float(alpha)));
         e.node(&n.name, "Gemm", false, &ins, &[&out], attrs);
     }
-    if c.needs(1) {
+    if let (true, Some(&k)) = (c.needs(1), c.channels.get(b)) {
+        // Sparse update of a [N, K] weight (transB = 1): the first k rows
+        // of dB = alpha g^T op(A) need only the first k columns of g.
+        let starts = e.const_i64(&format!("{b}.starts"), vec![0]);
+        let ends = e.const_i64(&format!("{b}.ends"), vec![k as i64]);
+        let axes = e.const_i64(&format!("{b}.axes"), vec![1]);
+        let gk = e.fresh(&format!("{g}.first{k}"));
+        e.node(
+            &n.name,
+            "Slice",
+            false,
+            &[&g, &starts, &ends, &axes],
+            &[&gk],
+            vec![],
+        );
+        let out = e.grad_out(b);
+        let attrs = vec![
+            ("transA", flag(true)),
+            ("transB", flag(ta)),
+            ("alpha", Attr::Float(alpha)),
+        ];
+        e.node(&n.name, "Gemm", false, &[&gk, a], &[&out], attrs);
+    } else if c.needs(1) {
         let out = e.grad_out(b);
         let (ins, attrs) = if !tb {
             // dB = alpha op(A)^T g
@@ -633,4 +663,54 @@ fn batchnorm(e: &mut Emit<'_>, c: &Ctx<'_>, train: bool) -> Result<(), TrainErro
         vec![("training", Attr::Int(i64::from(train)))],
     );
     Ok(())
+}
+
+/// Output channels each sparse-updated weight of `spec.channel_ratio`
+/// trains: `ceil(r C)` (at least 1; a ratio that rounds to all channels is
+/// a full update and is left out). The weight must be trainable and be read
+/// only as a Conv weight or a Gemm weight with `transB = 1`, whose axis 0
+/// is the output channels, so the trained channels are a prefix in memory.
+pub(crate) fn channel_counts(
+    g: &Graph,
+    spec: &TrainSpec,
+    trainable: &HashSet<String>,
+) -> Result<HashMap<String, usize>, TrainError> {
+    let mut out = HashMap::new();
+    for (w, &r) in &spec.channel_ratio {
+        if !(r > 0.0 && r <= 1.0) {
+            return Err(TrainError::Spec(format!(
+                "channel ratio {r} for '{w}' is outside (0, 1]"
+            )));
+        }
+        if !trainable.contains(w) {
+            return Err(TrainError::Spec(format!(
+                "channel ratio given for '{w}', which is not trainable"
+            )));
+        }
+        for n in &g.nodes {
+            for (i, inp) in n.inputs.iter().enumerate() {
+                let ok = match n.op_type.as_str() {
+                    "Conv" => i == 1,
+                    "Gemm" => i == 1 && n.attr_int("transB", 0)? != 0,
+                    _ => false,
+                };
+                if inp == w && !ok {
+                    return Err(err(
+                        n,
+                        format!(
+                            "sparse update of '{w}' (input {i}) is not supported: channel \
+                             ratios apply to Conv weights and Gemm weights with transB = 1"
+                        ),
+                    ));
+                }
+            }
+        }
+        let c = g.initializers[w].shape().first().copied().unwrap_or(1);
+        // A tolerance so that 0.3 * 10 (3.0000001 in f32) means 3 channels.
+        let k = ((f64::from(r) * c as f64 - 1e-4).ceil() as usize).clamp(1, c);
+        if k < c {
+            out.insert(w.clone(), k);
+        }
+    }
+    Ok(out)
 }

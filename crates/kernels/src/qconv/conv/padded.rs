@@ -254,6 +254,7 @@ pub(super) struct PaddedIm2Col<'a> {
     /// AVX2 may run.
     pub(super) avx2: bool,
     /// AVX-512 (BW, VL) may run.
+    #[cfg_attr(not(target_arch = "x86_64"), allow(dead_code))]
     pub(super) avx512: bool,
 }
 

@@ -2,6 +2,11 @@
 //! `ConvGradWeight(dY, X) -> dW[, dB]`, for 1 to 3 spatial dims, any
 //! groups, strides, pads and dilations.
 //!
+//! `ConvGradWeight` takes an optional `channels` attribute k (sparse
+//! update): only the first k output channels' weight gradients are
+//! computed, and dW has k output channels. The bias gradient stays full
+//! (it is cheap, and bias-only layers want all of it).
+//!
 //! Dense and grouped convs reuse the forward GEMM: the input gradient is
 //! the transposed conv of dY with the same weights (GEMM into columns, then
 //! col2im), the weight gradient is `dY_g · im2col(X_g)^T` accumulated over
@@ -218,6 +223,14 @@ fn build_grad_weight(ctx: &BuildCtx<'_>) -> Result<Built, OpError> {
     let mut w = vec![cout, x[1] / group as usize];
     w.extend(&kernel);
     let (geom, taps) = forward_geom(ctx, &x, &w, &dy)?;
+    let channels = ctx.node.attr_int("channels", cout as i64)?;
+    if channels < 1 || channels as usize > cout {
+        return Err(ctx.err(format!(
+            "channels {channels} must be in 1..={cout} (the output channels)"
+        )));
+    }
+    let channels = channels as usize;
+    w[0] = channels;
     let direct = geom.cin_g() == 1 && geom.groups > 1;
     let depth = geom.cin_g() * geom.kernel_size();
     let osp = geom.out_spatial();
@@ -245,6 +258,7 @@ fn build_grad_weight(ctx: &BuildCtx<'_>) -> Result<Built, OpError> {
             direct,
             scratch,
             with_bias,
+            channels,
         }),
     })
 }
@@ -257,6 +271,8 @@ struct GradWeight {
     /// f32 scratch elements.
     scratch: usize,
     with_bias: bool,
+    /// Output channels whose weight gradient is computed (the first ones).
+    channels: usize,
 }
 
 /// im2col of one group of one image: row `(ci, tap)`, column = output
@@ -289,7 +305,7 @@ impl Kernel for GradWeight {
     }
 
     fn macs(&self) -> u64 {
-        self.geom.macs()
+        self.geom.macs() * self.channels as u64 / self.geom.cout.max(1) as u64
     }
 
     fn scratch_bytes(&self) -> usize {
@@ -317,6 +333,8 @@ impl Kernel for GradWeight {
                 *v = acc;
             }
         }
+        // dW holds the first `channels` output channels only; the direct
+        // path's chunks are exactly those.
         let dw = outputs[0].f32();
         if self.direct {
             ctx.par.for_each_chunk_mut(dw, ks, &|co, dwk| {
@@ -355,10 +373,14 @@ impl Kernel for GradWeight {
         let s = scratch_f32(ctx.scratch, self.scratch)?;
         let (col, gs) = s.split_at_mut(depth * osp);
         for grp in 0..g.groups {
-            let dwg = &mut dw[grp * cout_g * depth..][..cout_g * depth];
+            let rows = self.channels.saturating_sub(grp * cout_g).min(cout_g);
+            if rows == 0 {
+                break;
+            }
+            let dwg = &mut dw[grp * cout_g * depth..][..rows * depth];
             for b in 0..g.batch {
                 im2col(t, cin_g, &x[(b * g.cin + grp * cin_g) * isp..], col);
-                let a = MatRef::row_major(&dy[(b * g.cout + grp * cout_g) * osp..], cout_g, osp)
+                let a = MatRef::row_major(&dy[(b * g.cout + grp * cout_g) * osp..], rows, osp)
                     .ok_or(RunError::Unsupported("conv grad: dY too short"))?;
                 let bm = MatRef::row_major(col, depth, osp)
                     .ok_or(RunError::Unsupported("conv grad: scratch too short"))?
@@ -371,5 +393,94 @@ impl Kernel for GradWeight {
             }
         }
         Ok(())
+    }
+}
+
+#[cfg(test)]
+mod channel_tests {
+    use whittle_ir::{Attr, Node, Tensor};
+
+    use super::super::tests::Rng;
+    use super::DOMAIN;
+    use crate::{eval_node, Registry};
+
+    /// ConvGradWeight's dW and dB for `x` and `dy`, with an optional
+    /// `channels` attribute.
+    fn grad_weight(
+        x: &Tensor,
+        dy: &Tensor,
+        kernel: &[i64],
+        group: i64,
+        channels: Option<i64>,
+    ) -> (Tensor, Tensor) {
+        let mut n = Node::new("gw", "ConvGradWeight", &["dy", "x"], &["dw", "db"]);
+        n.domain = DOMAIN.to_string();
+        n.attrs
+            .insert("kernel_shape".into(), Attr::Ints(kernel.to_vec()));
+        n.attrs
+            .insert("pads".into(), Attr::Ints(vec![1; 2 * kernel.len()]));
+        n.attrs.insert("group".into(), Attr::Int(group));
+        if let Some(k) = channels {
+            n.attrs.insert("channels".into(), Attr::Int(k));
+        }
+        let mut out = eval_node(
+            &Registry::standard(),
+            &n,
+            &[Some(dy.clone()), Some(x.clone())],
+            13,
+        )
+        .unwrap_or_else(|e| panic!("{e}"));
+        let db = out.pop().unwrap();
+        (out.pop().unwrap(), db)
+    }
+
+    /// The channel-subset gradient is exactly (bit for bit: the same
+    /// sums in the same order) the first k output channels of the full
+    /// one, for dense, grouped (k cutting a group in two) and depthwise
+    /// convs; the bias gradient stays complete.
+    #[test]
+    fn channel_subset_is_the_prefix_of_the_full_gradient() {
+        let mut rng = Rng::new(11);
+        // (cin, cout, group, k)
+        for (cin, cout, group, k) in [(3, 8, 1, 3), (4, 6, 2, 4), (4, 4, 4, 1), (4, 8, 4, 5)] {
+            let x = rng.tensor(&[2, cin, 5, 5]);
+            let dy = rng.tensor(&[2, cout, 5, 5]);
+            let (full, db_full) = grad_weight(&x, &dy, &[3, 3], group, None);
+            let (part, db) = grad_weight(&x, &dy, &[3, 3], group, Some(k));
+            let mut want = full.shape().to_vec();
+            want[0] = k as usize;
+            assert_eq!(part.shape(), want.as_slice(), "cout {cout} group {group}");
+            let per = full.numel() / cout;
+            assert_eq!(
+                part.as_f32().unwrap(),
+                &full.as_f32().unwrap()[..k as usize * per],
+                "cin {cin} cout {cout} group {group} k {k}"
+            );
+            assert_eq!(db, db_full);
+        }
+    }
+
+    #[test]
+    fn bad_channel_counts_are_errors() {
+        let mut rng = Rng::new(12);
+        let x = rng.tensor(&[1, 2, 4, 4]);
+        let dy = rng.tensor(&[1, 3, 4, 4]);
+        for k in [0, 4, -1] {
+            let mut n = Node::new("gw", "ConvGradWeight", &["dy", "x"], &["dw"]);
+            n.domain = DOMAIN.to_string();
+            n.attrs
+                .insert("kernel_shape".into(), Attr::Ints(vec![3, 3]));
+            n.attrs.insert("pads".into(), Attr::Ints(vec![1; 4]));
+            n.attrs.insert("channels".into(), Attr::Int(k));
+            let err = eval_node(
+                &Registry::standard(),
+                &n,
+                &[Some(dy.clone()), Some(x.clone())],
+                13,
+            )
+            .unwrap_err()
+            .to_string();
+            assert!(err.contains("channels"), "{err}");
+        }
     }
 }
