@@ -204,6 +204,49 @@ fn resume_after_interruption_is_bit_exact() {
         "resumed run differs from the uninterrupted one"
     );
 
+    // A real kill: SIGKILL once a checkpoint exists (checkpointing every
+    // step), then resume. Wherever the kill lands, the checkpoint on disk
+    // is whole and the resumed run ends byte-identical.
+    let ck2 = dir.path().join("ck2");
+    let killed = dir.path().join("killed.onnx");
+    let mut child = whittle()
+        .args([
+            "train",
+            cnn().to_str().unwrap(),
+            "-o",
+            killed.to_str().unwrap(),
+        ])
+        .args(["--data", &train_data(), "--limit", "320"])
+        .args(["--reinit", "--epochs", "3", "--batch-size", "32"])
+        .args(["--optimizer", "adam", "--lr", "0.002"])
+        .args(["--lr-schedule", "cosine", "--warmup", "0.5"])
+        .args(["--threads", "2", "--seed", "5", "--json"])
+        .args([
+            "--checkpoint",
+            ck2.to_str().unwrap(),
+            "--checkpoint-every",
+            "1",
+        ])
+        .stdout(std::process::Stdio::null())
+        .spawn()
+        .unwrap();
+    let file = ck2.join("checkpoint.wck");
+    let t0 = std::time::Instant::now();
+    while !file.exists() && t0.elapsed().as_secs() < 60 {
+        std::thread::sleep(std::time::Duration::from_millis(5));
+    }
+    std::thread::sleep(std::time::Duration::from_millis(150));
+    child.kill().unwrap();
+    child.wait().unwrap();
+    let ck2_s = ck2.to_str().unwrap();
+    let j = json(&run(&["--resume", ck2_s], &killed));
+    eprintln!("killed, resumed from step {} of 30", j["resumed_from_step"]);
+    assert_eq!(
+        std::fs::read(&whole).unwrap(),
+        std::fs::read(&killed).unwrap(),
+        "run resumed after SIGKILL differs from the uninterrupted one"
+    );
+
     // A checkpoint of another configuration is refused.
     let e = String::from_utf8_lossy(
         &run(&["--resume", ck_s, "--weight-decay", "0.01"], &resumed).stderr,
