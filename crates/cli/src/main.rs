@@ -9,6 +9,7 @@ mod inspect;
 mod prune;
 mod quantize;
 mod run;
+mod train;
 
 use clap::{Parser, Subcommand};
 
@@ -38,6 +39,9 @@ enum Command {
     Quantize(quantize::Args),
     /// Prune weights (magnitude, OBD, Wanda; unstructured or N:M) or channels, with sparse storage and a per-layer report.
     Prune(prune::Args),
+    /// Train or fine-tune a classifier: epochs, LR schedules, checkpoints
+    /// and resume, per-epoch evaluation, update schemes, fixed sparsity.
+    Train(train::Args),
 }
 
 /// `whittle inspect | head` closes stdout early; `println!` then panics on
@@ -68,6 +72,7 @@ fn main() {
         Command::Eval(a) => eval::main(a),
         Command::Quantize(a) => quantize::main(a),
         Command::Prune(a) => prune::main(a),
+        Command::Train(a) => train::main(a),
     };
     if let Err(e) = result {
         eprintln!("error: {e:#}");

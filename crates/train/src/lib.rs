@@ -15,11 +15,13 @@
 //! [`whittle_data::Dataset`].
 
 mod autodiff;
+pub mod checkpoint;
 mod error;
 mod memory;
 mod optim;
 mod qas;
 pub mod regularize;
+mod schedule;
 mod scheme;
 mod shapes;
 mod spec;
@@ -27,6 +29,7 @@ mod trainer;
 
 pub use autodiff::{build_training_graph, BatchNormStats, TrainGraph};
 pub use autodiff::{fuse_updates, FuseOptions, FusedGraph, StateRole, StateTensor};
+pub use checkpoint::{epoch_order, fingerprint, Checkpoint, CheckpointError};
 pub use error::TrainError;
 pub use memory::plan_training_memory_with;
 pub use optim::{Adam, Optimizer, Sgd};
@@ -34,6 +37,7 @@ pub use qas::{
     layer_tensors, quantized_tensors, rematerialize_dequantize, QasSgd, QuantTensor, Rounding,
 };
 pub use regularize::{zero_groups, Groups, Penalty, Regularizer};
+pub use schedule::{LrSchedule, ScheduleError, ScheduleKind};
 pub use scheme::{
     LayerRule, LayerTraining, RegularizerConfig, ResolvedScheme, SchemeMode, UpdateScheme,
 };
