@@ -33,6 +33,7 @@ pub use checkpoint::{epoch_order, fingerprint, Checkpoint, CheckpointError};
 pub use error::TrainError;
 pub use memory::plan_training_memory_with;
 pub use optim::{Adam, Optimizer, Sgd};
+pub use optim::{Slot, UpdateRule};
 pub use qas::{
     layer_tensors, quantized_tensors, rematerialize_dequantize, QasSgd, QuantTensor, Rounding,
 };
@@ -42,7 +43,6 @@ pub use scheme::{
     LayerRule, LayerTraining, RegularizerConfig, ResolvedScheme, SchemeMode, UpdateScheme,
 };
 pub use shapes::{infer as infer_facts, Known};
-pub use optim::{Slot, UpdateRule};
 pub use spec::{default_trainable, BatchNormMode, Loss, TrainSpec};
 pub use trainer::{plan_training_memory, TrainMemory, TrainState};
 pub use trainer::{StepStats, Trainer, TrainerOptions};

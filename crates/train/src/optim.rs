@@ -18,10 +18,11 @@ pub enum Slot {
 
 /// The update node of an optimizer: op type in the `whittle.grad` domain,
 /// attributes, and the state slots it reads and writes (inputs 4.. and
-/// outputs 1.., in this order).
+/// outputs 1.., in this order), followed by the optimizer's
+/// [`Optimizer::per_weight_inputs`].
 #[derive(Clone, Debug, PartialEq)]
 pub struct UpdateRule {
-    /// Op type (`SgdUpdate`, `AdamUpdate`).
+    /// Op type (`SgdUpdate`, `AdamUpdate`, `QasSgdUpdate`).
     pub op: &'static str,
     /// Node attributes.
     pub attrs: Vec<(String, Attr)>,
@@ -39,6 +40,13 @@ pub trait Optimizer: Send {
     fn set_lr(&mut self, lr: f32);
     /// The update node to emit after each weight's gradient.
     fn update_rule(&self) -> UpdateRule;
+    /// Constant inputs of `weight`'s update node after its slots, as
+    /// `(suffix, value)`: each becomes an initializer `<weight>.<suffix>`
+    /// (e.g. QAS's per-channel `inv_s2`). None by default.
+    fn per_weight_inputs(&self, weight: &str) -> Vec<(&'static str, Tensor)> {
+        let _ = weight;
+        Vec::new()
+    }
 }
 
 fn f32s(t: &mut Tensor) -> &mut [f32] {

@@ -18,7 +18,10 @@
 //! trainable tensors are the integer initializers themselves (the training
 //! graph's forward is the QDQ graph, frozen layers run as integer ops
 //! after `fuse_qdq`), the update is rounded back to the integer grid and
-//! clamped (int8 to `[-127, 127]`). There is **no f32 shadow copy** of the
+//! clamped (int8 to `[-127, 127]`) inside the training graph, by the
+//! `whittle.grad` `QasSgdUpdate` node emitted right after each gradient
+//! (fused in-place update: the integer tensor is resident plan state, its
+//! gradient dies at once). There is **no f32 shadow copy** of the
 //! weights: what the device stores after a step is the integer tensor. An
 //! update smaller than half a quantization step would then always round to
 //! zero, so rounding is stochastic by default (unbiased: the expected step
@@ -26,8 +29,9 @@
 //! docs/BENCHMARKS.md. Momentum, when used, is an f32 buffer per trainable
 //! tensor (optimizer state, as in the paper's SGD-M).
 
-use whittle_ir::{DType, Graph, Tensor, TensorData};
+use whittle_ir::{Attr, DType, Graph, Tensor};
 
+use crate::optim::{Slot, UpdateRule};
 use crate::{Optimizer, TrainError};
 
 /// How an updated integer value is rounded to the integer grid.
@@ -36,10 +40,11 @@ pub enum Rounding {
     /// Round half away from zero: deterministic, but steps under half a
     /// quantization step are lost.
     Nearest,
-    /// `floor(v + u)`, `u` uniform in `[0, 1)` from a seeded xorshift
-    /// generator: unbiased.
+    /// `floor(v + u)`, `u` uniform in `[0, 1)` from a counter-based hash
+    /// of (seed, tensor name, step, element index): unbiased, and a run
+    /// resumed from a checkpoint draws the same numbers.
     Stochastic {
-        /// Seed of the generator (the same seed gives the same run).
+        /// Seed of the hash (the same seed gives the same run).
         seed: u64,
     },
 }
@@ -168,24 +173,24 @@ pub fn layer_tensors(qdq: &Graph, layers: &[&str]) -> Result<Vec<String>, TrainE
 }
 
 /// SGD (with momentum, PyTorch's rule) on the integer tensors of a QDQ
-/// graph, with quantization-aware scaling. f32 tensors in the trainable
-/// list get plain SGD.
+/// graph, with quantization-aware scaling, as the fused `whittle.grad`
+/// `QasSgdUpdate` node after each gradient. f32 tensors in the trainable
+/// list get plain SGD from the same node.
 #[derive(Clone, Debug)]
 pub struct QasSgd {
     /// Learning rate (in the units of float SGD when QAS is on).
     pub lr: f32,
-    /// Momentum (0 for plain SGD).
+    /// Momentum (0 for plain SGD: no buffer is kept).
     pub momentum: f32,
     /// Scale gradients by `s^-2` (off: plain SGD on the integer values,
     /// the baseline QAS fixes).
     pub qas: bool,
     /// Rounding of the updated values.
     pub rounding: Rounding,
-    /// Per trainable tensor (in trainable order): its quantization, or
-    /// `None` for an f32 tensor.
+    /// Trainable tensor names, in trainable order.
+    names: Vec<String>,
+    /// Per trainable tensor: its quantization, or `None` for an f32 tensor.
     params: Vec<Option<QuantTensor>>,
-    velocity: Vec<Vec<f32>>,
-    rng: u64,
 }
 
 impl QasSgd {
@@ -222,9 +227,8 @@ impl QasSgd {
             momentum,
             qas: true,
             rounding: Rounding::Stochastic { seed: 0 },
+            names: trainable.to_vec(),
             params,
-            velocity: Vec::new(),
-            rng: 0,
         })
     }
 
@@ -244,97 +248,77 @@ impl QasSgd {
     pub fn params(&self) -> &[Option<QuantTensor>] {
         &self.params
     }
-
-    /// Uniform in `[0, 1)` (xorshift64*).
-    fn uniform(&mut self) -> f64 {
-        self.rng ^= self.rng >> 12;
-        self.rng ^= self.rng << 25;
-        self.rng ^= self.rng >> 27;
-        let r = self.rng.wrapping_mul(0x2545_f491_4f6c_dd1d);
-        (r >> 11) as f64 / (1u64 << 53) as f64
-    }
-
-    fn round(&mut self, v: f64) -> f64 {
-        match self.rounding {
-            Rounding::Nearest => v.round(),
-            Rounding::Stochastic { .. } => (v + self.uniform()).floor(),
-        }
-    }
 }
 
-/// Writes `f(i, old)` into every element of an integer tensor.
-fn update_ints(t: &mut Tensor, mut f: impl FnMut(usize, f64) -> f64) {
-    match t.data_mut() {
-        TensorData::I8(v) => v
-            .iter_mut()
-            .enumerate()
-            .for_each(|(i, x)| *x = f(i, f64::from(*x)) as i8),
-        TensorData::U8(v) => v
-            .iter_mut()
-            .enumerate()
-            .for_each(|(i, x)| *x = f(i, f64::from(*x)) as u8),
-        TensorData::I32(v) => v
-            .iter_mut()
-            .enumerate()
-            .for_each(|(i, x)| *x = f(i, f64::from(*x)) as i32),
-        TensorData::F32(v) => v
-            .iter_mut()
-            .enumerate()
-            .for_each(|(i, x)| *x = f(i, f64::from(*x)) as f32),
-        _ => {}
+impl QuantTensor {
+    /// The QAS factors `s^-2`, shaped to broadcast to the tensor along its
+    /// scale axis (`[1, .., C, .., 1]`), or one value when per tensor. A
+    /// zero (or denormal) scale gives 0: its integer gradient is 0 anyway,
+    /// and `0 · inf` would be NaN.
+    pub fn inv_s2(&self) -> Tensor {
+        let inv = |s: f32| {
+            let v = 1.0 / (f64::from(s) * f64::from(s));
+            if v.is_finite() {
+                (v as f32).min(f32::MAX)
+            } else {
+                0.0
+            }
+        };
+        let vals: Vec<f32> = self.scale.iter().map(|&s| inv(s)).collect();
+        let mut shape = vec![1; self.shape.len().max(1)];
+        if vals.len() > 1 {
+            let axis = self.axis.min(shape.len() - 1);
+            shape[axis] = vals.len();
+        } else {
+            shape = vec![1];
+        }
+        Tensor::from_f32(shape, vals).expect("shape holds one value per scale")
     }
 }
 
 impl Optimizer for QasSgd {
-    fn step(&mut self, weights: &mut [Tensor], grads: &[&[f32]]) {
-        let first = self.velocity.is_empty();
-        if first {
-            self.velocity = weights.iter().map(|w| vec![0.0; w.numel()]).collect();
-            if let Rounding::Stochastic { seed } = self.rounding {
-                self.rng = seed ^ 0x9e37_79b9_7f4a_7c15;
-            }
-        }
-        for k in 0..weights.len().min(grads.len()).min(self.params.len()) {
-            let g = grads[k];
-            let mut v = std::mem::take(&mut self.velocity[k]);
-            // Scaled gradient and velocity, PyTorch's momentum rule.
-            for (i, v) in v.iter_mut().enumerate() {
-                let gi = g.get(i).copied().unwrap_or(0.0);
-                let gs = match (&self.params[k], self.qas) {
-                    (Some(q), true) => {
-                        let s = q.scale_of(i);
-                        gi / (s * s)
-                    }
-                    _ => gi,
-                };
-                *v = if first || self.momentum == 0.0 {
-                    gs
-                } else {
-                    self.momentum * *v + gs
-                };
-            }
-            let lr = f64::from(self.lr);
-            match self.params[k].clone() {
-                None => update_ints(&mut weights[k], |i, w| w - lr * f64::from(v[i])),
-                Some(q) => {
-                    let (lo, hi) = q.range();
-                    let mut t = std::mem::replace(&mut weights[k], Tensor::scalar_f32(0.0));
-                    update_ints(&mut t, |i, w| {
-                        self.round(w - lr * f64::from(v[i])).clamp(lo, hi)
-                    });
-                    weights[k] = t;
-                }
-            }
-            self.velocity[k] = v;
-        }
-    }
-
     fn lr(&self) -> f32 {
         self.lr
     }
 
     fn set_lr(&mut self, lr: f32) {
         self.lr = lr;
+    }
+
+    fn update_rule(&self) -> UpdateRule {
+        let (rounding, seed) = match self.rounding {
+            Rounding::Nearest => ("nearest", 0),
+            Rounding::Stochastic { seed } => ("stochastic", seed),
+        };
+        let mut slots = vec![Slot::Step];
+        if self.momentum != 0.0 {
+            slots.push(Slot::Tensor("momentum"));
+        }
+        UpdateRule {
+            op: "QasSgdUpdate",
+            attrs: vec![
+                ("momentum".into(), Attr::Float(self.momentum)),
+                ("qas".into(), Attr::Int(i64::from(self.qas))),
+                ("rounding".into(), Attr::String(rounding.into())),
+                // The hash takes the seed's 64 bits; the attribute holds
+                // them as i64.
+                ("seed".into(), Attr::Int(seed as i64)),
+            ],
+            slots,
+        }
+    }
+
+    fn per_weight_inputs(&self, weight: &str) -> Vec<(&'static str, Tensor)> {
+        if !self.qas {
+            return Vec::new();
+        }
+        self.names
+            .iter()
+            .zip(&self.params)
+            .find(|(n, _)| *n == weight)
+            .and_then(|(_, q)| q.as_ref())
+            .map(|q| vec![("inv_s2", q.inv_s2())])
+            .unwrap_or_default()
     }
 }
 

@@ -229,8 +229,7 @@ impl Trainer {
             opts.threads,
         )?;
         let (_, data_input) = spec_for_batch(forward, spec, batch)?;
-        let prox =
-            crate::regularize::prox_terms(forward, spec, &main.fused.train.channels)?;
+        let prox = crate::regularize::prox_terms(forward, spec, &main.fused.train.channels)?;
         Ok(Trainer {
             forward: forward.clone(),
             classify: matches!(spec.loss, Loss::SoftmaxCrossEntropy { .. }),

@@ -1,13 +1,14 @@
 //! int8 training with quantization-aware scaling on a tiny hand-built QDQ
 //! model: the gradients through DequantizeLinear and QuantizeLinear, and
-//! the QAS update against float SGD.
+//! the fused QAS update against float SGD and a host reference.
 
 mod common;
 
 use common::run_training_graph;
 use whittle_ir::{Attr, DType, Graph, Node, Tensor, TensorData, ValueInfo};
 use whittle_train::{
-    build_training_graph, quantized_tensors, Loss, Optimizer, QasSgd, Rounding, Sgd, TrainSpec,
+    build_training_graph, quantized_tensors, FuseOptions, Loss, QasSgd, QuantTensor, Rounding, Sgd,
+    TrainSpec, Trainer, TrainerOptions,
 };
 
 const N: usize = 4;
@@ -192,8 +193,88 @@ fn integer_gradient_is_scale_times_float_gradient() {
     }
 }
 
-/// One QAS step moves each integer value by the float SGD step divided by
-/// its scale, rounded to nearest; without QAS by s^2 times less.
+fn trainer(g: &Graph, opt: QasSgd, keep_grads: bool) -> Trainer {
+    let opts = TrainerOptions {
+        threads: 1,
+        batch_size: N,
+    };
+    let fuse = FuseOptions {
+        keep_grads,
+        ..FuseOptions::default()
+    };
+    Trainer::with_fuse_options(g, &spec(&INTS), Box::new(opt), &opts, fuse)
+        .unwrap_or_else(|e| panic!("{e}"))
+}
+
+/// Integer (or f32) values as f64, exactly.
+fn exact(t: &Tensor) -> Vec<f64> {
+    match t.data() {
+        TensorData::I32(v) => v.iter().map(|&x| f64::from(x)).collect(),
+        _ => t.to_f32_vec().into_iter().map(f64::from).collect(),
+    }
+}
+
+fn values(t: &Trainer) -> Vec<Vec<f64>> {
+    t.weights().iter().map(|(_, w)| exact(w)).collect()
+}
+
+/// The host reference of QAS-SGD (the rule of the old host optimizer):
+/// per element, `v = momentum · v + g · s^-2` (v starts at the first
+/// scaled gradient), `w = clamp(round(w - lr · v))`, stochastic rounding
+/// drawing from the same counter-based hash as the fused node.
+struct HostQas {
+    lr: f32,
+    momentum: f32,
+    qas: bool,
+    seed: Option<u64>,
+    bufs: Vec<Vec<f32>>,
+    step: i64,
+}
+
+impl HostQas {
+    fn step(&mut self, params: &[Option<QuantTensor>], w: &mut [Vec<f64>], grads: &[Vec<f32>]) {
+        self.step += 1;
+        if self.bufs.is_empty() {
+            self.bufs = w.iter().map(|w| vec![0.0; w.len()]).collect();
+        }
+        for (k, q) in params.iter().enumerate() {
+            let q = q.as_ref().unwrap();
+            let (lo, hi) = q.range();
+            let key = self
+                .seed
+                .map(|s| whittle_runtime::ops::grad::rounding_key(s, &q.name));
+            for i in 0..w[k].len() {
+                let s = f64::from(q.scale_of(i));
+                let inv = if self.qas {
+                    (1.0 / (s * s)) as f32
+                } else {
+                    1.0
+                };
+                let gs = grads[k][i] * inv;
+                let b = &mut self.bufs[k][i];
+                *b = if self.step == 1 {
+                    gs
+                } else {
+                    self.momentum * *b + gs
+                };
+                let d = if self.momentum == 0.0 { gs } else { *b };
+                let x = w[k][i] - f64::from(self.lr) * f64::from(d);
+                let r = match key {
+                    None => x.round(),
+                    Some(key) => {
+                        (x + whittle_runtime::ops::grad::rounding_uniform(key, self.step, i))
+                            .floor()
+                    }
+                };
+                w[k][i] = r.clamp(lo, hi);
+            }
+        }
+    }
+}
+
+/// One fused QAS step moves each integer value by the float SGD step
+/// divided by its scale, rounded to nearest; without QAS by s^2 times
+/// less (here: nothing moves).
 #[test]
 fn qas_update_is_float_update_over_scale() {
     let (g, gq, gf) = gradients();
@@ -209,71 +290,130 @@ fn qas_update_is_float_update_over_scale() {
     let fg: Vec<&[f32]> = gf.iter().map(Vec::as_slice).collect();
     Sgd::new(lr, 0.0).step(&mut float_w, &fg);
 
-    let qg: Vec<&[f32]> = gq.iter().map(Vec::as_slice).collect();
-    let mut with = init.clone();
-    let mut opt = QasSgd::new(&g, &trainable, lr, 0.0)
+    let (x, y) = batch();
+    let opt = QasSgd::new(&g, &trainable, lr, 0.0)
         .unwrap()
         .with_rounding(Rounding::Nearest);
-    opt.step(&mut with, &qg);
-    let mut without = init.clone();
-    QasSgd::new(&g, &trainable, lr, 0.0)
-        .unwrap()
-        .with_rounding(Rounding::Nearest)
-        .with_qas(false)
-        .step(&mut without, &qg);
-
     let params = opt.params().to_vec();
+    let mut t = trainer(&g, opt.clone(), false);
+    t.step(&x, &y).unwrap();
+    let with = values(&t);
+    let mut t = trainer(&g, opt.with_qas(false), false);
+    t.step(&x, &y).unwrap();
+    let without = values(&t);
+
     let mut moved = 0;
     for k in 0..INTS.len() {
         let q = params[k].as_ref().unwrap();
         let (lo, hi) = q.range();
-        let (q0, q1, q2) = (
-            init[k].to_f32_vec(),
-            with[k].to_f32_vec(),
-            without[k].to_f32_vec(),
-        );
+        let q0 = exact(&init[k]);
         let f1 = float_w[k].to_f32_vec();
         for i in 0..q0.len() {
             let s = q.scale_of(i);
-            let want =
-                (f64::from(q0[i]) + f64::from(f1[i] - before[k][i]) / f64::from(s)).clamp(lo, hi);
+            let want = (q0[i] + f64::from(f1[i] - before[k][i]) / f64::from(s)).clamp(lo, hi);
             assert!(
-                (f64::from(q1[i]) - want).abs() <= 0.5 + 1e-3,
+                (with[k][i] - want).abs() <= 0.5 + 1e-3,
                 "{}[{i}]: {} -> {}, float step / s = {want}",
                 INTS[k],
                 q0[i],
-                q1[i]
+                with[k][i]
             );
-            moved += usize::from(q1[i] != q0[i]);
+            moved += usize::from(with[k][i] != q0[i]);
             // Without QAS the step is lr * s * g: far under one unit here.
-            let raw = f64::from(q0[i]) - f64::from(lr) * f64::from(gq[k][i]);
-            assert_eq!(f64::from(q2[i]), raw.round().clamp(lo, hi));
+            let raw = q0[i] - f64::from(lr) * f64::from(gq[k][i]);
+            assert_eq!(without[k][i], raw.round().clamp(lo, hi));
         }
     }
     assert!(moved > 10, "only {moved} values moved");
 }
 
-/// Stochastic rounding is unbiased: over many steps of a constant
-/// gradient the integer weight drifts by the exact accumulated step.
+/// Several fused steps (momentum, stochastic rounding, weights updated in
+/// place in the arena) equal the host reference fed the same gradients;
+/// nearest rounding and QAS off too.
 #[test]
-fn stochastic_rounding_accumulates_small_steps() {
+fn fused_qas_matches_host_reference_over_steps() {
     let g = tiny_qdq();
-    let trainable = vec!["b2".to_string()];
-    let mut opt = QasSgd::new(&g, &trainable, 1.0, 0.0).unwrap();
-    let q = opt.params()[0].clone().unwrap();
-    // A gradient giving a step of 0.1 units per element per call.
-    let grad: Vec<f32> = (0..3)
-        .map(|i| 0.1 * q.scale_of(i) * q.scale_of(i))
-        .collect();
-    let mut w = vec![g.initializers["b2"].clone()];
-    let start = w[0].to_f32_vec();
-    for _ in 0..1000 {
-        opt.step(&mut w, &[&grad]);
+    let trainable: Vec<String> = INTS.iter().map(|s| s.to_string()).collect();
+    let (x, y) = batch();
+    for (rounding, qas) in [
+        (Rounding::Stochastic { seed: 5 }, true),
+        (Rounding::Nearest, true),
+        (Rounding::Stochastic { seed: 9 }, false),
+    ] {
+        let opt = QasSgd::new(&g, &trainable, 0.05, 0.9)
+            .unwrap()
+            .with_rounding(rounding)
+            .with_qas(qas);
+        let params = opt.params().to_vec();
+        let mut t = trainer(&g, opt, true);
+        let mut host = HostQas {
+            lr: 0.05,
+            momentum: 0.9,
+            qas,
+            seed: match rounding {
+                Rounding::Stochastic { seed } => Some(seed),
+                Rounding::Nearest => None,
+            },
+            bufs: Vec::new(),
+            step: 0,
+        };
+        let mut want = values(&t);
+        let mut moved = 0;
+        for _ in 0..5 {
+            t.step(&x, &y).unwrap();
+            let plan = t.plan();
+            let grads: Vec<Vec<f32>> = t
+                .training_graph()
+                .grads
+                .iter()
+                .map(|(_, gname)| {
+                    let i = plan.outputs().position(|o| o.name == *gname).unwrap();
+                    plan.output(i).unwrap().f32().to_vec()
+                })
+                .collect();
+            let before = want.clone();
+            host.step(&params, &mut want, &grads);
+            let got = values(&t);
+            assert_eq!(got, want, "{rounding:?}, qas {qas}");
+            moved += got
+                .iter()
+                .flatten()
+                .zip(before.iter().flatten())
+                .filter(|(a, b)| a != b)
+                .count();
+        }
+        if qas {
+            assert!(moved > 20, "{rounding:?}: only {moved} moves");
+        }
     }
-    for (a, b) in w[0].to_f32_vec().iter().zip(&start) {
-        let moved = f64::from(b - a);
-        assert!((moved - 100.0).abs() < 25.0, "moved {moved}, expected ~100");
+}
+
+/// A run stopped after 3 steps and resumed from its state (weights,
+/// momentum, step count) ends where an uninterrupted run of 6 ends:
+/// stochastic rounding keys on the step counter, not on generator state.
+#[test]
+fn qas_training_resumes_bit_exactly() {
+    let g = tiny_qdq();
+    let trainable: Vec<String> = INTS.iter().map(|s| s.to_string()).collect();
+    let opt = || QasSgd::new(&g, &trainable, 0.05, 0.9).unwrap();
+    let (x, y) = batch();
+    let mut full = trainer(&g, opt(), false);
+    for _ in 0..6 {
+        full.step(&x, &y).unwrap();
     }
+    let mut first = trainer(&g, opt(), false);
+    for _ in 0..3 {
+        first.step(&x, &y).unwrap();
+    }
+    let state = first.state();
+    drop(first);
+    let mut resumed = trainer(&g, opt(), false);
+    resumed.load_state(&state).unwrap();
+    for _ in 0..3 {
+        resumed.step(&x, &y).unwrap();
+    }
+    assert_eq!(values(&resumed), values(&full));
+    assert_ne!(values(&full), values(&trainer(&g, opt(), false)));
 }
 
 /// QuantizeLinear -> DequantizeLinear passes the gradient straight through

@@ -207,6 +207,11 @@ pub fn fuse_updates(
                 role,
             });
         }
+        for (suffix, value) in optimizer.per_weight_inputs(w) {
+            let name = fresh(format!("{w}.{suffix}"));
+            g.initializers.insert(name.clone(), value);
+            inputs.push(name);
+        }
         let ins: Vec<&str> = inputs.iter().map(String::as_str).collect();
         let outs: Vec<&str> = outputs.iter().map(String::as_str).collect();
         let mut n = Node::new(format!("{w}/update"), rule.op, &ins, &outs);

@@ -17,10 +17,13 @@ mod conv;
 mod geom;
 mod loss;
 mod pool;
+mod qas_update;
 mod sum_to;
 #[cfg(test)]
 mod tests;
 mod update;
+
+pub use qas_update::{rounding_key, rounding_uniform};
 
 /// Operator domain of the backward ops.
 pub const DOMAIN: &str = "whittle.grad";
@@ -32,6 +35,7 @@ pub fn register(r: &mut Registry) {
     conv::register(r);
     loss::register(r);
     pool::register(r);
+    qas_update::register(r);
     sum_to::register(r);
     update::register(r);
 }

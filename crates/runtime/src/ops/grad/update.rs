@@ -66,8 +66,36 @@ fn check_common(
     if ctx.fact(LR)?.numel() != 1 {
         return Err(ctx.err("lr (input 2) must hold one element"));
     }
+    let upd = updated_len(ctx, &w, g)?;
+    let mask = ctx.opt_input(MASK).is_some();
+    if mask && ctx.fact(MASK)? != &w {
+        return Err(ctx.err(format!("mask must be f32 {:?} like the weight", w.shape)));
+    }
+    for &i in slots {
+        if ctx.opt_input(i).is_none() || ctx.fact(i)? != &w {
+            return Err(ctx.err(format!(
+                "input {i} ('{}') must be an f32 {:?} optimizer slot",
+                ctx.node.inputs.get(i).map_or("", String::as_str),
+                w.shape
+            )));
+        }
+    }
+    if let Some(i) = step {
+        let ok = ctx
+            .opt_input(i)
+            .is_some_and(|f| f.fact.dtype == DType::I64 && f.fact.numel() == 1);
+        if !ok {
+            return Err(ctx.err(format!("input {i} must be the int64 [1] step counter")));
+        }
+    }
+    Ok(Shape { upd, mask })
+}
+
+/// Elements an update touches: all of W, or its first `channels` slices
+/// along axis 0 (G then has W's shape or those slices only).
+pub(super) fn updated_len(ctx: &BuildCtx<'_>, w: &Fact, g: &Fact) -> Result<usize, OpError> {
     let numel = w.numel();
-    let upd = match ctx.node.attr_int("channels", 0)? {
+    Ok(match ctx.node.attr_int("channels", 0)? {
         0 => {
             if g.shape != w.shape {
                 return Err(ctx.err(format!(
@@ -95,33 +123,11 @@ fn check_common(
             }
             numel / c.max(1) * k
         }
-    };
-    let mask = ctx.opt_input(MASK).is_some();
-    if mask && ctx.fact(MASK)? != &w {
-        return Err(ctx.err(format!("mask must be f32 {:?} like the weight", w.shape)));
-    }
-    for &i in slots {
-        if ctx.opt_input(i).is_none() || ctx.fact(i)? != &w {
-            return Err(ctx.err(format!(
-                "input {i} ('{}') must be an f32 {:?} optimizer slot",
-                ctx.node.inputs.get(i).map_or("", String::as_str),
-                w.shape
-            )));
-        }
-    }
-    if let Some(i) = step {
-        let ok = ctx
-            .opt_input(i)
-            .is_some_and(|f| f.fact.dtype == DType::I64 && f.fact.numel() == 1);
-        if !ok {
-            return Err(ctx.err(format!("input {i} must be the int64 [1] step counter")));
-        }
-    }
-    Ok(Shape { upd, mask })
+    })
 }
 
 /// The facts of outputs mirroring `inputs` (W and the state slots).
-fn mirror(ctx: &BuildCtx<'_>, inputs: &[usize]) -> Result<Vec<Fact>, OpError> {
+pub(super) fn mirror(ctx: &BuildCtx<'_>, inputs: &[usize]) -> Result<Vec<Fact>, OpError> {
     let want = inputs.len();
     let declared = ctx.node.outputs.len();
     if declared != want || ctx.node.outputs.iter().any(String::is_empty) {
@@ -133,7 +139,11 @@ fn mirror(ctx: &BuildCtx<'_>, inputs: &[usize]) -> Result<Vec<Fact>, OpError> {
 }
 
 /// Copies each state input into its output unless the planner aliased them.
-fn take_state(inputs: &[View<'_>], outputs: &mut [ViewMut<'_>], pairs: &[(usize, usize)]) {
+pub(super) fn take_state(
+    inputs: &[View<'_>],
+    outputs: &mut [ViewMut<'_>],
+    pairs: &[(usize, usize)],
+) {
     for &(i, o) in pairs {
         if !inputs[i].is_aliased() {
             outputs[o].bytes().copy_from_slice(inputs[i].bytes());
@@ -141,11 +151,11 @@ fn take_state(inputs: &[View<'_>], outputs: &mut [ViewMut<'_>], pairs: &[(usize,
     }
 }
 
-fn step_counter<'a>(out: &'a mut ViewMut<'_>) -> &'a mut i64 {
+pub(super) fn step_counter<'a>(out: &'a mut ViewMut<'_>) -> &'a mut i64 {
     &mut out.i64()[0]
 }
 
-fn masked(mask: &[f32], i: usize) -> bool {
+pub(super) fn masked(mask: &[f32], i: usize) -> bool {
     mask.get(i).is_some_and(|&m| m == 0.0)
 }
 
