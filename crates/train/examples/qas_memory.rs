@@ -175,7 +175,8 @@ fn main() {
     for i in q128.inputs.iter_mut().filter(|i| i.name == "input") {
         *i = ValueInfo::known("input", DType::F32, &[1, 1, SIDE, SIDE]);
     }
-    let inference = compile(&q128, &CompileOptions::default()).unwrap_or_else(|e| panic!("inference: {e}"));
+    let inference =
+        compile(&q128, &CompileOptions::default()).unwrap_or_else(|e| panic!("inference: {e}"));
     explain("int8 inference", &inference, top);
 
     println!("MobileNetV2 0.35, 1x1x128x128, batch 1, BatchNorm frozen; fused in-place updates; Trainer::memory() of the compiled training plan\n");
