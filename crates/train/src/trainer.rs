@@ -90,13 +90,18 @@ pub(crate) fn spec_for_batch(
         .shape
         .as_ref()
         .ok_or_else(|| TrainError::Spec(format!("input '{name}' has no shape")))?;
-    let mut dims: Vec<usize> = shape
-        .iter()
-        .map(|d| match d {
-            whittle_ir::Dim::Known(n) => *n,
-            _ => 1,
-        })
-        .collect();
+    // A shape the spec gives (e.g. a larger image than the model was
+    // exported with) wins over the declared one; only the batch changes.
+    let mut dims: Vec<usize> = match spec.input_shapes.get(&name) {
+        Some(given) => given.clone(),
+        None => shape
+            .iter()
+            .map(|d| match d {
+                whittle_ir::Dim::Known(n) => *n,
+                _ => 1,
+            })
+            .collect(),
+    };
     if dims.is_empty() {
         return Err(TrainError::Spec(format!("input '{name}' is a scalar")));
     }
