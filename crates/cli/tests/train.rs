@@ -354,7 +354,11 @@ fn plan_only_reports_memory() {
     let f = |k: &str| j[k].as_u64().unwrap();
     // 29178 f32 parameters; Adam holds two slots per trainable value.
     assert!(f("weights") >= 29178 * 4, "{j}");
-    assert_eq!(f("optimizer_state"), 2 * f("gradients"), "{j}");
+    // Adam's m and v per value (plus a step counter per tensor).
+    assert!(f("optimizer_state") >= 2 * 29178 * 4, "{j}");
+    // Fused updates free each gradient right after its update: the peak of
+    // gradients alive at once is below the sum of all of them.
+    assert!(f("gradients") > 0 && f("gradients") < 29178 * 4, "{j}");
     assert!(f("kept_activations") > 0 && f("peak") > f("weights"), "{j}");
     assert!(!out.exists());
     // Bias-only keeps less of everything.
