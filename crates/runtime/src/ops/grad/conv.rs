@@ -85,6 +85,10 @@ fn build_grad_input(ctx: &BuildCtx<'_>) -> Result<Built, OpError> {
     let x = shape_attr(ctx, "input_shape")?;
     let (geom, taps) = forward_geom(ctx, &x, &w, &dy)?;
     let direct = geom.cin_g() == 1 && geom.groups > 1;
+    // A 1x1 conv's input gradient is one product per image, dX = Wᵀ·dY:
+    // no column buffer (which for late, deep layers is the largest
+    // workspace of a training step).
+    let pointwise = !direct && geom.groups == 1 && geom.is_pointwise();
     // The input gradient is the transposed conv of dY: X and Y swap roles.
     let tgeom = ConvGeom {
         cin: geom.cout,
@@ -95,11 +99,16 @@ fn build_grad_input(ctx: &BuildCtx<'_>) -> Result<Built, OpError> {
     };
     let scratch = if direct {
         0
+    } else if pointwise {
+        let osp = geom.out_spatial();
+        gemm_scratch_len(geom.cin, osp, geom.cout, false, false, max_tasks())
     } else {
         conv_transpose_scratch_len(&tgeom, false, max_tasks())
     };
     let base = if direct {
         "conv_grad_input.direct"
+    } else if pointwise {
+        "conv_grad_input.gemm.pointwise"
     } else {
         "conv_grad_input.gemm.col2im"
     };
@@ -111,6 +120,7 @@ fn build_grad_input(ctx: &BuildCtx<'_>) -> Result<Built, OpError> {
             tgeom,
             taps,
             direct,
+            pointwise,
             scratch,
         }),
     })
@@ -122,6 +132,7 @@ struct GradInput {
     tgeom: ConvGeom,
     taps: Taps,
     direct: bool,
+    pointwise: bool,
     /// f32 scratch elements.
     scratch: usize,
 }
@@ -147,6 +158,22 @@ impl Kernel for GradInput {
     ) -> Result<(), RunError> {
         let (dy, w) = (inputs[0].f32(), inputs[1].f32());
         let dx = outputs[0].f32();
+        if self.pointwise {
+            let g = &self.geom;
+            let osp = g.out_spatial();
+            let exec = ParExec::new(ctx.par);
+            let s = scratch_f32(ctx.scratch, self.scratch)?;
+            let wt = MatRef::row_major(w, g.cout, g.cin)
+                .ok_or(RunError::Unsupported("conv grad: W too short"))?
+                .t();
+            for b in 0..g.batch {
+                let dyb = MatRef::row_major(&dy[b * g.cout * osp..], g.cout, osp)
+                    .ok_or(RunError::Unsupported("conv grad: dY too short"))?;
+                let dxb = &mut dx[b * g.cin * osp..][..g.cin * osp];
+                gemm(isa(), &wt, &dyb, dxb, osp, &Epilogue::default(), s, &exec);
+            }
+            return Ok(());
+        }
         if !self.direct {
             let exec = ParExec::new(ctx.par);
             let s = scratch_f32(ctx.scratch, self.scratch)?;

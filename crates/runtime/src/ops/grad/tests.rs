@@ -244,9 +244,9 @@ fn conv_grads_match_finite_differences() {
             dilations: vec![1, 1],
             group: 4,
         },
-        // Pointwise.
+        // Pointwise (the direct product, image by image).
         ConvCase {
-            x: vec![1, 5, 4, 4],
+            x: vec![2, 5, 4, 4],
             w: vec![3, 5, 1, 1],
             strides: vec![1, 1],
             pads: vec![0, 0, 0, 0],
