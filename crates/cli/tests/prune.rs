@@ -4,32 +4,14 @@
 //! onnxruntime and reloaded in whittle. Python checks are skipped when
 //! python3 with numpy, onnx and onnxruntime is missing (CI installs them).
 
+mod common;
+use common::*;
+
 use std::path::{Path, PathBuf};
-use std::process::{Command, Output};
+use std::process::Command;
 
 use whittle::ir::{Attr, Graph, Node, ValueInfo};
 use whittle::{CompileOptions, DType, Tensor};
-
-const FASHION: &str = "/usr/share/datasets/fashion-mnist";
-
-fn whittle() -> Command {
-    Command::new(env!("CARGO_BIN_EXE_whittle"))
-}
-
-fn repo(rel: &str) -> PathBuf {
-    Path::new(env!("CARGO_MANIFEST_DIR"))
-        .join("../..")
-        .join(rel)
-}
-
-fn json(out: &Output) -> serde_json::Value {
-    assert!(
-        out.status.success(),
-        "{}",
-        String::from_utf8_lossy(&out.stderr)
-    );
-    serde_json::from_slice(&out.stdout).expect("stdout is one JSON document")
-}
 
 fn has_python() -> bool {
     let ok = Command::new("python3")

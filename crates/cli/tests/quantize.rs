@@ -1,50 +1,13 @@
 //! `whittle quantize` end to end: accuracy on Fashion-MNIST, and every bad
 //! input it must refuse with a clear error and no file left behind.
 
+mod common;
+use common::*;
+
 use std::path::{Path, PathBuf};
-use std::process::{Command, Output};
 
 use whittle::ir::{Graph, Node, ValueInfo};
 use whittle::{DType, Tensor};
-
-const FASHION: &str = "/usr/share/datasets/fashion-mnist";
-
-fn whittle() -> Command {
-    Command::new(env!("CARGO_BIN_EXE_whittle"))
-}
-
-fn repo(rel: &str) -> PathBuf {
-    Path::new(env!("CARGO_MANIFEST_DIR"))
-        .join("../..")
-        .join(rel)
-}
-
-fn json(out: &Output) -> serde_json::Value {
-    assert!(
-        out.status.success(),
-        "{}",
-        String::from_utf8_lossy(&out.stderr)
-    );
-    serde_json::from_slice(&out.stdout).expect("stdout is one JSON document")
-}
-
-/// Writes an f32 IDX images file `[n, ...dims]` and its labels file.
-fn write_idx_f32(dir: &Path, x: &[f32], dims: &[u32], labels: &[u8]) -> PathBuf {
-    let mut img = vec![0u8, 0, 0x0D, dims.len() as u8];
-    for d in dims {
-        img.extend_from_slice(&d.to_be_bytes());
-    }
-    for v in x {
-        img.extend_from_slice(&v.to_be_bytes());
-    }
-    let mut lab = vec![0u8, 0, 0x08, 1];
-    lab.extend_from_slice(&(labels.len() as u32).to_be_bytes());
-    lab.extend_from_slice(labels);
-    let path = dir.join("c-images-idx3-ubyte");
-    std::fs::write(&path, img).unwrap();
-    std::fs::write(dir.join("c-labels-idx1-ubyte"), lab).unwrap();
-    path
-}
 
 /// A Conv(1->2, 1x1) -> Relu -> Flatten -> Gemm(2*4*4 -> 3) model on
 /// [1, 1, 4, 4] inputs, saved to `dir/name`.

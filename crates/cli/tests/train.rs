@@ -3,22 +3,12 @@
 //! memory plan, and every bad input refused with a clear error and no
 //! output file.
 
+mod common;
+use common::*;
+
 use std::path::{Path, PathBuf};
-use std::process::{Command, Output};
 
 use whittle::Tensor;
-
-const FASHION: &str = "/usr/share/datasets/fashion-mnist";
-
-fn whittle() -> Command {
-    Command::new(env!("CARGO_BIN_EXE_whittle"))
-}
-
-fn repo(rel: &str) -> PathBuf {
-    Path::new(env!("CARGO_MANIFEST_DIR"))
-        .join("../..")
-        .join(rel)
-}
 
 fn cnn() -> PathBuf {
     repo("tests/models/fashion_cnn.onnx")
@@ -42,20 +32,6 @@ fn test_data() -> String {
     format!("{FASHION}/t10k-images-idx3-ubyte.gz")
 }
 
-fn ok(out: &Output) -> &Output {
-    assert!(
-        out.status.success(),
-        "{}\n{}",
-        String::from_utf8_lossy(&out.stdout),
-        String::from_utf8_lossy(&out.stderr)
-    );
-    out
-}
-
-fn json(out: &Output) -> serde_json::Value {
-    serde_json::from_slice(&ok(out).stdout).expect("stdout is one JSON document")
-}
-
 /// Runs `whittle train` expecting failure; returns stderr.
 fn fails(args: &[&str]) -> String {
     let out = whittle().arg("train").args(args).output().unwrap();
@@ -65,24 +41,6 @@ fn fails(args: &[&str]) -> String {
         String::from_utf8_lossy(&out.stdout)
     );
     String::from_utf8_lossy(&out.stderr).into_owned()
-}
-
-/// Writes an f32 IDX images file `[n, ...dims]` and its labels file.
-fn write_idx_f32(dir: &Path, x: &[f32], dims: &[u32], labels: &[u8]) -> PathBuf {
-    let mut img = vec![0u8, 0, 0x0D, dims.len() as u8];
-    for d in dims {
-        img.extend_from_slice(&d.to_be_bytes());
-    }
-    for v in x {
-        img.extend_from_slice(&v.to_be_bytes());
-    }
-    let mut lab = vec![0u8, 0, 0x08, 1];
-    lab.extend_from_slice(&(labels.len() as u32).to_be_bytes());
-    lab.extend_from_slice(labels);
-    let path = dir.join("t-images-idx3-ubyte");
-    std::fs::write(&path, img).unwrap();
-    std::fs::write(dir.join("t-labels-idx1-ubyte"), lab).unwrap();
-    path
 }
 
 fn initializers(path: &Path) -> Vec<(String, Tensor)> {
