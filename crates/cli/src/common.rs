@@ -166,3 +166,32 @@ pub fn ordered_inputs(plan: &Plan, given: &HashMap<String, Tensor>) -> Result<Ve
         })
         .collect()
 }
+
+/// A progress bar of `len` steps in `template` (indicatif syntax), drawn on
+/// stderr only when `visible` (a terminal that wants it): piped or `--json`
+/// runs stay quiet.
+pub fn progress_bar(len: u64, template: &str, visible: bool) -> indicatif::ProgressBar {
+    let target = if visible {
+        indicatif::ProgressDrawTarget::stderr()
+    } else {
+        indicatif::ProgressDrawTarget::hidden()
+    };
+    let bar = indicatif::ProgressBar::with_draw_target(Some(len), target);
+    if let Ok(style) = indicatif::ProgressStyle::with_template(template) {
+        bar.set_style(style);
+    }
+    bar
+}
+
+/// The progress bar of one named stage of `quantize` or `prune`
+/// (calibration, evaluation, ...); its length is set as work is known.
+pub fn stage_bar(stage: &str) -> indicatif::ProgressBar {
+    use std::io::IsTerminal;
+    let bar = progress_bar(
+        0,
+        "{msg:>12} {bar:40} {pos}/{len} [{elapsed_precise} < {eta_precise}]",
+        std::io::stderr().is_terminal(),
+    );
+    bar.set_message(stage.to_string());
+    bar
+}

@@ -6,7 +6,7 @@ use std::path::{Path, PathBuf};
 use std::time::Instant;
 
 use anyhow::{bail, Context, Result};
-use indicatif::{ProgressBar, ProgressDrawTarget, ProgressStyle};
+use indicatif::ProgressBar;
 use serde::Serialize;
 use whittle::data::{open_dataset, Dataset, Metrics, Preprocess};
 use whittle::ir::Dim;
@@ -265,23 +265,6 @@ struct EvalJson {
     seconds: f64,
 }
 
-fn progress_bar(len: usize) -> ProgressBar {
-    let bar = ProgressBar::with_draw_target(
-        Some(len as u64),
-        if std::io::stdout().is_terminal() {
-            ProgressDrawTarget::stderr()
-        } else {
-            ProgressDrawTarget::hidden()
-        },
-    );
-    if let Ok(style) = ProgressStyle::with_template(
-        "{bar:40} {pos}/{len} samples [{elapsed_precise} < {eta_precise}]",
-    ) {
-        bar.set_style(style);
-    }
-    bar
-}
-
 fn pct(v: f64) -> String {
     format!("{:.2}%", 100.0 * v)
 }
@@ -309,7 +292,11 @@ pub fn main(args: Args) -> Result<()> {
     if args.batch == 0 {
         bail!("--batch must be at least 1");
     }
-    let bar = progress_bar(ds.len());
+    let bar = crate::common::progress_bar(
+        ds.len() as u64,
+        "{bar:40} {pos}/{len} samples [{elapsed_precise} < {eta_precise}]",
+        std::io::stdout().is_terminal(),
+    );
     let r = evaluate(&graph, &ds, &opts, &bar)?;
     bar.finish_and_clear();
     if let Some(path) = &args.predictions {

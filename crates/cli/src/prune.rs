@@ -2,12 +2,11 @@
 //! a per-layer report of sparsity, MACs, bytes and measured latency.
 
 use std::collections::{BTreeMap, HashMap};
-use std::io::IsTerminal;
 use std::path::{Path, PathBuf};
 use std::time::{Duration, Instant};
 
 use anyhow::{bail, Context, Result};
-use indicatif::{ProgressBar, ProgressDrawTarget, ProgressStyle};
+use indicatif::ProgressBar;
 use serde::Serialize;
 use whittle::data::{open_dataset, Preprocess};
 use whittle::ir::Dim;
@@ -166,22 +165,6 @@ struct PruneJson<'a> {
     warnings: Vec<String>,
 }
 
-fn bar(stage: &str) -> ProgressBar {
-    let target = if std::io::stderr().is_terminal() {
-        ProgressDrawTarget::stderr()
-    } else {
-        ProgressDrawTarget::hidden()
-    };
-    let b = ProgressBar::with_draw_target(Some(0), target);
-    if let Ok(style) = ProgressStyle::with_template(
-        "{msg:>12} {bar:40} {pos}/{len} [{elapsed_precise} < {eta_precise}]",
-    ) {
-        b.set_style(style);
-    }
-    b.set_message(stage.to_string());
-    b
-}
-
 fn preprocess(args: &Args) -> Preprocess {
     Preprocess {
         divide_by: args.divide_by,
@@ -338,7 +321,7 @@ pub fn main(args: Args) -> Result<()> {
                 if let Some((_, b)) = current.take() {
                     b.finish_and_clear();
                 }
-                let b = bar(p.stage);
+                let b = crate::common::stage_bar(p.stage);
                 b.set_length(p.total as u64);
                 current = Some((p.stage, b));
             }
@@ -419,7 +402,7 @@ fn eval_both(
         compile: compile.clone(),
     };
     let run = |g: &Graph, what: &str| {
-        let b = bar(what);
+        let b = crate::common::stage_bar(what);
         b.set_length(ds.len() as u64);
         let r = evaluate(g, &ds, &opts, &b);
         b.finish_and_clear();

@@ -1,10 +1,9 @@
 //! `whittle quantize`: post-training static quantization to QDQ ONNX.
 
-use std::io::IsTerminal;
 use std::path::PathBuf;
 
 use anyhow::{bail, Context, Result};
-use indicatif::{ProgressBar, ProgressDrawTarget, ProgressStyle};
+use indicatif::ProgressBar;
 use serde::Serialize;
 use whittle::data::{open_dataset, Preprocess};
 use whittle::runtime::CompileOptions;
@@ -121,22 +120,6 @@ struct QuantizeJson<'a> {
     accuracy: Option<Accuracy>,
 }
 
-fn bar(stage: &str) -> ProgressBar {
-    let target = if std::io::stderr().is_terminal() {
-        ProgressDrawTarget::stderr()
-    } else {
-        ProgressDrawTarget::hidden()
-    };
-    let b = ProgressBar::with_draw_target(Some(0), target);
-    if let Ok(style) = ProgressStyle::with_template(
-        "{msg:>12} {bar:40} {pos}/{len} [{elapsed_precise} < {eta_precise}]",
-    ) {
-        b.set_style(style);
-    }
-    b.set_message(stage.to_string());
-    b
-}
-
 fn options(args: &Args, graph: &Graph) -> Result<QuantizeOptions> {
     let compile = args.model.compile_options(graph, &Default::default())?;
     let mut o = QuantizeOptions {
@@ -200,7 +183,7 @@ pub fn main(args: Args) -> Result<()> {
             if let Some((_, b)) = current.take() {
                 b.finish_and_clear();
             }
-            let b = bar(p.stage);
+            let b = crate::common::stage_bar(p.stage);
             b.set_length(p.total as u64);
             current = Some((p.stage, b));
         }
@@ -267,7 +250,7 @@ fn eval_both(
     };
     let hidden = ProgressBar::hidden();
     let pb = |what: &str| {
-        let b = bar(what);
+        let b = crate::common::stage_bar(what);
         b.set_length(ds.len() as u64);
         b
     };

@@ -8,7 +8,7 @@ use std::path::{Path, PathBuf};
 use std::time::Instant;
 
 use anyhow::{bail, Context, Result};
-use indicatif::{ProgressBar, ProgressDrawTarget, ProgressStyle};
+use indicatif::ProgressBar;
 use serde::Serialize;
 use whittle::data::{open_dataset, Dataset, Preprocess};
 use whittle::ir::Dim;
@@ -397,21 +397,6 @@ fn optimizer(args: &Args) -> Result<(Box<dyn Optimizer>, f32)> {
     })
 }
 
-fn progress_bar(len: u64, json: bool) -> ProgressBar {
-    let target = if std::io::stderr().is_terminal() && !json {
-        ProgressDrawTarget::stderr()
-    } else {
-        ProgressDrawTarget::hidden()
-    };
-    let bar = ProgressBar::with_draw_target(Some(len), target);
-    if let Ok(style) = ProgressStyle::with_template(
-        "{prefix} {bar:30} {pos}/{len} steps {msg} [{elapsed_precise} < {eta_precise}]",
-    ) {
-        bar.set_style(style);
-    }
-    bar
-}
-
 fn memory_table(m: &TrainMemory) {
     let rows = [
         ("kept activations", m.kept_activations),
@@ -587,7 +572,11 @@ pub fn main(args: Args) -> Result<()> {
         let te = Instant::now();
         let order = epoch_order(args.seed, epoch, n);
         let start = if epoch == epoch0 { batch0 } else { 0 };
-        let bar = progress_bar(spe, json);
+        let bar = crate::common::progress_bar(
+            spe,
+            "{prefix} {bar:30} {pos}/{len} steps {msg} [{elapsed_precise} < {eta_precise}]",
+            std::io::stderr().is_terminal() && !json,
+        );
         bar.set_prefix(format!("epoch {}/{}", epoch + 1, args.epochs));
         bar.set_position(start);
         let (mut loss_sum, mut correct, mut seen) = (0.0f64, 0usize, 0usize);
