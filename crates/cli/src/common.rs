@@ -183,6 +183,35 @@ pub fn progress_bar(len: u64, template: &str, visible: bool) -> indicatif::Progr
     bar
 }
 
+/// Progress of a multi-stage compression run (`quantize`, `prune`): one bar
+/// per stage, replaced when the stage changes, cleared when dropped.
+#[derive(Default)]
+pub struct StageProgress {
+    current: Option<(&'static str, indicatif::ProgressBar)>,
+}
+
+impl StageProgress {
+    /// Shows `p`, starting a new bar when its stage differs from the last.
+    pub fn update(&mut self, p: whittle_compress::Progress) {
+        if self.current.as_ref().map(|c| c.0) != Some(p.stage) {
+            self.finish();
+            let bar = stage_bar(p.stage);
+            bar.set_length(p.total as u64);
+            self.current = Some((p.stage, bar));
+        }
+        if let Some((_, bar)) = &self.current {
+            bar.set_position(p.done as u64);
+        }
+    }
+
+    /// Clears the current bar.
+    pub fn finish(&mut self) {
+        if let Some((_, bar)) = self.current.take() {
+            bar.finish_and_clear();
+        }
+    }
+}
+
 /// The progress bar of one named stage of `quantize` or `prune`
 /// (calibration, evaluation, ...); its length is set as work is known.
 pub fn stage_bar(stage: &str) -> indicatif::ProgressBar {
@@ -194,4 +223,32 @@ pub fn stage_bar(stage: &str) -> indicatif::ProgressBar {
     );
     bar.set_message(stage.to_string());
     bar
+}
+
+/// How raw samples become model inputs; shared by every command that reads
+/// a dataset.
+#[derive(clap::Args, Clone, Debug)]
+pub struct PreprocessArgs {
+    /// Per-channel mean subtracted after scaling (one value, or one per
+    /// channel, comma-separated).
+    #[arg(long, value_delimiter = ',', allow_negative_numbers = true)]
+    pub mean: Vec<f32>,
+    /// Per-channel standard deviation divided by after the mean.
+    #[arg(long, value_delimiter = ',')]
+    pub std: Vec<f32>,
+    /// Divide raw values by this first [default: 255 for 8-bit data, so
+    /// pixels land in [0, 1]; 1 for float data].
+    #[arg(long, value_name = "X")]
+    pub divide_by: Option<f32>,
+}
+
+impl PreprocessArgs {
+    /// The dataset preprocessing these flags ask for.
+    pub fn preprocess(&self) -> whittle::data::Preprocess {
+        whittle::data::Preprocess {
+            divide_by: self.divide_by,
+            mean: self.mean.clone(),
+            std: self.std.clone(),
+        }
+    }
 }

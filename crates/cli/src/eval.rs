@@ -32,17 +32,8 @@ pub struct Args {
     /// Samples per run when the model's batch dim is symbolic.
     #[arg(long, default_value_t = 32, value_name = "B")]
     batch: usize,
-    /// Per-channel mean subtracted after scaling (one value, or one per
-    /// channel, comma-separated).
-    #[arg(long, value_delimiter = ',', allow_negative_numbers = true)]
-    mean: Vec<f32>,
-    /// Per-channel standard deviation divided by after the mean.
-    #[arg(long, value_delimiter = ',')]
-    std: Vec<f32>,
-    /// Divide raw values by this first [default: 255 for 8-bit data, so
-    /// pixels land in [0, 1]; 1 for float data].
-    #[arg(long, value_name = "X")]
-    divide_by: Option<f32>,
+    #[command(flatten)]
+    pre: crate::common::PreprocessArgs,
     /// The output holding class scores [default: the first].
     #[arg(long, value_name = "NAME")]
     output: Option<String>,
@@ -281,11 +272,7 @@ pub fn main(args: Args) -> Result<()> {
     }
     let opts = EvalOptions {
         batch: args.batch,
-        pre: Preprocess {
-            divide_by: args.divide_by,
-            mean: args.mean.clone(),
-            std: args.std.clone(),
-        },
+        pre: args.pre.preprocess(),
         output: args.output.clone(),
         compile: args.model.compile_options(&graph, &HashMap::new())?,
     };

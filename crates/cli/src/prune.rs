@@ -6,9 +6,8 @@ use std::path::{Path, PathBuf};
 use std::time::{Duration, Instant};
 
 use anyhow::{bail, Context, Result};
-use indicatif::ProgressBar;
 use serde::Serialize;
-use whittle::data::{open_dataset, Preprocess};
+use whittle::data::open_dataset;
 use whittle::ir::Dim;
 use whittle::onnx::{ExportOptions, SparseStorage};
 use whittle::runtime::{CompileOptions, Plan};
@@ -84,15 +83,8 @@ pub struct Args {
     /// Samples per run when the batch dim is symbolic (calibration, eval).
     #[arg(long, default_value_t = 32, value_name = "B")]
     batch: usize,
-    /// Per-channel mean subtracted after scaling.
-    #[arg(long, value_delimiter = ',', allow_negative_numbers = true)]
-    mean: Vec<f32>,
-    /// Per-channel standard deviation divided by after the mean.
-    #[arg(long, value_delimiter = ',')]
-    std: Vec<f32>,
-    /// Divide raw values by this first [default: 255 for 8-bit data].
-    #[arg(long, value_name = "X")]
-    divide_by: Option<f32>,
+    #[command(flatten)]
+    pre: crate::common::PreprocessArgs,
 }
 
 /// One row of the per-layer table.
@@ -165,14 +157,6 @@ struct PruneJson<'a> {
     warnings: Vec<String>,
 }
 
-fn preprocess(args: &Args) -> Preprocess {
-    Preprocess {
-        divide_by: args.divide_by,
-        mean: args.mean.clone(),
-        std: args.std.clone(),
-    }
-}
-
 /// The unstructured options, or `None` when no unstructured pruning was
 /// asked for.
 fn unstructured_options(
@@ -220,7 +204,7 @@ fn unstructured_options(
         only: args.only.clone(),
         calib_samples: args.calib_samples,
         batch: args.batch,
-        preprocess: preprocess(args),
+        preprocess: args.pre.preprocess(),
         input_shapes: compile.input_shapes.clone(),
         threads: compile.threads,
     }))
@@ -315,25 +299,11 @@ pub fn main(args: Args) -> Result<()> {
     }
     let mut report = None;
     if let Some(uo) = &unstructured {
-        let mut current: Option<(&'static str, ProgressBar)> = None;
-        let mut on_progress = |p: Progress| {
-            if current.as_ref().map(|c| c.0) != Some(p.stage) {
-                if let Some((_, b)) = current.take() {
-                    b.finish_and_clear();
-                }
-                let b = crate::common::stage_bar(p.stage);
-                b.set_length(p.total as u64);
-                current = Some((p.stage, b));
-            }
-            if let Some((_, b)) = &current {
-                b.set_position(p.done as u64);
-            }
-        };
+        let mut stages = crate::common::StageProgress::default();
+        let mut on_progress = |p: Progress| stages.update(p);
         let r = prune_unstructured(&pruned, uo, calib.as_ref(), &mut on_progress)
             .with_context(|| format!("cannot prune {}", args.model.model.display()))?;
-        if let Some((_, b)) = current.take() {
-            b.finish_and_clear();
-        }
+        stages.finish();
         pruned = r.graph;
         report = Some(r.report);
     }
@@ -397,7 +367,7 @@ fn eval_both(
     }
     let opts = EvalOptions {
         batch: args.batch,
-        pre: preprocess(args),
+        pre: args.pre.preprocess(),
         output: None,
         compile: compile.clone(),
     };

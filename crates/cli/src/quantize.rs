@@ -5,7 +5,7 @@ use std::path::PathBuf;
 use anyhow::{bail, Context, Result};
 use indicatif::ProgressBar;
 use serde::Serialize;
-use whittle::data::{open_dataset, Preprocess};
+use whittle::data::open_dataset;
 use whittle::runtime::CompileOptions;
 use whittle::Graph;
 use whittle_compress::{
@@ -86,15 +86,8 @@ pub struct Args {
     /// Samples per run when the batch dim is symbolic.
     #[arg(long, default_value_t = 32, value_name = "B")]
     batch: usize,
-    /// Per-channel mean subtracted after scaling.
-    #[arg(long, value_delimiter = ',', allow_negative_numbers = true)]
-    mean: Vec<f32>,
-    /// Per-channel standard deviation divided by after the mean.
-    #[arg(long, value_delimiter = ',')]
-    std: Vec<f32>,
-    /// Divide raw values by this first [default: 255 for 8-bit data].
-    #[arg(long, value_name = "X")]
-    divide_by: Option<f32>,
+    #[command(flatten)]
+    pre: crate::common::PreprocessArgs,
 }
 
 #[derive(Serialize)]
@@ -130,11 +123,7 @@ fn options(args: &Args, graph: &Graph) -> Result<QuantizeOptions> {
             ActType::I8
         },
         batch: args.batch,
-        preprocess: Preprocess {
-            divide_by: args.divide_by,
-            mean: args.mean.clone(),
-            std: args.std.clone(),
-        },
+        preprocess: args.pre.preprocess(),
         input_shapes: compile.input_shapes,
         threads: compile.threads,
         int4: args.int4,
@@ -177,25 +166,11 @@ pub fn main(args: Args) -> Result<()> {
             calib.len()
         );
     }
-    let mut current: Option<(&'static str, ProgressBar)> = None;
-    let mut on_progress = |p: Progress| {
-        if current.as_ref().map(|c| c.0) != Some(p.stage) {
-            if let Some((_, b)) = current.take() {
-                b.finish_and_clear();
-            }
-            let b = crate::common::stage_bar(p.stage);
-            b.set_length(p.total as u64);
-            current = Some((p.stage, b));
-        }
-        if let Some((_, b)) = &current {
-            b.set_position(p.done as u64);
-        }
-    };
+    let mut stages = crate::common::StageProgress::default();
+    let mut on_progress = |p: Progress| stages.update(p);
     let q = quantize(&graph, &calib, &opts, &mut on_progress)
         .with_context(|| format!("cannot quantize {}", args.model.model.display()))?;
-    if let Some((_, b)) = current.take() {
-        b.finish_and_clear();
-    }
+    stages.finish();
     let accuracy = match &args.eval {
         Some(path) => Some(eval_both(&args, &graph, &q, path)?),
         None => None,
@@ -237,11 +212,7 @@ fn eval_both(
     }
     let opts = EvalOptions {
         batch: args.batch,
-        pre: Preprocess {
-            divide_by: args.divide_by,
-            mean: args.mean.clone(),
-            std: args.std.clone(),
-        },
+        pre: args.pre.preprocess(),
         output: None,
         compile: CompileOptions {
             threads: args.model.threads,

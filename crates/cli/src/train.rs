@@ -112,15 +112,8 @@ pub struct Args {
     /// Continue from the checkpoint in DIR (same model and settings).
     #[arg(long, value_name = "DIR")]
     resume: Option<PathBuf>,
-    /// Per-channel mean subtracted after scaling.
-    #[arg(long, value_delimiter = ',', allow_negative_numbers = true)]
-    mean: Vec<f32>,
-    /// Per-channel standard deviation divided by after the mean.
-    #[arg(long, value_delimiter = ',')]
-    std: Vec<f32>,
-    /// Divide raw values by this first [default: 255 for 8-bit data].
-    #[arg(long, value_name = "X")]
-    divide_by: Option<f32>,
+    #[command(flatten)]
+    pre: crate::common::PreprocessArgs,
     /// Testing aid: stop (as if killed) after this many global steps,
     /// having written a checkpoint if --checkpoint is given.
     #[arg(long, hide = true)]
@@ -463,11 +456,7 @@ pub fn main(args: Args) -> Result<()> {
         return Ok(());
     }
     let ds = train_ds.expect("checked above");
-    let pre = Preprocess {
-        divide_by: args.divide_by,
-        mean: args.mean.clone(),
-        std: args.std.clone(),
-    };
+    let pre = args.pre.preprocess();
     let spec_in = ds
         .input_spec(&s.sample, &pre)
         .with_context(|| format!("input '{}' {}", s.input, shape(&s.sample)))?;
