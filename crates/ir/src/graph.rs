@@ -352,20 +352,51 @@ impl Graph {
     }
 
     /// A value name not used anywhere in the graph, starting with `base`.
+    /// (To add many names, collect [`FreshNames::of`] once instead.)
     pub fn fresh_name(&self, base: &str) -> String {
-        let mut taken: HashSet<&str> = self.initializers.keys().map(String::as_str).collect();
-        taken.extend(self.inputs.iter().map(|v| v.name.as_str()));
-        for n in &self.nodes {
-            taken.extend(n.outputs.iter().map(String::as_str));
-            taken.extend(n.inputs.iter().map(String::as_str));
+        FreshNames::of(self).fresh(base)
+    }
+}
+
+/// The value names a graph (or a graph being built) already uses; hands out
+/// new names that collide with none of them, nor with each other.
+#[derive(Clone, Debug, Default)]
+pub struct FreshNames {
+    taken: HashSet<String>,
+}
+
+impl FreshNames {
+    /// Every name in `graph`: initializers, inputs, outputs, and each
+    /// node's inputs and outputs.
+    pub fn of(graph: &Graph) -> FreshNames {
+        let mut taken: HashSet<String> = graph.initializers.keys().cloned().collect();
+        taken.extend(graph.inputs.iter().map(|v| v.name.clone()));
+        taken.extend(graph.outputs.iter().map(|v| v.name.clone()));
+        for n in &graph.nodes {
+            taken.extend(n.outputs.iter().cloned());
+            taken.extend(n.inputs.iter().cloned());
         }
-        if !taken.contains(base) {
-            return base.to_string();
-        }
-        (1..)
-            .map(|i| format!("{base}_{i}"))
-            .find(|c| !taken.contains(c.as_str()))
-            .unwrap_or_else(|| base.to_string())
+        FreshNames { taken }
+    }
+
+    /// Marks `name` as used (e.g. a name the caller will create itself).
+    pub fn reserve(&mut self, name: impl Into<String>) {
+        self.taken.insert(name.into());
+    }
+
+    /// `base`, or `base_1`, `base_2`, ... : the first not yet used, which
+    /// is then used.
+    pub fn fresh(&mut self, base: &str) -> String {
+        let name = if self.taken.contains(base) {
+            (1..)
+                .map(|i| format!("{base}_{i}"))
+                .find(|c| !self.taken.contains(c))
+                .unwrap_or_else(|| base.to_string())
+        } else {
+            base.to_string()
+        };
+        self.taken.insert(name.clone());
+        name
     }
 }
 

@@ -16,7 +16,7 @@ mod tensor;
 pub use attr::Attr;
 pub use dtype::DType;
 pub use error::IrError;
-pub use graph::{Dim, Graph, Node, ValueInfo};
+pub use graph::{Dim, FreshNames, Graph, Node, ValueInfo};
 pub use tensor::{checked_numel, Tensor, TensorData};
 
 /// Result alias for IR operations.

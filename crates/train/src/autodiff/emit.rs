@@ -1,9 +1,9 @@
 //! The state of the backward pass: emitted nodes and constants, and the
 //! gradient contributions collected for each forward value.
 
-use std::collections::{HashMap, HashSet};
+use std::collections::HashMap;
 
-use whittle_ir::{Attr, Node, Tensor};
+use whittle_ir::{Attr, FreshNames, Node, Tensor};
 use whittle_runtime::ops::grad::DOMAIN;
 
 use crate::shapes::Known;
@@ -18,33 +18,24 @@ pub(crate) struct Emit<'a> {
     /// Gradient values created by emitted nodes, with the forward value
     /// whose gradient (or part of it) each holds.
     owner: HashMap<String, String>,
-    taken: HashSet<String>,
+    names: FreshNames,
 }
 
 impl<'a> Emit<'a> {
-    pub fn new(known: &'a HashMap<String, Known>, taken: HashSet<String>) -> Emit<'a> {
+    pub fn new(known: &'a HashMap<String, Known>, names: FreshNames) -> Emit<'a> {
         Emit {
             known,
             nodes: Vec::new(),
             inits: Vec::new(),
             contribs: HashMap::new(),
             owner: HashMap::new(),
-            taken,
+            names,
         }
     }
 
     /// A value name not used yet, starting with `base`.
     pub fn fresh(&mut self, base: &str) -> String {
-        let name = if self.taken.contains(base) {
-            (1..)
-                .map(|i| format!("{base}_{i}"))
-                .find(|c| !self.taken.contains(c))
-                .unwrap_or_else(|| base.to_string())
-        } else {
-            base.to_string()
-        };
-        self.taken.insert(name.clone());
-        name
+        self.names.fresh(base)
     }
 
     /// Static shape of a forward value.

@@ -18,7 +18,7 @@ mod update;
 
 use std::collections::{HashMap, HashSet};
 
-use whittle_ir::{Attr, DType, Graph, Node, Tensor, ValueInfo};
+use whittle_ir::{Attr, DType, FreshNames, Graph, Node, Tensor, ValueInfo};
 use whittle_runtime::ops::grad::DOMAIN;
 use whittle_runtime::{compile, CompileOptions, Plan, Registry};
 
@@ -200,14 +200,12 @@ pub fn build_training_graph(forward: &Graph, spec: &TrainSpec) -> Result<TrainGr
     }
 
     // The loss node seeds the backward pass.
-    let mut taken: HashSet<String> = g.inputs.iter().map(|v| v.name.clone()).collect();
-    taken.extend(g.initializers.keys().cloned());
-    for n in &g.nodes {
-        taken.extend(n.outputs.iter().cloned());
+    let mut names = FreshNames::of(&g);
+    names.reserve(LOSS);
+    for w in &spec.trainable {
+        names.reserve(format!("{w}.grad"));
     }
-    taken.insert(LOSS.to_string());
-    taken.extend(spec.trainable.iter().map(|w| format!("{w}.grad")));
-    let mut e = Emit::new(&known, taken);
+    let mut e = Emit::new(&known, names);
     let seed = e.grad_out(&loss_value);
     let loss_op = match spec.loss {
         Loss::SoftmaxCrossEntropy { .. } => "SoftmaxCrossEntropy",
@@ -356,18 +354,8 @@ fn to_train_batchnorm(g: &mut Graph) -> Result<Vec<BatchNormStats>, TrainError> 
         .flat_map(|n| n.inputs.iter().cloned())
         .chain(g.outputs.iter().map(|o| o.name.clone()))
         .collect();
-    let mut taken: HashSet<String> = g.nodes.iter().flat_map(|n| n.outputs.clone()).collect();
-    taken.extend(g.initializers.keys().cloned());
-    let mut fresh = |base: String| {
-        let mut name = base.clone();
-        let mut i = 1;
-        while taken.contains(&name) {
-            name = format!("{base}_{i}");
-            i += 1;
-        }
-        taken.insert(name.clone());
-        name
-    };
+    let mut names = FreshNames::of(g);
+    let mut fresh = |base: String| names.fresh(&base);
     for n in g
         .nodes
         .iter_mut()

@@ -8,7 +8,7 @@
 
 use std::collections::{HashMap, HashSet};
 
-use whittle_ir::{Attr, DType, Node, Tensor, ValueInfo};
+use whittle_ir::{Attr, DType, FreshNames, Node, Tensor, ValueInfo};
 use whittle_runtime::ops::grad::DOMAIN;
 use whittle_runtime::{compile_with_state, CompileOptions, Plan, Registry, StatePair};
 
@@ -112,19 +112,8 @@ pub fn fuse_updates(
     let rule = optimizer.update_rule();
     let g = &mut tg.graph;
     let known = infer(g, &HashSet::new(), &HashMap::new(), &Registry::standard())?;
-    let mut taken: HashSet<String> = g.inputs.iter().map(|v| v.name.clone()).collect();
-    taken.extend(g.initializers.keys().cloned());
-    taken.extend(g.nodes.iter().flat_map(|n| n.outputs.iter().cloned()));
-    let mut fresh = |base: String| {
-        let mut name = base.clone();
-        let mut i = 1;
-        while taken.contains(&name) {
-            name = format!("{base}_{i}");
-            i += 1;
-        }
-        taken.insert(name.clone());
-        name
-    };
+    let mut names = FreshNames::of(g);
+    let mut fresh = |base: String| names.fresh(&base);
     let mut state_names: HashSet<String> = HashSet::new();
     for w in opts.masks.keys() {
         if !tg.initial.iter().any(|(n, _)| n == w) {
