@@ -12,6 +12,7 @@
 use std::collections::{HashMap, HashSet};
 
 use serde::Serialize;
+use whittle_ir::ops::Int8Form;
 use whittle_ir::{DType, Graph, Node};
 
 use crate::prepare::check_finite;
@@ -71,30 +72,6 @@ pub(crate) struct Analysis {
     pub float_nodes: Vec<FloatNode>,
 }
 
-/// Ops that only move or select values: they run on int8 with their
-/// input's scale and zero point.
-const SAME_SCALE: &[&str] = &[
-    "MaxPool",
-    "Reshape",
-    "Flatten",
-    "Transpose",
-    "Squeeze",
-    "Unsqueeze",
-    "Slice",
-    "Split",
-];
-
-/// Unary ops run by a 256-entry lookup table on int8.
-const LOOKUP: &[&str] = &[
-    "Sigmoid",
-    "Tanh",
-    "HardSwish",
-    "HardSigmoid",
-    "LeakyRelu",
-    "Relu",
-    "Clip",
-];
-
 impl Analysis {
     fn add(&mut self, seen: &mut HashSet<String>, t: &str) {
         if seen.insert(t.to_string()) {
@@ -119,10 +96,6 @@ fn f32_const<'a>(g: &'a Graph, name: Option<&str>) -> Option<&'a whittle_ir::Ten
 }
 
 /// Clip with constant bounds (or none), as the fuser and lookup need.
-fn clip_is_static(g: &Graph, n: &Node) -> bool {
-    (1..3).all(|i| n.input(i).is_none_or(|b| is_const(g, b)))
-}
-
 /// Why a Conv/Gemm/MatMul cannot be a quantized layer, or its layer.
 fn linear_layer(g: &Graph, i: usize, n: &Node) -> Result<Layer, String> {
     let x = n.input(0).ok_or("no input")?;
@@ -245,11 +218,9 @@ pub(crate) fn analyze(g: &Graph) -> Result<Analysis, CompressError> {
                 let fuse = match readers {
                     [r] if !g.is_output(out) => {
                         let act = &g.nodes[*r];
-                        (act.domain.is_empty()
-                            && (act.op_type == "Relu"
-                                || (act.op_type == "Clip" && clip_is_static(g, act)))
-                            && act.input(0) == Some(out))
-                        .then_some(*r)
+                        // Relu and Clip: the requantizing clamp applies them.
+                        let clamp = act.as_activation(g).is_some_and(|a| a.as_clamp().is_some());
+                        (clamp && act.input(0) == Some(out)).then_some(*r)
                     }
                     _ => None,
                 };
@@ -284,15 +255,15 @@ pub(crate) fn analyze(g: &Graph) -> Result<Analysis, CompressError> {
             }
             "AveragePool" => "QLinearAveragePool",
             "GlobalAveragePool" => "QLinearGlobalAveragePool",
-            _ if LOOKUP.contains(&op) => {
-                if op == "Clip" && !clip_is_static(g, n) {
+            _ if n.info().int8 == Int8Form::Lookup => {
+                if n.info().activation.is_some() && n.as_activation(g).is_none() {
                     a.float_nodes
-                        .push(float("Clip bounds are not constants".into()));
+                        .push(float(format!("{op} parameters are not constants")));
                     continue;
                 }
                 "QLinearLookup"
             }
-            _ if SAME_SCALE.contains(&op) => {
+            _ if n.info().int8 == Int8Form::SameScale => {
                 let Some(x) = n.input(0) else { continue };
                 if !seen.contains(x) {
                     a.float_nodes

@@ -2,7 +2,7 @@ use std::collections::{BTreeMap, HashMap, HashSet};
 
 use indexmap::IndexMap;
 
-use crate::{Attr, DType, IrError, Result, Tensor};
+use crate::{Activation, Attr, DType, IrError, Result, Tensor};
 
 /// One dimension of a declared (not yet resolved) shape.
 #[derive(Clone, Debug, PartialEq, Eq, Hash)]
@@ -65,6 +65,11 @@ pub struct Node {
     pub outputs: Vec<String>,
     /// Attributes by name.
     pub attrs: BTreeMap<String, Attr>,
+    /// The activation this node applies to its result, typed: for a linear
+    /// op, the one `fuse_activations` moved into its epilogue; for
+    /// `ActivationGrad`, the one whose derivative it applies. Internal to
+    /// whittle (ONNX has no such field), so export never writes it.
+    pub activation: Activation,
 }
 
 impl Node {
@@ -82,6 +87,7 @@ impl Node {
             inputs: inputs.iter().map(|s| s.to_string()).collect(),
             outputs: outputs.iter().map(|s| s.to_string()).collect(),
             attrs: BTreeMap::new(),
+            activation: Activation::None,
         }
     }
 
@@ -110,6 +116,12 @@ impl Node {
 
     fn wrong_kind(&self, attr: &str, want: &str, got: &Attr) -> IrError {
         self.attr_err(attr, format!("expected {want}, found {}", got.kind()))
+    }
+
+    /// Builder-style setter of the fused activation.
+    pub fn with_activation(mut self, act: Activation) -> Node {
+        self.activation = act;
+        self
     }
 
     /// An attribute by name.

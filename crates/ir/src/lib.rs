@@ -4,12 +4,15 @@
 //! nodes name their inputs and outputs by string, attributes are typed
 //! ([`Attr`]), and constant tensors ([`Tensor`]) live in `initializers`.
 //! Everything that transforms a model (simplification, quantization, pruning,
-//! autodiff) is a pass from `Graph` to `Graph`; see [`passes`].
+//! autodiff) is a pass from `Graph` to `Graph`; see [`passes`]. What passes
+//! need to know about each op (int8 form, channel flow, gradient, activation)
+//! is in one table, [`ops`].
 
 mod attr;
 mod dtype;
 mod error;
 mod graph;
+pub mod ops;
 pub mod passes;
 mod tensor;
 
@@ -17,6 +20,7 @@ pub use attr::Attr;
 pub use dtype::DType;
 pub use error::IrError;
 pub use graph::{Dim, FreshNames, Graph, Node, ValueInfo};
+pub use ops::{op_info, Activation, OpInfo};
 pub use tensor::{checked_numel, Tensor, TensorData};
 
 /// Result alias for IR operations.

@@ -20,4 +20,4 @@ pub mod qgemm;
 pub mod requant;
 pub mod sparse;
 
-pub use activation::Activation;
+pub use activation::{ActFloat, Activation, GradInput};

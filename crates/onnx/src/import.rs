@@ -289,6 +289,7 @@ fn import_node(
         inputs: np.input.clone(),
         outputs: np.output.clone(),
         attrs,
+        ..Node::default()
     }))
 }
 

@@ -93,7 +93,7 @@ fn conv_node(op: &str, n_inputs: usize, groups: usize, k: usize, stride: usize) 
         .with_attr("group", Attr::Int(groups as i64))
         .with_attr("strides", Attr::Ints(vec![stride as i64; 2]))
         .with_attr("pads", Attr::Ints(vec![p; 4]))
-        .with_attr("whittle.act", Attr::String("Relu".into()))
+        .with_activation(whittle_ir::Activation::Relu)
 }
 
 /// A built kernel with its inputs, output and scratch.

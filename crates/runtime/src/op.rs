@@ -8,8 +8,7 @@
 //! packed, scratch sized. The same kernels fold constants at compile time, so
 //! there is one implementation per op.
 
-use whittle_ir::{Attr, DType, Node, Tensor};
-use whittle_kernels::Activation;
+use whittle_ir::{DType, Node, Tensor};
 
 use crate::{Fact, OpError, Parallel, RunError, View, ViewMut};
 
@@ -100,51 +99,6 @@ impl<'a> BuildCtx<'a> {
             )))
         }
     }
-
-    /// The activation that compile fused into this node (see
-    /// [`FUSED_ACTIVATION`]); `Activation::None` when there is none.
-    pub fn fused_activation(&self) -> Result<Activation, OpError> {
-        fused_activation(self.node)
-    }
-}
-
-pub use whittle_ir::passes::FUSED_ACTIVATION;
-
-/// Reads the fused activation of a node.
-pub fn fused_activation(node: &Node) -> Result<Activation, OpError> {
-    let Some(kind) = node.attrs.get(FUSED_ACTIVATION) else {
-        return Ok(Activation::None);
-    };
-    let Attr::String(kind) = kind else {
-        return Err(node.bad_attr(FUSED_ACTIVATION, "expected a string").into());
-    };
-    let param =
-        |name: &str, default: f32| node.attr_float(&format!("{FUSED_ACTIVATION}.{name}"), default);
-    Ok(match kind.as_str() {
-        "Relu" => Activation::Relu,
-        "Clip" => Activation::Clip {
-            min: param("min", f32::NEG_INFINITY)?,
-            max: param("max", f32::INFINITY)?,
-        },
-        "LeakyRelu" => Activation::LeakyRelu {
-            alpha: param("alpha", 0.01)?,
-        },
-        "Sigmoid" => Activation::Sigmoid,
-        "HardSigmoid" => Activation::HardSigmoid {
-            alpha: param("alpha", 0.2)?,
-            beta: param("beta", 0.5)?,
-        },
-        "HardSwish" => Activation::HardSwish,
-        "Tanh" => Activation::Tanh,
-        other => {
-            return Err(node
-                .bad_attr(
-                    FUSED_ACTIVATION,
-                    format!("unknown fused activation '{other}'"),
-                )
-                .into())
-        }
-    })
 }
 
 /// What a builder returns.

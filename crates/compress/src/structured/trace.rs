@@ -15,6 +15,7 @@
 
 use std::collections::{HashMap, HashSet};
 
+use whittle_ir::ops::ChannelFlow;
 use whittle_ir::{Graph, Node, Tensor};
 use whittle_train::Known;
 
@@ -264,65 +265,6 @@ pub(crate) fn trace(g: &Graph, facts: &Facts, keep: &[String]) -> Result<Trace, 
     Ok(t.tr)
 }
 
-const UNARY: &[&str] = &[
-    "Relu",
-    "LeakyRelu",
-    "Sigmoid",
-    "HardSigmoid",
-    "HardSwish",
-    "Tanh",
-    "Clip",
-    "Elu",
-    "Selu",
-    "Celu",
-    "Softplus",
-    "Softsign",
-    "Exp",
-    "Log",
-    "Abs",
-    "Neg",
-    "Sqrt",
-    "Reciprocal",
-    "Erf",
-    "Gelu",
-    "Mish",
-    "Identity",
-    "Dropout",
-    "Cast",
-    "Floor",
-    "Ceil",
-    "Round",
-    "Sign",
-    "Sin",
-    "Cos",
-    "ThresholdedRelu",
-];
-
-const BROADCAST: &[&str] = &[
-    "Add", "Sub", "Mul", "Div", "Max", "Min", "Sum", "Mean", "Pow", "PRelu",
-];
-
-const POOL: &[&str] = &[
-    "MaxPool",
-    "AveragePool",
-    "GlobalAveragePool",
-    "GlobalMaxPool",
-    "LpPool",
-    "GlobalLpPool",
-];
-
-const REDUCE: &[&str] = &[
-    "ReduceMean",
-    "ReduceSum",
-    "ReduceMax",
-    "ReduceMin",
-    "ReduceProd",
-    "ReduceL1",
-    "ReduceL2",
-    "ReduceLogSumExp",
-    "ReduceSumSquare",
-];
-
 struct Tracer<'a> {
     g: &'a Graph,
     facts: &'a Facts,
@@ -395,8 +337,9 @@ impl<'a> Tracer<'a> {
         let op = n.op_type.as_str();
         let x = n.input(0);
         let out = n.outputs.first().map(String::as_str);
+        let flow = n.info().channels;
         match op {
-            _ if UNARY.contains(&op) => {
+            _ if flow == ChannelFlow::Elementwise => {
                 for k in 1..n.inputs.len() {
                     self.pin_input(n, k, "reads channels as a parameter");
                 }
@@ -406,8 +349,8 @@ impl<'a> Tracer<'a> {
                     }
                 }
             }
-            _ if BROADCAST.contains(&op) => self.broadcast(i, n),
-            _ if POOL.contains(&op) => {
+            _ if flow == ChannelFlow::Broadcast => self.broadcast(i, n),
+            _ if flow == ChannelFlow::Pool => {
                 if n.outputs.get(1).is_some_and(|o| !o.is_empty()) {
                     self.opaque(n, "outputs indices that depend on the channel count");
                 } else if let Some(m) = self.map(x) {
@@ -418,7 +361,7 @@ impl<'a> Tracer<'a> {
                     }
                 }
             }
-            _ if REDUCE.contains(&op) => self.reduce(n),
+            _ if flow == ChannelFlow::Reduce => self.reduce(n),
             "Conv" => self.conv(i, n)?,
             "Gemm" => self.gemm(i, n),
             "MatMul" => self.matmul(i, n),

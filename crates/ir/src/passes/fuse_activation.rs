@@ -1,66 +1,19 @@
 use std::collections::HashMap;
 
 use super::PassReport;
-use crate::{Attr, Graph, Node};
+use crate::{Activation, Graph};
 
-/// Internal attribute naming the ONNX op type of an activation fused into a
-/// Conv, ConvTranspose, Gemm or MatMul. Parameters travel as
-/// `whittle.act.<onnx attribute>` (`alpha`, `beta`, `min`, `max`). Export drops
-/// every `whittle.` attribute, so fused graphs are only for execution.
-pub const FUSED_ACTIVATION: &str = "whittle.act";
-
-/// A planned fusion: producer index, activation index, attributes to add.
-type Fusion = (usize, usize, Vec<(String, Attr)>);
-
-/// Ops whose kernels apply a fused activation in their epilogue.
-const FUSABLE_PRODUCERS: &[&str] = &["Conv", "ConvTranspose", "Gemm", "MatMul"];
-
-/// The fused-activation attributes for `act`, or `None` when it cannot be
-/// fused (unknown op, or Clip bounds that are not constants).
-fn activation_attrs(act: &Node, graph: &Graph) -> Option<Vec<(String, Attr)>> {
-    let key = |p: &str| format!("{FUSED_ACTIVATION}.{p}");
-    let mut attrs = vec![(
-        FUSED_ACTIVATION.to_string(),
-        Attr::String(act.op_type.clone()),
-    )];
-    match act.op_type.as_str() {
-        "Relu" | "Sigmoid" | "HardSwish" | "Tanh" => {}
-        "LeakyRelu" => attrs.push((
-            key("alpha"),
-            Attr::Float(act.attr_float("alpha", 0.01).ok()?),
-        )),
-        "HardSigmoid" => {
-            attrs.push((
-                key("alpha"),
-                Attr::Float(act.attr_float("alpha", 0.2).ok()?),
-            ));
-            attrs.push((key("beta"), Attr::Float(act.attr_float("beta", 0.5).ok()?)));
-        }
-        "Clip" => {
-            // Opset < 11 keeps bounds in attributes, later opsets in inputs.
-            let mut min = act.attr_float("min", f32::NEG_INFINITY).ok()?;
-            let mut max = act.attr_float("max", f32::INFINITY).ok()?;
-            for (i, slot) in [(1, &mut min), (2, &mut max)] {
-                if let Some(name) = act.input(i) {
-                    let t = graph.initializers.get(name)?;
-                    if t.numel() != 1 {
-                        return None;
-                    }
-                    *slot = *t.to_f32_vec().first()?;
-                }
-            }
-            attrs.push((key("min"), Attr::Float(min)));
-            attrs.push((key("max"), Attr::Float(max)));
-        }
-        _ => return None,
-    }
-    Some(attrs)
-}
+/// A planned fusion: producer index, activation index, the activation.
+type Fusion = (usize, usize, Activation);
 
 /// Fuses an activation into the Conv/ConvTranspose/Gemm/MatMul that feeds it
-/// when the linear op's output is read by nothing else, so kernels apply it
-/// while the output tile is still in registers.
-pub fn fuse_activations(mut graph: Graph) -> (Graph, PassReport) {
+/// (any op whose [`OpInfo::epilogue`](crate::OpInfo::epilogue) is set) when
+/// the linear op's output is read by nothing else, so kernels apply it while
+/// the output tile is still in registers. The producer carries it as
+/// [`Node::activation`]. First, `x * Sigmoid(x)` (how exporters write SiLU)
+/// becomes one `Swish` node.
+pub fn fuse_activations(graph: Graph) -> (Graph, PassReport) {
+    let (mut graph, swishes) = fuse_swish(graph);
     let mut fused = 0;
     loop {
         let consumers = graph.consumers();
@@ -76,25 +29,23 @@ pub fn fuse_activations(mut graph: Graph) -> (Graph, PassReport) {
                 continue;
             };
             let prod = &graph.nodes[pi];
-            if !prod.domain.is_empty()
-                || !act.domain.is_empty()
-                || !FUSABLE_PRODUCERS.contains(&prod.op_type.as_str())
-                || prod.attrs.contains_key(FUSED_ACTIVATION)
+            if !prod.info().epilogue
+                || prod.activation != Activation::None
                 || prod.outputs.len() != 1
                 || readers.get(src) != Some(&1)
                 || graph.is_output(src)
             {
                 continue;
             }
-            if let Some(attrs) = activation_attrs(act, &graph) {
-                plan = Some((pi, ai, attrs));
+            if let Some(a) = act.as_activation(&graph) {
+                plan = Some((pi, ai, a));
                 break;
             }
         }
-        let Some((pi, ai, attrs)) = plan else { break };
+        let Some((pi, ai, a)) = plan else { break };
         let out = graph.nodes[ai].outputs[0].clone();
         let prod = &mut graph.nodes[pi];
-        prod.attrs.extend(attrs);
+        prod.activation = a;
         prod.outputs[0] = out;
         graph.nodes.remove(ai);
         fused += 1;
@@ -103,16 +54,51 @@ pub fn fuse_activations(mut graph: Graph) -> (Graph, PassReport) {
         graph,
         PassReport {
             pass: "fuse-activations",
-            removed: fused,
-            rewritten: fused,
+            removed: fused + swishes,
+            rewritten: fused + swishes,
         },
     )
+}
+
+/// `Mul(x, Sigmoid(x))` (either operand order), with the Sigmoid read by
+/// nothing else, becomes `Swish(x)` (ONNX opset 24; alpha 1: SiLU).
+fn fuse_swish(mut graph: Graph) -> (Graph, usize) {
+    let mut fused = 0;
+    loop {
+        let producers = graph.producers();
+        let consumers = graph.consumers();
+        let found = graph.nodes.iter().enumerate().find_map(|(mi, m)| {
+            if m.op_type != "Mul" || !m.domain.is_empty() || m.inputs.len() != 2 {
+                return None;
+            }
+            (0..2).find_map(|k| {
+                let s = &m.inputs[k];
+                let si = *producers.get(s.as_str())?;
+                let sig = &graph.nodes[si];
+                let only_reader = consumers.get(s.as_str()).map(Vec::len) == Some(1);
+                (sig.op_type == "Sigmoid"
+                    && sig.domain.is_empty()
+                    && sig.input(0) == Some(m.inputs[1 - k].as_str())
+                    && only_reader
+                    && !graph.is_output(s))
+                .then_some((mi, si))
+            })
+        });
+        let Some((mi, si)) = found else { break };
+        let x = graph.nodes[si].inputs[0].clone();
+        let mul = &mut graph.nodes[mi];
+        mul.op_type = "Swish".into();
+        mul.inputs = vec![x];
+        graph.nodes.remove(si);
+        fused += 1;
+    }
+    (graph, fused)
 }
 
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::{DType, Tensor, ValueInfo};
+    use crate::{Attr, DType, Node, Tensor, ValueInfo};
 
     fn conv_then(act: Node) -> Graph {
         let mut g = Graph {
@@ -134,10 +120,7 @@ mod tests {
         assert_eq!(r.removed, 1);
         assert_eq!(g.nodes.len(), 1);
         assert_eq!(g.nodes[0].outputs, vec!["z".to_string()]);
-        assert_eq!(
-            g.nodes[0].attr(FUSED_ACTIVATION),
-            Some(&Attr::String("Relu".into()))
-        );
+        assert_eq!(g.nodes[0].activation, Activation::Relu);
     }
 
     #[test]
@@ -147,7 +130,10 @@ mod tests {
         g.initializers.insert("hi".into(), Tensor::scalar_f32(6.0));
         let (g, _) = fuse_activations(g);
         assert_eq!(g.nodes.len(), 1);
-        assert_eq!(g.nodes[0].attr("whittle.act.max"), Some(&Attr::Float(6.0)));
+        assert_eq!(
+            g.nodes[0].activation,
+            Activation::Clip { min: 0.0, max: 6.0 }
+        );
     }
 
     #[test]
@@ -165,5 +151,51 @@ mod tests {
         let g = conv_then(Node::new("r", "Clip", &["y", "x"], &["z"]));
         let (g, _) = fuse_activations(g);
         assert_eq!(g.nodes.len(), 2);
+    }
+
+    /// Conv -> Sigmoid -> Mul(conv, sigmoid): the pattern exporters emit for
+    /// SiLU, in both operand orders.
+    fn conv_silu(sigmoid_first: bool) -> Graph {
+        let mut g = conv_then(Node::new("s", "Sigmoid", &["y"], &["sy"]));
+        let ins = if sigmoid_first {
+            ["sy", "y"]
+        } else {
+            ["y", "sy"]
+        };
+        g.nodes.push(Node::new("m", "Mul", &ins, &["z"]));
+        g
+    }
+
+    #[test]
+    fn fuses_x_times_sigmoid_x_into_the_conv() {
+        for order in [false, true] {
+            let (g, r) = fuse_activations(conv_silu(order));
+            assert_eq!(g.nodes.len(), 1, "{:?}", g.nodes);
+            assert_eq!(g.nodes[0].activation, Activation::Swish { alpha: 1.0 });
+            assert_eq!(g.nodes[0].outputs, vec!["z".to_string()]);
+            assert_eq!(r.removed, 2);
+        }
+    }
+
+    #[test]
+    fn keeps_sigmoid_that_others_read() {
+        let mut g = conv_silu(false);
+        g.outputs
+            .push(ValueInfo::known("sy", DType::F32, &[1, 1, 3, 3]));
+        let (g, _) = fuse_activations(g);
+        assert_eq!(g.nodes.len(), 3);
+        // Sigmoid of another value is not SiLU.
+        let mut g = conv_silu(false);
+        g.nodes[2].inputs[0] = "x".into();
+        let (g, _) = fuse_activations(g);
+        assert!(g.nodes.iter().all(|n| n.op_type != "Swish"));
+    }
+
+    #[test]
+    fn fuses_standalone_swish_with_alpha() {
+        let g =
+            conv_then(Node::new("s", "Swish", &["y"], &["z"]).with_attr("alpha", Attr::Float(1.5)));
+        let (g, _) = fuse_activations(g);
+        assert_eq!(g.nodes[0].activation, Activation::Swish { alpha: 1.5 });
     }
 }

@@ -8,7 +8,7 @@ mod qdq;
 
 pub use cleanup::remove_identities;
 pub use fold_batchnorm::fold_batchnorm;
-pub use fuse_activation::{fuse_activations, FUSED_ACTIVATION};
+pub use fuse_activation::fuse_activations;
 pub use qdq::{fuse_qdq, fuse_qdq_with, MS_DOMAIN, WHITTLE_DOMAIN};
 
 /// What a pass did, for reports.

@@ -24,7 +24,8 @@ pub(crate) enum VecAct {
 }
 
 /// Splits an activation into what the micro-kernel does in registers and
-/// whether a scalar pass over the stored tile must follow (Sigmoid, Tanh).
+/// whether a scalar pass over the stored tile must follow (Sigmoid, Tanh,
+/// Swish: their `exp` is not vectorised yet).
 pub(crate) fn split_act(act: Activation) -> (VecAct, bool) {
     match act {
         Activation::None => (VecAct::None, false),
@@ -39,26 +40,21 @@ pub(crate) fn split_act(act: Activation) -> (VecAct, bool) {
         Activation::LeakyRelu { alpha } => (VecAct::Leaky { alpha }, false),
         Activation::HardSigmoid { alpha, beta } => (VecAct::HardSigmoid { alpha, beta }, false),
         Activation::HardSwish => (VecAct::HardSwish, false),
-        Activation::Sigmoid | Activation::Tanh => (VecAct::None, true),
+        Activation::Sigmoid | Activation::Tanh | Activation::Swish { .. } => (VecAct::None, true),
     }
 }
 
 impl VecAct {
-    /// Scalar form, bit-compatible with the SIMD form up to FMA contraction.
+    /// Scalar form, bit-compatible with the SIMD form up to FMA contraction:
+    /// the activation's own formula.
     #[inline(always)]
     pub(crate) fn apply(self, x: f32) -> f32 {
         match self {
             VecAct::None => x,
-            VecAct::Clamp { lo, hi } => x.max(lo).min(hi),
-            VecAct::Leaky { alpha } => {
-                if x >= 0.0 {
-                    x
-                } else {
-                    alpha * x
-                }
-            }
-            VecAct::HardSigmoid { alpha, beta } => (alpha * x + beta).clamp(0.0, 1.0),
-            VecAct::HardSwish => x * (x * (1.0 / 6.0) + 0.5).clamp(0.0, 1.0),
+            VecAct::Clamp { lo, hi } => Activation::Clip { min: lo, max: hi }.apply(x),
+            VecAct::Leaky { alpha } => Activation::LeakyRelu { alpha }.apply(x),
+            VecAct::HardSigmoid { alpha, beta } => Activation::HardSigmoid { alpha, beta }.apply(x),
+            VecAct::HardSwish => Activation::HardSwish.apply(x),
         }
     }
 }

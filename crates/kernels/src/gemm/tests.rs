@@ -34,7 +34,7 @@ unsafe impl Exec for Threads {
     }
 }
 
-pub(crate) const ACTS: [Activation; 8] = [
+pub(crate) const ACTS: [Activation; 9] = [
     Activation::None,
     Activation::Relu,
     Activation::Clip {
@@ -49,6 +49,7 @@ pub(crate) const ACTS: [Activation; 8] = [
     },
     Activation::HardSwish,
     Activation::Tanh,
+    Activation::Swish { alpha: 1.0 },
 ];
 
 /// Naive reference in f64.

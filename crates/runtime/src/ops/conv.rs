@@ -225,7 +225,7 @@ fn build_conv(ctx: &BuildCtx<'_>) -> Result<Built, OpError> {
     let (geom, oshape) = conv_geom(ctx, &x, &w)?;
     let has_bias = check_bias(ctx, geom.cout)?;
     let group = geom.groups;
-    let act = ctx.fused_activation()?;
+    let act = ctx.node.activation;
     let weights = const_f32(ctx, 1)?;
     let bias = if has_bias { const_f32(ctx, 2)? } else { None };
     let constant = weights.is_some() && (bias.is_some() || !has_bias);
@@ -490,7 +490,7 @@ fn build_conv_transpose(ctx: &BuildCtx<'_>) -> Result<Built, OpError> {
         pad_begin: to3(&pb, 0),
         output: to3(&out, 1),
     };
-    let act = ctx.fused_activation()?;
+    let act = ctx.node.activation;
     let weights = const_f32(ctx, 1)?;
     let bias = if has_bias { const_f32(ctx, 2)? } else { None };
     let constant = weights.is_some() && (bias.is_some() || !has_bias);

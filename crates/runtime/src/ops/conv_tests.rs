@@ -1,4 +1,4 @@
-use whittle_ir::{Attr, Node, Tensor};
+use whittle_ir::{Activation, Attr, Node, Tensor};
 
 use crate::ops::linear::linear_cases_types::{assert_close, check_cases, eval_with};
 use crate::{eval_node, Registry};
@@ -51,14 +51,10 @@ fn bad_convs_are_errors() {
 #[test]
 fn kernel_names_say_what_ran() {
     let t = |s: &[usize]| Some(Tensor::zeros(whittle_ir::DType::F32, s.to_vec()).unwrap());
-    let relu = ("whittle.act", Attr::String("Relu".into()));
     let cases: [(Node, [usize; 4], [usize; 4], &str); 4] = [
         (
-            conv_node(&[
-                ("group", Attr::Int(8)),
-                ("pads", Attr::Ints(vec![1; 4])),
-                relu.clone(),
-            ]),
+            conv_node(&[("group", Attr::Int(8)), ("pads", Attr::Ints(vec![1; 4]))])
+                .with_activation(Activation::Relu),
             [1, 8, 10, 10],
             [8, 1, 3, 3],
             "conv.dw3x3s1.",
@@ -92,7 +88,7 @@ fn kernel_names_say_what_ran() {
             name.starts_with(prefix) || name.starts_with(&alt),
             "{name} should start with {prefix}"
         );
-        if node.attrs.contains_key("whittle.act") {
+        if node.activation == Activation::Relu {
             assert!(name.ends_with("+relu"), "{name}");
         }
     }
@@ -117,14 +113,21 @@ fn every_fused_activation_in_conv() {
         (0..54).map(|i| (i as f32 * 0.3).cos()).collect(),
     )
     .unwrap();
-    let acts: [(&str, &[(&str, f32)]); 7] = [
-        ("Relu", &[]),
-        ("Clip", &[("min", -0.5), ("max", 1.5)]),
-        ("LeakyRelu", &[("alpha", 0.2)]),
-        ("Sigmoid", &[]),
-        ("HardSigmoid", &[("alpha", 0.3), ("beta", 0.4)]),
-        ("HardSwish", &[]),
-        ("Tanh", &[]),
+    let acts = [
+        Activation::Relu,
+        Activation::Clip {
+            min: -0.5,
+            max: 1.5,
+        },
+        Activation::LeakyRelu { alpha: 0.2 },
+        Activation::Sigmoid,
+        Activation::HardSigmoid {
+            alpha: 0.3,
+            beta: 0.4,
+        },
+        Activation::HardSwish,
+        Activation::Tanh,
+        Activation::Swish { alpha: 1.0 },
     ];
     for (w, group) in [(&w_dw, 2), (&w_full, 1)] {
         let base = conv_node(&[
@@ -133,14 +136,8 @@ fn every_fused_activation_in_conv() {
         ]);
         let inputs = [Some(x.clone()), Some(w.clone())];
         let plain = eval_node(&Registry::standard(), &base, &inputs, 13).unwrap();
-        for (kind, params) in acts {
-            let mut node = base
-                .clone()
-                .with_attr("whittle.act", Attr::String(kind.into()));
-            for (p, v) in params {
-                node = node.with_attr(&format!("whittle.act.{p}"), Attr::Float(*v));
-            }
-            let act = crate::op::fused_activation(&node).unwrap();
+        for act in acts {
+            let node = base.clone().with_activation(act);
             let want: Vec<f32> = plain[0]
                 .as_f32()
                 .unwrap()
@@ -148,7 +145,7 @@ fn every_fused_activation_in_conv() {
                 .map(|&v| act.apply(v))
                 .collect();
             let got = eval_node(&Registry::standard(), &node, &inputs, 13).unwrap();
-            assert_close(got[0].as_f32().unwrap(), &want, kind);
+            assert_close(got[0].as_f32().unwrap(), &want, act.name());
         }
     }
 }

@@ -93,7 +93,7 @@ fn build_gemm(ctx: &BuildCtx<'_>) -> Result<Built, OpError> {
             }
         }
     };
-    let act = ctx.fused_activation()?;
+    let act = ctx.node.activation;
     if let (Some(t), false) = (ctx.input(1)?.value, trans_a) {
         // A pruned constant B runs sparse when that beats the dense GEMM
         // (C must fold into a per-column bias).
@@ -316,7 +316,7 @@ fn build_matmul(ctx: &BuildCtx<'_>) -> Result<Built, OpError> {
     if b.len() > 1 {
         out.push(n);
     }
-    let act = ctx.fused_activation()?;
+    let act = ctx.node.activation;
     if let (Some(t), 2) = (ctx.input(1)?.value, b.len()) {
         // A pruned constant 2-D B runs sparse when that beats the dense
         // GEMM; A's batches are then rows of one product.

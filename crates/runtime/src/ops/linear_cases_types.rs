@@ -6,7 +6,7 @@
 use smallvec::SmallVec;
 use whittle_ir::{Attr, DType, Node, Tensor};
 
-use crate::op::{BuildCtx, Built, InputFact, RunCtx, FUSED_ACTIVATION};
+use crate::op::{BuildCtx, Built, InputFact, RunCtx};
 use crate::{Fact, Parallel, Registry, View, ViewMut};
 
 /// An attribute value.
@@ -51,7 +51,7 @@ impl Case {
             };
             n = n.with_attr(k, a);
         }
-        n
+        crate::ops::test_support::typed_activation(n)
     }
 
     pub fn tensors(&self) -> Vec<Option<Tensor>> {
@@ -141,9 +141,7 @@ pub(crate) fn check_cases(ops: &[&str]) {
         let inputs = case.tensors();
         let n = inputs.len();
         let (oshape, odata) = case.outputs[0];
-        let relu_node = node
-            .clone()
-            .with_attr(FUSED_ACTIVATION, Attr::String("Relu".into()));
+        let relu_node = node.clone().with_activation(whittle_ir::Activation::Relu);
         let relu_want: Vec<f32> = odata.iter().map(|v| v.max(0.0)).collect();
         // All constant; only input 0 dynamic; everything dynamic.
         let masks: [Vec<bool>; 3] = [

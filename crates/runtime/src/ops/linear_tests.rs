@@ -133,8 +133,8 @@ fn names_and_figures() {
     )
     .unwrap();
     assert!(name.starts_with("matmul.batched."), "{name}");
-    let g = Node::new("g", "Gemm", &["a", "b"], &["y"])
-        .with_attr("whittle.act", Attr::String("Relu".into()));
+    let g =
+        Node::new("g", "Gemm", &["a", "b"], &["y"]).with_activation(whittle_ir::Activation::Relu);
     let (_, name) =
         eval_with(&g, &[zeros(&[2, 8]), zeros(&[8, 3])], &[false, true], 13, 1).unwrap();
     assert!(

@@ -152,7 +152,7 @@ fn build(ctx: &BuildCtx<'_>) -> Result<Built, OpError> {
         QBlockWeights::new(wv, n, k, 1, n, bs, &sv, 1, n)
     }
     .map_err(|e| ctx.err(format!("w / w_scale: {e}")))?;
-    let act = ctx.fused_activation()?;
+    let act = ctx.node.activation;
     let (lo, hi) = if x_dt == DType::U8 {
         (0, 255)
     } else {

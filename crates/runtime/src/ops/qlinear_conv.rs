@@ -252,7 +252,7 @@ fn build_qlinear_conv(ctx: &BuildCtx<'_>) -> Result<Built, OpError> {
     if y_scale <= 0.0 {
         return Err(ctx.err(format!("y_scale is {y_scale}; it must be positive")));
     }
-    let act = ctx.fused_activation()?;
+    let act = ctx.node.activation;
     if !matches!(
         act,
         Activation::None | Activation::Relu | Activation::Clip { .. }
@@ -308,7 +308,7 @@ fn build_conv_integer(ctx: &BuildCtx<'_>) -> Result<Built, OpError> {
     let mut p = parse_common(ctx, 0, 1)?;
     let cout = p.geom.cout;
     let x_dtype = ctx.fact(0)?.dtype;
-    if ctx.fused_activation()? != Activation::None {
+    if ctx.node.activation != Activation::None {
         return Err(ctx.err("ConvInteger cannot carry a fused activation"));
     }
     let w = ctx.const_value(1)?;

@@ -215,9 +215,7 @@ fn kernel_names_say_what_ran() {
     );
     let (_, name) = eval(&dw, &inputs, &all, 1).unwrap();
     assert!(name.starts_with("qconv.depthwise3x3s1."), "{name}");
-    let relu = dw
-        .clone()
-        .with_attr("whittle.act", Attr::String("Relu".into()));
+    let relu = dw.clone().with_activation(whittle_ir::Activation::Relu);
     let (y, name) = eval(&relu, &inputs, &all, 1).unwrap();
     assert!(name.ends_with("+relu"), "{name}");
     assert!(values(&y).iter().all(|&v| v >= 10), "relu clamps at y_zp");
@@ -236,9 +234,7 @@ fn bad_input_is_a_clear_error() {
     let all = vec![true; 8];
     let dw = node("QLinearConv", 8, &[("group", Attr::Int(2))]);
     // Unsupported fused activation.
-    let sig = dw
-        .clone()
-        .with_attr("whittle.act", Attr::String("Sigmoid".into()));
+    let sig = dw.clone().with_activation(whittle_ir::Activation::Sigmoid);
     let e = eval(&sig, &inputs, &all, 1).unwrap_err();
     assert!(e.contains("Sigmoid") || e.contains("sigmoid"), "{e}");
     // Run-time weights.

@@ -74,7 +74,7 @@ pub(crate) fn range_of(dtype: DType) -> (i32, i32) {
 /// The output clamp, with a fused Relu/Clip folded in.
 fn clamp_of(ctx: &BuildCtx<'_>, dtype: DType, y_scale: f32, y_zp: i32) -> Result<QClamp, OpError> {
     let (lo, hi) = range_of(dtype);
-    let act = ctx.fused_activation()?;
+    let act = ctx.node.activation;
     QClamp::new(act, y_scale, y_zp, lo, hi).ok_or_else(|| {
         ctx.err(format!(
             "cannot apply fused activation {act:?} to a quantized output (Relu and Clip only)"

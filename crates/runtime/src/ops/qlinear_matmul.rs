@@ -293,7 +293,7 @@ fn build_qlinear_matmul(ctx: &BuildCtx<'_>) -> Result<Built, OpError> {
     let b_zp = zero_points(ctx, 5, b_dt, n, "b_zero_point")?;
     let y_scale = scales(ctx, 6, 1, "y_scale")?[0];
     let y_zp = zero_points(ctx, 7, y_dt, 1, "y_zero_point")?[0];
-    let act = ctx.fused_activation()?;
+    let act = ctx.node.activation;
     let out = quantized_out(ctx, 1.0, a_scale, &b_scale, y_scale, y_zp, y_dt, act)?;
     make(
         ctx,
@@ -378,7 +378,7 @@ fn build_qgemm(ctx: &BuildCtx<'_>) -> Result<Built, OpError> {
             }
         }
     };
-    let act = ctx.fused_activation()?;
+    let act = ctx.node.activation;
     let quantized = ctx.opt_input(7).is_some();
     let out = if quantized {
         let y_scale = scales(ctx, 7, 1, "y_scale")?[0];

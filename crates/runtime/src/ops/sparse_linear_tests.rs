@@ -46,7 +46,7 @@ fn pruned_1x1_conv_runs_sparse_and_matches() {
     let wt = pruned(cout * cin, 0.15, 2);
     let bias = vals(cout, 3);
     let node = Node::new("c", "Conv", &["x", "w", "b"], &["y"])
-        .with_attr("whittle.act", Attr::String("Relu".into()));
+        .with_activation(whittle_ir::Activation::Relu);
     let inputs = [
         t(&[n, cin, h, w], x.clone()),
         t(&[cout, cin, 1, 1], wt.clone()),

@@ -90,6 +90,31 @@ pub(crate) fn node(
     for (k, v) in attrs {
         n = n.with_attr(k, v.clone());
     }
+    typed_activation(n)
+}
+
+/// Test data names a fused activation by attributes (`whittle.act` = the
+/// ONNX op type, `whittle.act.<attribute>` its parameters), which reads well
+/// in generated case tables; this moves them into the typed
+/// [`Node::activation`] that compile and the kernels use.
+pub(crate) fn typed_activation(mut n: Node) -> Node {
+    let Some(Attr::String(kind)) = n.attrs.remove("whittle.act") else {
+        return n;
+    };
+    let mut act = Node::new("act", kind.as_str(), &["x"], &["y"]);
+    let params: Vec<String> = n
+        .attrs
+        .keys()
+        .filter(|k| k.starts_with("whittle.act."))
+        .cloned()
+        .collect();
+    for k in params {
+        let v = n.attrs.remove(&k).expect("listed above");
+        act.attrs.insert(k["whittle.act.".len()..].to_string(), v);
+    }
+    n.activation = act
+        .as_activation(&whittle_ir::Graph::default())
+        .unwrap_or_else(|| panic!("test data names an unknown activation '{kind}'"));
     n
 }
 

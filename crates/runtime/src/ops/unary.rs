@@ -59,14 +59,15 @@ pub fn register(r: &mut Registry) {
     r.add("Celu", build_celu);
     r.add("ThresholdedRelu", build_thresholded_relu);
     r.add("Gelu", build_gelu);
+    // Every activation of the op table runs on the kernels' own formula;
+    // Relu also takes integers and Clip run-time bounds, so they have
+    // builders of their own.
+    for op in whittle_ir::ops::all_ops() {
+        if op.activation.is_some() && op.domain.is_empty() {
+            r.add(op.op_type, build_activation);
+        }
+    }
     r.add("Relu", build_relu);
-    r.add("LeakyRelu", build_leaky_relu);
-    r.add("Sigmoid", |c| activation(c, "sigmoid", Activation::Sigmoid));
-    r.add("Tanh", |c| activation(c, "tanh", Activation::Tanh));
-    r.add("HardSwish", |c| {
-        activation(c, "hardswish", Activation::HardSwish)
-    });
-    r.add("HardSigmoid", build_hard_sigmoid);
     r.add("Clip", build_clip);
     r.add("Neg", build_neg);
     r.add("Abs", build_abs);
@@ -396,7 +397,7 @@ fn softplus<R: Real + std::ops::Add<Output = R> + std::ops::Neg<Output = R>>(x: 
 }
 
 /// An op that [`Activation`] implements: f32 through `apply_slice`, halves
-/// through `apply` in f32, f64 through [`activation_f64`].
+/// through `apply` in f32, f64 through the same formula in f64.
 fn activation(ctx: &BuildCtx<'_>, op: &str, act: Activation) -> Result<Built, OpError> {
     let (dt, shape) = unary_input(ctx, FLOATS)?;
     match dt {
@@ -411,7 +412,7 @@ fn activation(ctx: &BuildCtx<'_>, op: &str, act: Activation) -> Result<Built, Op
                 }),
             })
         }
-        DType::F64 => map(op, dt, shape, move |x: f64| activation_f64(act, x)),
+        DType::F64 => map(op, dt, shape, move |x: f64| act.eval(x)),
         DType::F16 => map(op, dt, shape, move |x: f16| {
             f16::narrow(act.apply(x.widen()))
         }),
@@ -421,34 +422,22 @@ fn activation(ctx: &BuildCtx<'_>, op: &str, act: Activation) -> Result<Built, Op
     }
 }
 
-/// [`Activation::apply`] in double precision: the kernels crate only has
-/// f32, and rounding f64 data through f32 would lose half its precision.
-fn activation_f64(act: Activation, x: f64) -> f64 {
-    match act {
-        Activation::None => x,
-        Activation::Relu => x.max(0.0),
-        Activation::Clip { min, max } => x.max(f64::from(min)).min(f64::from(max)),
-        Activation::LeakyRelu { alpha } => {
-            if x >= 0.0 {
-                x
-            } else {
-                f64::from(alpha) * x
-            }
-        }
-        Activation::Sigmoid => {
-            if x >= 0.0 {
-                1.0 / (1.0 + (-x).exp())
-            } else {
-                let e = x.exp();
-                e / (1.0 + e)
-            }
-        }
-        Activation::HardSigmoid { alpha, beta } => {
-            (f64::from(alpha) * x + f64::from(beta)).clamp(0.0, 1.0)
-        }
-        Activation::HardSwish => x * (x / 6.0 + 0.5).clamp(0.0, 1.0),
-        Activation::Tanh => x.tanh(),
-    }
+/// An activation op of the op table, with its parameters read the way the
+/// fusion pass reads them.
+fn build_activation(ctx: &BuildCtx<'_>) -> Result<Built, OpError> {
+    let of = ctx
+        .node
+        .info()
+        .activation
+        .ok_or_else(|| ctx.err("not an activation"))?;
+    let scalar = |i: usize| ctx.opt_input(i)?.value?.to_f32_vec().first().copied();
+    let act = of(ctx.node, &scalar).ok_or_else(|| {
+        ctx.err(format!(
+            "invalid activation parameters {:?}",
+            ctx.node.attrs
+        ))
+    })?;
+    activation(ctx, act.name(), act)
 }
 
 fn build_relu(ctx: &BuildCtx<'_>) -> Result<Built, OpError> {
@@ -468,17 +457,6 @@ fn build_relu(ctx: &BuildCtx<'_>) -> Result<Built, OpError> {
     )?;
     with_type!(dt, [I8, I16, I32, I64], T => map("relu", dt, shape, |x: T| x.max(0)),
         _ => activation(ctx, "relu", Activation::Relu))
-}
-
-fn build_leaky_relu(ctx: &BuildCtx<'_>) -> Result<Built, OpError> {
-    let alpha = ctx.node.attr_float("alpha", 0.01)?;
-    activation(ctx, "leakyrelu", Activation::LeakyRelu { alpha })
-}
-
-fn build_hard_sigmoid(ctx: &BuildCtx<'_>) -> Result<Built, OpError> {
-    let alpha = ctx.node.attr_float("alpha", 0.2)?;
-    let beta = ctx.node.attr_float("beta", 0.5)?;
-    activation(ctx, "hardsigmoid", Activation::HardSigmoid { alpha, beta })
 }
 
 fn build_elu(ctx: &BuildCtx<'_>) -> Result<Built, OpError> {

@@ -3,7 +3,7 @@
 
 use std::collections::HashMap;
 
-use whittle_ir::{Attr, FreshNames, Node, Tensor};
+use whittle_ir::{Activation, Attr, FreshNames, Node, Tensor};
 use whittle_runtime::ops::grad::DOMAIN;
 
 use crate::shapes::Known;
@@ -71,6 +71,21 @@ impl<'a> Emit<'a> {
             n.attrs.insert(k.to_string(), v);
         }
         self.nodes.push(n);
+    }
+
+    /// Appends a `whittle.grad` node that applies the derivative of `act`.
+    pub fn node_with_activation(
+        &mut self,
+        owner: &str,
+        op: &str,
+        inputs: &[&str],
+        outputs: &[&str],
+        act: Activation,
+    ) {
+        self.node(owner, op, true, inputs, outputs, vec![]);
+        if let Some(n) = self.nodes.last_mut() {
+            n.activation = act;
+        }
     }
 
     /// A new value name that will hold a contribution to `v`'s gradient.

@@ -18,6 +18,7 @@ mod update;
 
 use std::collections::{HashMap, HashSet};
 
+use whittle_ir::ops::Grad;
 use whittle_ir::{Attr, DType, FreshNames, Graph, Node, Tensor, ValueInfo};
 use whittle_runtime::ops::grad::DOMAIN;
 use whittle_runtime::{compile, CompileOptions, Plan, Registry};
@@ -25,7 +26,7 @@ use whittle_runtime::{compile, CompileOptions, Plan, Registry};
 use crate::shapes::{infer, Known};
 use crate::{BatchNormMode, Loss, TrainError, TrainSpec};
 use emit::Emit;
-use rules::{backward, channel_counts, Ctx, SUPPORTED};
+use rules::{backward, channel_counts, Ctx};
 pub use update::{fuse_updates, FuseOptions, FusedGraph, StateRole, StateTensor};
 
 /// Name of the loss output of every training graph.
@@ -188,7 +189,7 @@ pub fn build_training_graph(forward: &Graph, spec: &TrainSpec) -> Result<TrainGr
     };
     let mut unsupported: Vec<(String, Vec<String>)> = Vec::new();
     for n in g.nodes.iter().filter(|n| on_path(n)) {
-        if !SUPPORTED.contains(&n.op_type.as_str()) {
+        if n.info().grad == Grad::None {
             match unsupported.iter_mut().find(|(op, _)| *op == n.op_type) {
                 Some((_, names)) => names.push(n.name.clone()),
                 None => unsupported.push((n.op_type.clone(), vec![n.name.clone()])),

@@ -14,7 +14,7 @@
 //!
 //! Scales and zero points must be constants and are never trained.
 
-use whittle_ir::{Attr, DType, Node};
+use whittle_ir::{Activation, DType, Node};
 
 use super::emit::Emit;
 use super::rules::Ctx;
@@ -126,14 +126,8 @@ fn quantize(e: &mut Emit<'_>, c: &Ctx<'_>, g: &str, x: &str, scale: f32) -> Resu
     let lo = (qmin - zp - 0.5) * scale;
     let hi = (qmax - zp + 0.5) * scale;
     let masked = e.fresh(&format!("{x}.grad_in_range"));
-    e.node(
-        &n.name,
-        "ClipGrad",
-        true,
-        &[g, x],
-        &[&masked],
-        vec![("min", Attr::Float(lo)), ("max", Attr::Float(hi))],
-    );
+    let in_range = Activation::Clip { min: lo, max: hi };
+    e.node_with_activation(&n.name, "ActivationGrad", &[g, x], &[&masked], in_range);
     let k = e.const_f32(
         &format!("{}.grad_inv_scale", n.name),
         vec![],

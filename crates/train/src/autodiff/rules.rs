@@ -4,40 +4,11 @@
 
 use std::collections::{HashMap, HashSet};
 
+use whittle_ir::ops::{Grad, GradInput};
 use whittle_ir::{Attr, Graph, Node};
 
 use super::emit::Emit;
 use crate::{TrainError, TrainSpec};
-
-/// Forward ops the pass differentiates (BatchNormTrain is what train-mode
-/// BatchNormalization becomes).
-pub(crate) const SUPPORTED: &[&str] = &[
-    "Conv",
-    "Gemm",
-    "MatMul",
-    "Add",
-    "Sub",
-    "Mul",
-    "Relu",
-    "Clip",
-    "HardSwish",
-    "Sigmoid",
-    "MaxPool",
-    "AveragePool",
-    "GlobalAveragePool",
-    "Reshape",
-    "Flatten",
-    "Squeeze",
-    "Unsqueeze",
-    "Concat",
-    "Softmax",
-    "BatchNormalization",
-    "BatchNormTrain",
-    "Identity",
-    "Dropout",
-    "QuantizeLinear",
-    "DequantizeLinear",
-];
 
 fn err(node: &Node, msg: impl Into<String>) -> TrainError {
     TrainError::Node {
@@ -98,10 +69,7 @@ pub(crate) fn backward(e: &mut Emit<'_>, c: &Ctx<'_>) -> Result<(), TrainError> 
         "MatMul" => matmul(e, c),
         "Add" | "Sub" => add_sub(e, c, n.op_type == "Sub"),
         "Mul" => mul(e, c),
-        "Relu" => act(e, c, "ReluGrad", true, vec![]),
-        "Sigmoid" => act(e, c, "SigmoidGrad", true, vec![]),
-        "HardSwish" => act(e, c, "HardSwishGrad", false, vec![]),
-        "Clip" => clip(e, c),
+        _ if n.info().grad == Grad::Activation => activation(e, c),
         "MaxPool" | "AveragePool" => pool(e, c),
         "GlobalAveragePool" => {
             let g = c.g0()?;
@@ -460,51 +428,38 @@ fn mul(e: &mut Emit<'_>, c: &Ctx<'_>) -> Result<(), TrainError> {
     Ok(())
 }
 
-fn act(
-    e: &mut Emit<'_>,
-    c: &Ctx<'_>,
-    op: &str,
-    reads_output: bool,
-    attrs: Vec<(&str, Attr)>,
-) -> Result<(), TrainError> {
+/// `dX = ActivationGrad(dY, V)`, the derivative of the node's activation
+/// (see [`Activation::derivative`]); V is the forward output or input, as
+/// the activation says. Parameters given as inputs (Clip's bounds) must be
+/// constants and are not trained.
+fn activation(e: &mut Emit<'_>, c: &Ctx<'_>) -> Result<(), TrainError> {
+    let n = c.node;
+    if (1..n.inputs.len()).any(|i| c.needs(i)) {
+        return Err(err(n, "activation parameters cannot be trained"));
+    }
     if !c.needs(0) {
         return Ok(());
     }
+    let of = n
+        .info()
+        .activation
+        .ok_or_else(|| err(n, "not an activation"))?;
+    let scalar = |i: usize| e.value(c.input(i))?.to_f32_vec().first().copied();
+    let act = of(n, &scalar).ok_or_else(|| {
+        err(
+            n,
+            "its parameters must be constants (Clip bounds computed at run time cannot be differentiated)",
+        )
+    })?;
     let g = c.g0()?.to_string();
     let x = c.input(0);
-    let v = if reads_output { c.output(0) } else { x };
-    let out = e.grad_out(x);
-    e.node(&c.node.name, op, true, &[&g, v], &[&out], attrs);
-    Ok(())
-}
-
-fn clip(e: &mut Emit<'_>, c: &Ctx<'_>) -> Result<(), TrainError> {
-    let n = c.node;
-    let bound = |e: &Emit<'_>, i: usize, attr: &str, default: f32| -> Result<f32, TrainError> {
-        if c.opset < 11 {
-            return Ok(n.attr_float(attr, default)?);
-        }
-        let name = c.input(i);
-        if name.is_empty() {
-            return Ok(default);
-        }
-        let t = e
-            .value(name)
-            .ok_or_else(|| err(n, format!("Clip bound '{name}' must be a constant")))?;
-        Ok(t.to_f32_vec().first().copied().unwrap_or(default))
+    let v = match act.grad_input() {
+        GradInput::Output => c.output(0),
+        GradInput::Input => x,
     };
-    let min = bound(e, 1, "min", f32::NEG_INFINITY)?;
-    let max = bound(e, 2, "max", f32::INFINITY)?;
-    if c.needs(1) || c.needs(2) {
-        return Err(err(n, "Clip bounds cannot be trained"));
-    }
-    act(
-        e,
-        c,
-        "ClipGrad",
-        true,
-        vec![("min", Attr::Float(min)), ("max", Attr::Float(max))],
-    )
+    let out = e.grad_out(x);
+    e.node_with_activation(&n.name, "ActivationGrad", &[&g, v], &[&out], act);
+    Ok(())
 }
 
 fn pool(e: &mut Emit<'_>, c: &Ctx<'_>) -> Result<(), TrainError> {
@@ -605,16 +560,25 @@ fn softmax(e: &mut Emit<'_>, c: &Ctx<'_>) -> Result<(), TrainError> {
     let n = c.node;
     let legacy = c.opset < 13;
     let axis = n.attr_int("axis", if legacy { 1 } else { -1 })?;
-    act(
-        e,
-        c,
+    if !c.needs(0) {
+        return Ok(());
+    }
+    let g = c.g0()?.to_string();
+    let x = c.input(0);
+    let out = e.grad_out(x);
+    let attrs = vec![
+        ("axis", Attr::Int(axis)),
+        ("flatten", Attr::Int(i64::from(legacy))),
+    ];
+    e.node(
+        &n.name,
         "SoftmaxGrad",
         true,
-        vec![
-            ("axis", Attr::Int(axis)),
-            ("flatten", Attr::Int(i64::from(legacy))),
-        ],
-    )
+        &[&g, c.output(0)],
+        &[&out],
+        attrs,
+    );
+    Ok(())
 }
 
 /// BatchNormTrain (train mode, inputs X, scale, B; outputs Y, mean,

@@ -2,61 +2,25 @@
 
 use super::pattern::{dq_act, konst, q_out, Maps, QParam};
 use super::{Edit, MS_DOMAIN, WHITTLE_DOMAIN};
-use crate::passes::FUSED_ACTIVATION;
-use crate::{Attr, Graph, Node};
+use crate::{Activation, Graph, Node};
 
-/// The fused-activation attributes a float node carries, if the integer
-/// kernels can apply them: `Some(vec![])` when there is none, `None` when
-/// the activation is not Relu or Clip.
-pub(super) fn carried_act(n: &Node) -> Option<Vec<(String, Attr)>> {
-    let Some(kind) = n.attr(FUSED_ACTIVATION) else {
-        return Some(Vec::new());
-    };
-    match kind {
-        Attr::String(k) if k == "Relu" || k == "Clip" => {}
-        _ => return None,
-    }
-    Some(
-        n.attrs
-            .iter()
-            .filter(|(k, _)| k.starts_with(FUSED_ACTIVATION))
-            .map(|(k, v)| (k.clone(), v.clone()))
-            .collect(),
-    )
+/// The activation a float linear node carries, if the integer kernels can
+/// apply it in their requantizing clamp (none, Relu or Clip).
+pub(super) fn carried_act(n: &Node) -> Option<Activation> {
+    n.activation.as_clamp().map(|_| n.activation)
 }
 
-/// Fused-activation attributes for a Relu or Clip node (Clip bounds must be
-/// constants).
-pub(super) fn act_of_node(g: &Graph, maps: &Maps<'_>, n: &Node) -> Option<Vec<(String, Attr)>> {
-    if !n.domain.is_empty() {
-        return None;
-    }
-    let kind = (
-        FUSED_ACTIVATION.to_string(),
-        Attr::String(n.op_type.clone()),
-    );
-    match n.op_type.as_str() {
-        "Relu" => Some(vec![kind]),
-        "Clip" => {
-            let mut min = n.attr_float("min", f32::NEG_INFINITY).ok()?;
-            let mut max = n.attr_float("max", f32::INFINITY).ok()?;
-            for (i, slot) in [(1, &mut min), (2, &mut max)] {
-                if let Some(name) = n.input(i) {
-                    let t = konst(g, maps, name)?;
-                    if t.numel() != 1 {
-                        return None;
-                    }
-                    *slot = t.to_f32_vec()[0];
-                }
-            }
-            Some(vec![
-                kind,
-                (format!("{FUSED_ACTIVATION}.min"), Attr::Float(min)),
-                (format!("{FUSED_ACTIVATION}.max"), Attr::Float(max)),
-            ])
+/// The activation of a float node (Clip bounds must be constants, from
+/// initializers or Constant nodes).
+pub(super) fn act_of_node(g: &Graph, maps: &Maps<'_>, n: &Node) -> Option<Activation> {
+    let of = n.info().activation?;
+    of(n, &|i| {
+        let t = konst(g, maps, n.input(i)?)?;
+        if t.numel() != 1 {
+            return None;
         }
-        _ => None,
-    }
+        t.to_f32_vec().first().copied()
+    })
 }
 
 /// Input indices of (y_scale, y_zero_point) of QLinear ops that requantize
@@ -74,12 +38,12 @@ fn y_param_slots(n: &Node) -> Option<(usize, usize)> {
 /// activation in its clamp and writes Q's output with Q's parameters.
 pub(super) fn fuse_act_into_producer(g: &Graph, maps: &Maps<'_>, i: usize) -> Option<Edit> {
     let act = &g.nodes[i];
-    let attrs = act_of_node(g, maps, act)?;
+    let activation = act_of_node(g, maps, act).filter(|a| a.as_clamp().is_some())?;
     let (dq, dqp) = dq_act(g, maps, act.input(0)?)?;
     maps.sole_consumer(g, act.input(0)?).filter(|c| c.0 == i)?;
     let (pi, p) = maps.producer(g, &dqp.value)?;
     let (ys, yz) = y_param_slots(p)?;
-    if p.attrs.contains_key(FUSED_ACTIVATION) || p.outputs.len() != 1 {
+    if p.activation != Activation::None || p.outputs.len() != 1 {
         return None;
     }
     maps.sole_consumer(g, &dqp.value).filter(|c| c.0 == dq)?;
@@ -108,7 +72,7 @@ pub(super) fn fuse_act_into_producer(g: &Graph, maps: &Maps<'_>, i: usize) -> Op
     node.inputs[ys].clone_from(&q.scale_name);
     node.inputs[yz].clone_from(&q.zp_name);
     node.outputs = vec![q.value.clone()];
-    node.attrs.extend(attrs);
+    node.activation = activation;
     Some(Edit {
         replace: Some((pi, node)),
         remove: vec![dq, i, qi],

@@ -2,16 +2,18 @@
 //! and int4 block-quantized weights -> whittle QBlockLinear.
 
 use super::act::carried_act;
-use super::pattern::{dq_act, dq_weight, float_bias, q_out, quantize_bias, Maps, QParam, WeightDq};
+use super::pattern::{
+    dq_act, dq_weight, float_bias, q_out, qnode, quantize_bias, Maps, QParam, WeightDq,
+};
 use super::{Edit, MS_DOMAIN, WHITTLE_DOMAIN};
-use crate::{Attr, DType, Graph, Node, Tensor, TensorData};
+use crate::{Activation, Attr, DType, Graph, Node, Tensor, TensorData};
 
 /// The activation in, the Q out, and the fused activation of a linear op.
 struct Frame {
     x: QParam,
     y: QParam,
     q_node: usize,
-    act: Vec<(String, Attr)>,
+    act: Activation,
 }
 
 fn frame(g: &Graph, maps: &Maps<'_>, n: &Node) -> Option<Frame> {
@@ -37,17 +39,6 @@ fn weight_zp(edit: &mut Edit, node: &Node, w: &WeightDq) -> Option<String> {
 
 fn is_int8(dt: DType) -> bool {
     matches!(dt, DType::I8 | DType::U8)
-}
-
-fn qnode(src: &Node, op: &str, domain: &str, inputs: Vec<String>, out: &str) -> Node {
-    Node {
-        name: src.name.clone(),
-        op_type: op.to_string(),
-        domain: domain.to_string(),
-        inputs,
-        outputs: vec![out.to_string()],
-        attrs: Default::default(),
-    }
 }
 
 /// `DQ(x), DQ(w)[, bias] -> Conv -> Q` -> QLinearConv (int32 bias with scale
@@ -94,6 +85,7 @@ pub(super) fn conv(g: &Graph, maps: &Maps<'_>, i: usize) -> Option<Edit> {
     }
     let mut node = qnode(n, "QLinearConv", "", inputs, &f.y.value);
     node.attrs = n.attrs.clone();
+    node.activation = f.act;
     edit.replace = Some((i, node));
     edit.remove = vec![f.q_node];
     Some(edit)
@@ -151,7 +143,7 @@ fn block_node(
         .insert("block_size".into(), Attr::Int(w.block_size as i64));
     node.attrs
         .insert("layout".into(), Attr::String(layout.to_string()));
-    node.attrs.extend(f.act.iter().cloned());
+    node.activation = f.act;
     edit.replace = Some((i, node));
     edit.remove = vec![f.q_node];
     Some(edit)
@@ -223,7 +215,7 @@ pub(super) fn matmul(g: &Graph, maps: &Maps<'_>, i: usize) -> Option<Edit> {
         f.y.zp_name.clone(),
     ];
     let mut node = qnode(n, "QLinearMatMul", "", inputs, &f.y.value);
-    node.attrs.extend(f.act.iter().cloned());
+    node.activation = f.act;
     edit.replace = Some((i, node));
     edit.remove = vec![f.q_node];
     Some(edit)
@@ -282,7 +274,7 @@ pub(super) fn gemm(g: &Graph, maps: &Maps<'_>, i: usize) -> Option<Edit> {
             node.attrs.insert(key.into(), a.clone());
         }
     }
-    node.attrs.extend(f.act.iter().cloned());
+    node.activation = f.act;
     edit.replace = Some((i, node));
     edit.remove = vec![f.q_node];
     Some(edit)

@@ -2,77 +2,26 @@
 //! cancelling of `DQ -> Q` pairs.
 
 use super::act::act_of_node;
-use super::pattern::{dq_act, is_op, konst, q_out, scalar_params, Maps, QParam};
+use super::pattern::{dq_act, is_op, konst, q_out, qnode, scalar_params, Maps, QParam};
 use super::{Edit, MS_DOMAIN, WHITTLE_DOMAIN};
-use crate::passes::FUSED_ACTIVATION;
-use crate::{Attr, Graph, Node, Tensor, TensorData};
+use crate::ops::Int8Form;
+use crate::{Activation, Attr, Graph, Node, Tensor, TensorData};
 
-/// Float unary ops a 256-entry table can replace (whittle::QLinearLookup).
-const LOOKUP_OPS: &[&str] = &[
-    "Relu",
-    "Clip",
-    "Sigmoid",
-    "Tanh",
-    "HardSigmoid",
-    "HardSwish",
-    "LeakyRelu",
-    "Elu",
-    "Selu",
-    "Celu",
-    "Softplus",
-    "Softsign",
-    "Exp",
-    "Log",
-    "Sqrt",
-    "Abs",
-    "Neg",
-    "Erf",
-    "Gelu",
-    "Mish",
-    "ThresholdedRelu",
-    "Sin",
-    "Cos",
-    "Reciprocal",
-    "Floor",
-    "Ceil",
-    "Round",
-    "Sign",
-];
-
-/// Ops that only move or select elements, so they run on the quantized
-/// values unchanged when input and output share scale and zero point.
-const PASSTHROUGH_OPS: &[&str] = &[
-    "MaxPool",
-    "Reshape",
-    "Flatten",
-    "Transpose",
-    "Squeeze",
-    "Unsqueeze",
-    "Slice",
-    "Split",
-    "Pad",
-    "Resize",
-];
-
-fn qnode(src: &Node, op: &str, domain: &str, inputs: Vec<String>, out: &str) -> Node {
-    Node {
-        name: src.name.clone(),
-        op_type: op.to_string(),
-        domain: domain.to_string(),
-        inputs,
-        outputs: vec![out.to_string()],
-        attrs: Default::default(),
-    }
-}
-
-/// A float node of op `op` with one output and no fused activation.
+/// A float node of one of `ops` with one output and no fused activation.
 fn plain<'g>(g: &'g Graph, i: usize, ops: &[&str]) -> Option<&'g Node> {
     let n = &g.nodes[i];
-    (n.domain.is_empty()
-        && ops.contains(&n.op_type.as_str())
-        && n.outputs.len() == 1
-        && !n.attrs.contains_key(FUSED_ACTIVATION))
-    .then_some(n)
+    (ops.contains(&n.op_type.as_str()) && is_plain(n)).then_some(n)
+}
+
+/// A float node whose op runs on int8 as `form`, with one output and no
+/// fused activation.
+fn plain_of(g: &Graph, i: usize, form: Int8Form) -> Option<&Node> {
+    let n = &g.nodes[i];
+    (n.info().int8 == form && is_plain(n)).then_some(n)
+}
+
+fn is_plain(n: &Node) -> bool {
+    n.domain.is_empty() && n.outputs.len() == 1 && n.activation == Activation::None
 }
 
 fn io(p: &QParam) -> [String; 3] {
@@ -189,8 +138,8 @@ pub(super) fn pool(g: &Graph, maps: &Maps<'_>, i: usize) -> Option<Edit> {
 pub(super) fn passthrough(g: &Graph, maps: &Maps<'_>, i: usize) -> Option<Edit> {
     let n = &g.nodes[i];
     if !n.domain.is_empty()
-        || !PASSTHROUGH_OPS.contains(&n.op_type.as_str())
-        || n.attrs.contains_key(FUSED_ACTIVATION)
+        || n.info().int8 != Int8Form::SameScale
+        || n.activation != Activation::None
     {
         return None;
     }
@@ -274,7 +223,7 @@ fn pad_value(
 /// (com.microsoft), or a whittle::QLinearLookup table for any other unary
 /// float op.
 pub(super) fn unary(g: &Graph, maps: &Maps<'_>, i: usize) -> Option<Edit> {
-    let n = plain(g, i, LOOKUP_OPS)?;
+    let n = plain_of(g, i, Int8Form::Lookup)?;
     let (_, x) = dq_act(g, maps, n.input(0)?)?;
     let (qi, y) = q_out(g, maps, &n.outputs[0])?;
     let mut inputs: Vec<String> = io(&x).into();
@@ -292,15 +241,13 @@ pub(super) fn unary(g: &Graph, maps: &Maps<'_>, i: usize) -> Option<Edit> {
             let mut node = qnode(n, "QLinearLookup", WHITTLE_DOMAIN, inputs, &y.value);
             node.attrs.insert("op".into(), Attr::String(op.to_string()));
             node.attrs.insert("opset".into(), Attr::Int(g.opset()));
-            if op == "Clip" {
+            if let Activation::Clip { min, max } = act_of_node(g, maps, n).unwrap_or_default() {
                 // Bounds may be inputs (opset >= 11); the table takes them
                 // as attributes.
-                for (k, v) in act_of_node(g, maps, n)?.into_iter().skip(1) {
-                    let key = k
-                        .trim_start_matches(FUSED_ACTIVATION)
-                        .trim_start_matches('.');
-                    node.attrs.insert(format!("op.{key}"), v);
-                }
+                node.attrs.insert("op.min".into(), Attr::Float(min));
+                node.attrs.insert("op.max".into(), Attr::Float(max));
+            } else if op == "Clip" {
+                return None;
             } else {
                 if n.inputs.len() != 1 {
                     return None;

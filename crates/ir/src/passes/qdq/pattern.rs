@@ -273,3 +273,16 @@ pub(super) fn quantize_bias(bias: &[f32], scale: impl Fn(usize) -> f32) -> Optio
         })
         .collect()
 }
+
+/// A node of integer op `op` replacing float node `src` (same name), writing
+/// `out`.
+pub(super) fn qnode(src: &Node, op: &str, domain: &str, inputs: Vec<String>, out: &str) -> Node {
+    Node {
+        name: src.name.clone(),
+        op_type: op.to_string(),
+        domain: domain.to_string(),
+        inputs,
+        outputs: vec![out.to_string()],
+        ..Node::default()
+    }
+}

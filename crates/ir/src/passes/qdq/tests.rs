@@ -1,8 +1,8 @@
 //! Each rewrite and each refusal on hand-built QDQ graphs.
 
 use super::*;
-use crate::passes::{fuse_activations, FUSED_ACTIVATION};
-use crate::{Attr, DType, Tensor, TensorData, ValueInfo};
+use crate::passes::fuse_activations;
+use crate::{Activation, Attr, DType, Tensor, TensorData, ValueInfo};
 
 /// A QDQ graph under construction: input `x` (f32) quantized as `xq`.
 struct B {
@@ -117,7 +117,7 @@ fn conv_with_int32_bias_and_fused_relu() {
         ["xq", "s_x", "z_x", "w", "s_w", "z_w", "s_y", "z_y"]
     );
     assert_eq!(c.outputs, ["yq"]);
-    assert_eq!(c.attr(FUSED_ACTIVATION), Some(&Attr::String("Relu".into())));
+    assert_eq!(c.activation, Activation::Relu);
     // 10*0.01/(0.5*0.1) = 2, -20*0.01/(0.5*0.2) = -2, 7*0.01/(0.5*0.4) = 0.35 -> 0.
     let bias = &g.initializers[&c.inputs[8]];
     assert_eq!(bias.data(), &TensorData::I32(vec![2, -2, 0]));
@@ -187,9 +187,7 @@ fn conv_refusals_keep_the_float_path() {
     let mut b = B::new();
     b.dq("xq", "s_x", "z_x", "xf");
     b.conv_weights();
-    b.node("Conv", &["xf", "wf"], &["c"])
-        .attrs
-        .insert(FUSED_ACTIVATION.into(), Attr::String("HardSwish".into()));
+    b.node("Conv", &["xf", "wf"], &["c"]).activation = Activation::HardSwish;
     b.finish("c", 0.25, 0);
     assert!(ops(&b.run()).contains(&"Conv".to_string()));
 
@@ -227,8 +225,11 @@ fn qlinear_conv_dq_relu_q_fuses_into_the_clamp() {
     let c = find(&g, "QLinearConv");
     assert_eq!(c.inputs[6..8], ["s_y", "z_y"]);
     assert_eq!(c.outputs, ["yq"]);
-    assert_eq!(c.attr("whittle.act"), Some(&Attr::String("Clip".into())));
-    assert_eq!(c.attr("whittle.act.max"), Some(&Attr::Float(6.0)));
+    assert!(
+        matches!(c.activation, Activation::Clip { max, .. } if max == 6.0),
+        "{:?}",
+        c.activation
+    );
 }
 
 #[test]

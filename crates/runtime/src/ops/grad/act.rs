@@ -1,77 +1,37 @@
 //! Activation backward ops: elementwise `dX = dY * f'(.)` and Softmax.
 //!
-//! Relu, Clip and Sigmoid read their forward *output* (which the next layer
-//! keeps anyway, so the backward pass needs no extra activation); HardSwish
-//! reads its input, since its derivative cannot be recovered from the
-//! output. Derivatives at the kinks follow PyTorch (0 at Relu's 0, 0 at
-//! Clip's bounds, HardSwish's middle piece at exactly +-3), so gradients
-//! match it bit for bit in the masks.
+//! `ActivationGrad(dY, V)` applies the derivative of its node's
+//! [`Node::activation`](whittle_ir::Node::activation), written once with the
+//! activation in the kernels crate ([`Activation::derivative`]). `V` is the
+//! forward output for Relu, Clip, Sigmoid and Tanh (which the next layer
+//! keeps anyway, so the backward pass needs no extra activation) and the
+//! forward input for the others, whose derivative the output does not
+//! determine ([`Activation::grad_input`]). Derivatives at the kinks follow
+//! PyTorch (0 at Relu's 0, 0 at Clip's bounds, HardSwish's middle piece at
+//! exactly +-3), so gradients match it bit for bit in the masks.
 
 use whittle_ir::DType;
+use whittle_kernels::Activation;
 
 use super::DOMAIN;
 use crate::op::{BuildCtx, Built, Kernel, RunCtx};
 use crate::{Fact, OpError, Registry, RunError, View, ViewMut};
 
 pub fn register(r: &mut Registry) {
-    r.add_in_domain(DOMAIN, "ReluGrad", |c| build_elem(c, Act::Relu));
-    r.add_in_domain(DOMAIN, "ClipGrad", build_clip);
-    r.add_in_domain(DOMAIN, "HardSwishGrad", |c| build_elem(c, Act::HardSwish));
-    r.add_in_domain(DOMAIN, "SigmoidGrad", |c| build_elem(c, Act::Sigmoid));
+    r.add_in_domain(DOMAIN, "ActivationGrad", build_elem);
     r.add_in_domain(DOMAIN, "SoftmaxGrad", build_softmax);
 }
 
-/// Which derivative, with what it reads as input 1.
-#[derive(Clone, Copy, Debug)]
-enum Act {
-    /// Input 1 is Y.
-    Relu,
-    /// Input 1 is Y; passes where `min < y < max`.
-    Clip { min: f32, max: f32 },
-    /// Input 1 is X.
-    HardSwish,
-    /// Input 1 is Y.
-    Sigmoid,
-}
-
-impl Act {
-    #[inline]
-    fn grad(self, d: f32, v: f32) -> f32 {
-        match self {
-            Act::Relu => {
-                if v > 0.0 {
-                    d
-                } else {
-                    0.0
-                }
-            }
-            Act::Clip { min, max } => {
-                if v > min && v < max {
-                    d
-                } else {
-                    0.0
-                }
-            }
-            Act::HardSwish => {
-                if v < -3.0 {
-                    0.0
-                } else if v <= 3.0 {
-                    d * (v / 3.0 + 0.5)
-                } else {
-                    d
-                }
-            }
-            Act::Sigmoid => d * v * (1.0 - v),
-        }
-    }
-
-    fn name(self) -> &'static str {
-        match self {
-            Act::Relu => "relu_grad",
-            Act::Clip { .. } => "clip_grad",
-            Act::HardSwish => "hardswish_grad",
-            Act::Sigmoid => "sigmoid_grad",
-        }
+/// `dY * f'(v)`, with masked elements exactly 0 whatever dY holds.
+#[inline]
+fn grad(act: Activation, d: f32, v: f32) -> f32 {
+    let f = act.derivative(v);
+    if f == 0.0 {
+        0.0
+    } else if f == 1.0 {
+        d
+    } else {
+        d * f
     }
 }
 
@@ -87,25 +47,22 @@ fn same_shape_inputs(ctx: &BuildCtx<'_>) -> Result<Vec<usize>, OpError> {
     Ok(a.clone())
 }
 
-fn build_elem(ctx: &BuildCtx<'_>, act: Act) -> Result<Built, OpError> {
+fn build_elem(ctx: &BuildCtx<'_>) -> Result<Built, OpError> {
     let shape = same_shape_inputs(ctx)?;
+    let act = ctx.node.activation;
+    if let Activation::Clip { min, max } = act {
+        if min.is_nan() || max.is_nan() {
+            return Err(ctx.err("min and max must not be NaN"));
+        }
+    }
     Ok(Built::Kernel {
         outputs: vec![Fact::new(DType::F32, shape)],
         kernel: Box::new(ElemGrad { act }),
     })
 }
 
-fn build_clip(ctx: &BuildCtx<'_>) -> Result<Built, OpError> {
-    let min = ctx.node.attr_float("min", f32::NEG_INFINITY)?;
-    let max = ctx.node.attr_float("max", f32::INFINITY)?;
-    if min.is_nan() || max.is_nan() {
-        return Err(ctx.err("min and max must not be NaN"));
-    }
-    build_elem(ctx, Act::Clip { min, max })
-}
-
 struct ElemGrad {
-    act: Act,
+    act: Activation,
 }
 
 /// Elements per task: large enough to amortise a task.
@@ -113,7 +70,7 @@ const CHUNK: usize = 1 << 14;
 
 impl Kernel for ElemGrad {
     fn name(&self) -> String {
-        self.act.name().to_string()
+        format!("{}_grad", self.act.name())
     }
 
     fn inplace_input(&self) -> Option<usize> {
@@ -133,7 +90,7 @@ impl Kernel for ElemGrad {
             // dY already sits in the output buffer.
             ctx.par.for_each_chunk_mut(out, CHUNK, &|i, o| {
                 for (d, &x) in o.iter_mut().zip(&v[i * CHUNK..]) {
-                    *d = act.grad(*d, x);
+                    *d = grad(act, *d, x);
                 }
             });
         } else {
@@ -141,7 +98,7 @@ impl Kernel for ElemGrad {
             ctx.par.for_each_chunk_mut(out, CHUNK, &|i, o| {
                 let s = i * CHUNK;
                 for ((r, &d), &x) in o.iter_mut().zip(&dy[s..]).zip(&v[s..]) {
-                    *r = act.grad(d, x);
+                    *r = grad(act, d, x);
                 }
             });
         }

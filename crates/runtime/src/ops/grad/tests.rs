@@ -18,7 +18,8 @@
 //! 1e-2 |fd|`, a bound wide enough for rounding yet far below any real
 //! error (a wrong index or factor shifts gradients by O(0.1 .. 1)).
 
-use whittle_ir::{Attr, Node, Tensor};
+use whittle_ir::{Activation, Attr, Node, Tensor};
+use whittle_kernels::GradInput;
 
 use super::DOMAIN;
 use crate::{eval_node, Registry};
@@ -321,40 +322,63 @@ fn activation_grads_match_finite_differences() {
             rng,
         );
     };
+    // Each activation through one ActivationGrad node, the typed
+    // activation saying which derivative.
+    let act = |op: &str,
+               fwd_attrs: &[(&str, Attr)],
+               extra: Vec<Option<Tensor>>,
+               a: Activation,
+               x: Tensor,
+               rng: &mut Rng| {
+        let fwd = fwd_node(op, 1 + extra.len(), fwd_attrs);
+        let mut inputs = vec![Some(x)];
+        inputs.extend(extra);
+        let gn = grad_node("ActivationGrad", &["dy", "v"], &["dx"], &[]).with_activation(a);
+        let reads_y = a.grad_input() == GradInput::Output;
+        let x = inputs[0].clone().expect("x");
+        check_op(
+            op,
+            &fwd,
+            13,
+            &inputs,
+            1e-2,
+            &gn,
+            &|r, y| {
+                let v = if reads_y { y.clone() } else { x.clone() };
+                vec![Some(r.clone()), Some(v)]
+            },
+            &[(0, 0)],
+            rng,
+        );
+    };
     let x = away_from(&mut rng, &shape, 2.0, &[0.0], 0.05);
-    unary("Relu", &[], vec![], "ReluGrad", &[], true, x, &mut rng);
+    act("Relu", &[], vec![], Activation::Relu, x, &mut rng);
     let x = away_from(&mut rng, &shape, 8.0, &[0.0, 6.0], 0.05);
     let clip_in = vec![Some(Tensor::scalar_f32(0.0)), Some(Tensor::scalar_f32(6.0))];
-    let clip_attrs = [("min", Attr::Float(0.0)), ("max", Attr::Float(6.0))];
-    unary(
-        "Clip",
-        &[],
-        clip_in,
-        "ClipGrad",
-        &clip_attrs,
-        true,
-        x,
-        &mut rng,
-    );
+    let clip = Activation::Clip { min: 0.0, max: 6.0 };
+    act("Clip", &[], clip_in, clip, x, &mut rng);
     let x = away_from(&mut rng, &shape, 5.0, &[-3.0, 3.0], 0.05);
-    unary(
-        "HardSwish",
-        &[],
-        vec![],
-        "HardSwishGrad",
-        &[],
-        false,
-        x,
-        &mut rng,
-    );
+    act("HardSwish", &[], vec![], Activation::HardSwish, x, &mut rng);
     let x = rng.tensor(&shape);
-    unary(
-        "Sigmoid",
+    act("Sigmoid", &[], vec![], Activation::Sigmoid, x, &mut rng);
+    let x = rng.tensor(&shape);
+    act("Tanh", &[], vec![], Activation::Tanh, x, &mut rng);
+    let x = away_from(&mut rng, &shape, 3.0, &[0.0], 0.05);
+    let leaky = [("alpha", Attr::Float(0.2))];
+    let a = Activation::LeakyRelu { alpha: 0.2 };
+    act("LeakyRelu", &leaky, vec![], a, x, &mut rng);
+    let x = away_from(&mut rng, &shape, 5.0, &[-2.5, 2.5], 0.05);
+    let a = Activation::HardSigmoid {
+        alpha: 0.2,
+        beta: 0.5,
+    };
+    act("HardSigmoid", &[], vec![], a, x, &mut rng);
+    let x = rng.tensor(&shape);
+    act(
+        "Swish",
         &[],
         vec![],
-        "SigmoidGrad",
-        &[],
-        true,
+        Activation::Swish { alpha: 1.0 },
         x,
         &mut rng,
     );
