@@ -174,11 +174,15 @@ pub(crate) fn resolve_inputs(
     Ok(out)
 }
 
-/// Builds every live node in order, folding constants.
+/// Builds the nodes at `nodes` (indices into the topologically sorted
+/// `graph.nodes`, in order), folding every node whose inputs are all known:
+/// compile passes the [`live_nodes`], [`infer_facts`](super::infer_facts)
+/// every node.
 pub(crate) fn analyze(
     graph: &Graph,
     registry: &Registry,
     inputs: Vec<(String, Fact)>,
+    nodes: impl IntoIterator<Item = usize>,
 ) -> Result<Analysis, CompileError> {
     let mut values: HashMap<String, Value> = HashMap::new();
     for (name, t) in &graph.initializers {
@@ -189,7 +193,7 @@ pub(crate) fn analyze(
     }
     let mut steps = Vec::new();
     let mut folded = 0;
-    for idx in live_nodes(graph) {
+    for idx in nodes {
         let node = &graph.nodes[idx];
         let build = registry.get(&node.domain, &node.op_type).ok_or_else(|| {
             CompileError::Unsupported(vec![(node.op_type.clone(), vec![node.name.clone()])])
@@ -221,7 +225,7 @@ pub(crate) fn analyze(
         let ctx = BuildCtx {
             node,
             inputs: facts,
-            opset: opset_for(graph, &node.domain),
+            opset: graph.opset_for(&node.domain),
         };
         let built = build(&ctx)?;
         let outputs: Vec<Value> = match built {
@@ -302,12 +306,4 @@ pub(crate) fn analyze(
         inputs,
         folded,
     })
-}
-
-fn opset_for(graph: &Graph, domain: &str) -> i64 {
-    if domain.is_empty() || domain == "ai.onnx" {
-        graph.opset()
-    } else {
-        graph.opsets.get(domain).copied().unwrap_or(1)
-    }
 }

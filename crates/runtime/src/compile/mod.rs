@@ -2,6 +2,7 @@
 //! schedule, and place every run-time tensor in one arena.
 
 mod analyze;
+mod facts;
 pub mod memory;
 mod schedule;
 mod state;
@@ -18,6 +19,7 @@ use crate::plan::{
 use crate::report::{NodeReport, PassSummary, PlanReport, Totals};
 use crate::{Fact, OpError, Parallel, Plan, Registry};
 use analyze::{Analysis, Value};
+pub use facts::{infer_facts, Facts, Known};
 use memory::Buffer;
 use schedule::SchedStep;
 pub use state::StatePair;
@@ -152,7 +154,8 @@ pub fn compile_with_state(
         .map(|(k, v)| (k.clone(), v.clone()))
         .collect();
     let inputs = analyze::resolve_inputs(&graph, &overrides)?;
-    let analysis = analyze::analyze(&graph, registry, inputs)?;
+    let live = analyze::live_nodes(&graph);
+    let analysis = analyze::analyze(&graph, registry, inputs, live)?;
     let par = Parallel::new(opts.threads).map_err(|msg| CompileError::Threads {
         threads: opts.threads,
         msg,
