@@ -1,5 +1,6 @@
-//! Static analysis of a graph: resolve input shapes, build every node's
-//! kernel in topological order, and fold everything whose inputs are known.
+//! Phase 2, analyze: the prepared graph → its steps and constants. Static
+//! analysis of a graph: resolve input shapes, build every node's kernel in
+//! topological order, and fold everything whose inputs are known.
 
 use std::collections::{BTreeMap, HashMap, HashSet};
 
@@ -76,8 +77,9 @@ pub(crate) fn live_nodes(graph: &Graph) -> Vec<usize> {
     order
 }
 
-/// Resolves each graph input's static shape from its declaration and the
-/// user's overrides.
+/// Takes the graph and the user's shape overrides; gives each graph input
+/// with its static shape (from its declaration and the overrides), in
+/// declaration order.
 pub(crate) fn resolve_inputs(
     graph: &Graph,
     overrides: &HashMap<String, Vec<usize>>,
@@ -174,10 +176,12 @@ pub(crate) fn resolve_inputs(
     Ok(out)
 }
 
-/// Builds the nodes at `nodes` (indices into the topologically sorted
-/// `graph.nodes`, in order), folding every node whose inputs are all known:
+/// Takes the graph, the registry, its resolved inputs and the nodes to
+/// build (indices into the topologically sorted `graph.nodes`, in order:
 /// compile passes the [`live_nodes`], [`infer_facts`](super::infer_facts)
-/// every node.
+/// every node); gives every value's constant or run-time fact and a step
+/// (node, kernel, output facts) per node that is not folded. A node whose
+/// inputs are all constant is folded.
 pub(crate) fn analyze(
     graph: &Graph,
     registry: &Registry,
