@@ -229,11 +229,22 @@ pub struct Graph {
 impl Graph {
     /// The opset version of the default ONNX domain (0 if not declared).
     pub fn opset(&self) -> i64 {
-        self.opsets
-            .get("")
-            .or_else(|| self.opsets.get("ai.onnx"))
-            .copied()
-            .unwrap_or(0)
+        self.opset_for("")
+    }
+
+    /// The opset version a node of `domain` is built for: the default ONNX
+    /// domain (`""` or `"ai.onnx"`) falls back to 0 when not declared, any
+    /// other domain to 1.
+    pub fn opset_for(&self, domain: &str) -> i64 {
+        if domain.is_empty() || domain == "ai.onnx" {
+            self.opsets
+                .get("")
+                .or_else(|| self.opsets.get("ai.onnx"))
+                .copied()
+                .unwrap_or(0)
+        } else {
+            self.opsets.get(domain).copied().unwrap_or(1)
+        }
     }
 
     /// Index of the node producing each value.

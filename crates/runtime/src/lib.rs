@@ -16,6 +16,7 @@ mod view;
 
 pub use compile::{compile, compile_with, CompileError, CompileOptions};
 pub use compile::{compile_with_state, StatePair};
+pub use compile::{infer_facts, Facts, Known};
 pub use eager::{eval_node, EvalError};
 pub use error::{OpError, RunError};
 pub use fact::Fact;

@@ -23,7 +23,6 @@ mod qas;
 pub mod regularize;
 mod schedule;
 mod scheme;
-mod shapes;
 mod spec;
 mod trainer;
 
@@ -42,7 +41,6 @@ pub use schedule::{LrSchedule, ScheduleError, ScheduleKind};
 pub use scheme::{
     LayerRule, LayerTraining, RegularizerConfig, ResolvedScheme, SchemeMode, UpdateScheme,
 };
-pub use shapes::{infer as infer_facts, Known};
 pub use spec::{default_trainable, BatchNormMode, Loss, TrainSpec};
 pub use trainer::{plan_training_memory, TrainMemory, TrainState};
 pub use trainer::{StepStats, Trainer, TrainerOptions};

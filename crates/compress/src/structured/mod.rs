@@ -116,13 +116,9 @@ pub fn prune_channels(
             Some((v.name.clone(), s.collect()))
         })
         .collect();
-    let facts = whittle_train::infer_facts(
-        &g,
-        &Default::default(),
-        &overrides,
-        &whittle_runtime::Registry::standard(),
-    )
-    .map_err(|e| CompressError::runtime("shape inference before pruning", e))?;
+    let facts =
+        whittle_runtime::infer_facts(&g, &whittle_runtime::Registry::standard(), &overrides)
+            .map_err(|e| CompressError::runtime("shape inference before pruning", e))?;
     let mut tr = trace::trace(&g, &facts, &opts.keep)?;
     tr.finish();
     let scores = importance::scores(&g, &facts, &tr, opts.importance, data)?;

@@ -187,17 +187,12 @@ fn check_and_update_shapes(
     old: &Facts,
     overrides: &HashMap<String, Vec<usize>>,
 ) -> Result<(), CompressError> {
-    let facts = whittle_train::infer_facts(
-        g,
-        &HashSet::new(),
-        overrides,
-        &whittle_runtime::Registry::standard(),
-    )
-    .map_err(|e| {
-        CompressError::Unsupported(format!(
-            "internal error: the pruned graph does not check ({e}); please report this model"
-        ))
-    })?;
+    let facts = whittle_runtime::infer_facts(g, &whittle_runtime::Registry::standard(), overrides)
+        .map_err(|e| {
+            CompressError::Unsupported(format!(
+                "internal error: the pruned graph does not check ({e}); please report this model"
+            ))
+        })?;
     for o in &g.outputs {
         let (a, b) = (facts.get(&o.name), old.get(&o.name));
         if a.map(|k| &k.fact.shape) != b.map(|k| &k.fact.shape) {

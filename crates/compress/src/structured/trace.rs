@@ -17,7 +17,7 @@ use std::collections::{HashMap, HashSet};
 
 use whittle_ir::ops::ChannelFlow;
 use whittle_ir::{Graph, Node, Tensor};
-use whittle_train::Known;
+use whittle_runtime::Known;
 
 use crate::CompressError;
 

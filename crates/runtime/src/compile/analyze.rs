@@ -1,5 +1,6 @@
-//! Static analysis of a graph: resolve input shapes, build every node's
-//! kernel in topological order, and fold everything whose inputs are known.
+//! Phase 2, analyze: the prepared graph → its steps and constants. Static
+//! analysis of a graph: resolve input shapes, build every node's kernel in
+//! topological order, and fold everything whose inputs are known.
 
 use std::collections::{BTreeMap, HashMap, HashSet};
 
@@ -76,8 +77,9 @@ pub(crate) fn live_nodes(graph: &Graph) -> Vec<usize> {
     order
 }
 
-/// Resolves each graph input's static shape from its declaration and the
-/// user's overrides.
+/// Takes the graph and the user's shape overrides; gives each graph input
+/// with its static shape (from its declaration and the overrides), in
+/// declaration order.
 pub(crate) fn resolve_inputs(
     graph: &Graph,
     overrides: &HashMap<String, Vec<usize>>,
@@ -174,11 +176,17 @@ pub(crate) fn resolve_inputs(
     Ok(out)
 }
 
-/// Builds every live node in order, folding constants.
+/// Takes the graph, the registry, its resolved inputs and the nodes to
+/// build (indices into the topologically sorted `graph.nodes`, in order:
+/// compile passes the [`live_nodes`], [`infer_facts`](super::infer_facts)
+/// every node); gives every value's constant or run-time fact and a step
+/// (node, kernel, output facts) per node that is not folded. A node whose
+/// inputs are all constant is folded.
 pub(crate) fn analyze(
     graph: &Graph,
     registry: &Registry,
     inputs: Vec<(String, Fact)>,
+    nodes: impl IntoIterator<Item = usize>,
 ) -> Result<Analysis, CompileError> {
     let mut values: HashMap<String, Value> = HashMap::new();
     for (name, t) in &graph.initializers {
@@ -189,7 +197,7 @@ pub(crate) fn analyze(
     }
     let mut steps = Vec::new();
     let mut folded = 0;
-    for idx in live_nodes(graph) {
+    for idx in nodes {
         let node = &graph.nodes[idx];
         let build = registry.get(&node.domain, &node.op_type).ok_or_else(|| {
             CompileError::Unsupported(vec![(node.op_type.clone(), vec![node.name.clone()])])
@@ -221,7 +229,7 @@ pub(crate) fn analyze(
         let ctx = BuildCtx {
             node,
             inputs: facts,
-            opset: opset_for(graph, &node.domain),
+            opset: graph.opset_for(&node.domain),
         };
         let built = build(&ctx)?;
         let outputs: Vec<Value> = match built {
@@ -302,12 +310,4 @@ pub(crate) fn analyze(
         inputs,
         folded,
     })
-}
-
-fn opset_for(graph: &Graph, domain: &str) -> i64 {
-    if domain.is_empty() || domain == "ai.onnx" {
-        graph.opset()
-    } else {
-        graph.opsets.get(domain).copied().unwrap_or(1)
-    }
 }

@@ -5,8 +5,8 @@ use std::collections::HashMap;
 
 use whittle_ir::{Activation, Attr, FreshNames, Node, Tensor};
 use whittle_runtime::ops::grad::DOMAIN;
+use whittle_runtime::Known;
 
-use crate::shapes::Known;
 use crate::TrainError;
 
 /// Collects backward nodes.

@@ -21,9 +21,8 @@ use std::collections::{HashMap, HashSet};
 use whittle_ir::ops::Grad;
 use whittle_ir::{Attr, DType, FreshNames, Graph, Node, Tensor, ValueInfo};
 use whittle_runtime::ops::grad::DOMAIN;
-use whittle_runtime::{compile, CompileOptions, Plan, Registry};
+use whittle_runtime::{compile, infer_facts, CompileOptions, Known, Plan, Registry};
 
-use crate::shapes::{infer, Known};
 use crate::{BatchNormMode, Loss, TrainError, TrainSpec};
 use emit::Emit;
 use rules::{backward, channel_counts, Ctx};
@@ -128,7 +127,15 @@ pub fn build_training_graph(forward: &Graph, spec: &TrainSpec) -> Result<TrainGr
             "'{label_name}' is already a value of the graph; pick another labels/target name"
         )));
     }
-    let mut known = infer(&g, &trainable, &spec.input_shapes, &registry)?;
+    // The inputs declare their shapes now (the trainable weights became
+    // inputs above, so only constants remain initializers).
+    if let Some(vi) = g.inputs.iter().find(|vi| vi.static_shape().is_none()) {
+        return Err(TrainError::Spec(format!(
+            "graph input '{}' has no static shape; give one in input_shapes",
+            vi.name
+        )));
+    }
+    let mut known = infer_facts(&g, &registry, &HashMap::new())?;
     let out_fact = known
         .get(&loss_value)
         .ok_or_else(|| {

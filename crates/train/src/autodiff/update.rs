@@ -10,11 +10,10 @@ use std::collections::{HashMap, HashSet};
 
 use whittle_ir::{Attr, DType, FreshNames, Node, Tensor, ValueInfo};
 use whittle_runtime::ops::grad::DOMAIN;
-use whittle_runtime::{compile_with_state, CompileOptions, Plan, Registry, StatePair};
+use whittle_runtime::{compile_with_state, infer_facts, CompileOptions, Plan, Registry, StatePair};
 
 use super::TrainGraph;
 use crate::optim::{Optimizer, Slot};
-use crate::shapes::infer;
 use crate::TrainError;
 
 /// How [`fuse_updates`] builds the graph.
@@ -111,7 +110,7 @@ pub fn fuse_updates(
 ) -> Result<FusedGraph, TrainError> {
     let rule = optimizer.update_rule();
     let g = &mut tg.graph;
-    let known = infer(g, &HashSet::new(), &HashMap::new(), &Registry::standard())?;
+    let known = infer_facts(g, &Registry::standard(), &HashMap::new())?;
     let mut names = FreshNames::of(g);
     let mut fresh = |base: String| names.fresh(&base);
     let mut state_names: HashSet<String> = HashSet::new();
