@@ -20,7 +20,9 @@ fn have_python() -> bool {
 #[test]
 fn silu_matches_onnxruntime_fused_int8_pruned_and_trained() {
     if !have_python() {
-        eprintln!("note: python3 with onnx + onnxruntime missing; skipping the SiLU end-to-end test");
+        eprintln!(
+            "note: python3 with onnx + onnxruntime missing; skipping the SiLU end-to-end test"
+        );
         return;
     }
     let out = Command::new("python3")
@@ -34,6 +36,9 @@ fn silu_matches_onnxruntime_fused_int8_pruned_and_trained() {
         String::from_utf8_lossy(&out.stderr)
     );
     println!("{text}");
-    assert!(out.status.success(), "SiLU end-to-end checks failed:\n{text}");
+    assert!(
+        out.status.success(),
+        "SiLU end-to-end checks failed:\n{text}"
+    );
     assert!(text.contains("silu: all checks passed"), "{text}");
 }
