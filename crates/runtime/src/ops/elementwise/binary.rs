@@ -1,7 +1,7 @@
 //! Broadcasting binary and variadic ops: arithmetic (Add, Sub, Mul, Div,
 //! Pow, Mod, Min, Max, Sum, Mean, PRelu), comparisons (Equal, Less,
 //! Greater, LessOrEqual, GreaterOrEqual), logic (And, Or, Xor), bitwise ops
-//! (BitShift, BitwiseAnd/Or/Xor) and Where.
+//! (BitShift, BitwiseAnd/Or/Xor). Where is in `select.rs`.
 //!
 //! Kernels report 0 MACs: an elementwise op does at most one arithmetic op
 //! per output element and no accumulation, so counting it would only blur
@@ -44,7 +44,6 @@ pub fn register(r: &mut Registry) {
     r.add("BitwiseAnd", build_bitwise_and);
     r.add("BitwiseOr", build_bitwise_or);
     r.add("BitwiseXor", build_bitwise_xor);
-    r.add("Where", build_where);
 }
 
 // ---------------------------------------------------------------------------
@@ -232,91 +231,6 @@ where
     }
 }
 
-/// Where(cond, x, y), broadcasting all three. x (or y) may share the
-/// output's buffer.
-struct Select<T> {
-    name: String,
-    plan: Plan<3>,
-    inplace: Option<usize>,
-    _t: PhantomData<T>,
-}
-
-impl<T: bytemuck::Pod + Send + Sync> Kernel for Select<T> {
-    fn name(&self) -> String {
-        self.name.clone()
-    }
-
-    fn inplace_input(&self) -> Option<usize> {
-        self.inplace
-    }
-
-    fn run(
-        &self,
-        inputs: &[View<'_>],
-        outputs: &mut [ViewMut<'_>],
-        ctx: &mut RunCtx<'_>,
-    ) -> Result<(), RunError> {
-        let p = &self.plan;
-        let c = input::<u8>(&inputs[0])?;
-        check_len(c, p.input_len(0))?;
-        let out = output::<T>(&mut outputs[0])?;
-        check_len(out, p.numel())?;
-        let (x_aliased, y_aliased) = (inputs[1].is_aliased(), inputs[2].is_aliased());
-        // An aliased operand's buffer is the output; give it a dummy slice
-        // that the row loop never reads.
-        let x: &[T] = if x_aliased {
-            &[]
-        } else {
-            input::<T>(&inputs[1])?
-        };
-        let y: &[T] = if y_aliased {
-            &[]
-        } else {
-            input::<T>(&inputs[2])?
-        };
-        if !x_aliased {
-            check_len(x, p.input_len(1))?;
-        }
-        if !y_aliased {
-            check_len(y, p.input_len(2))?;
-        }
-        p.run(out, ctx.par, &|offs, seg| {
-            let n = seg.len();
-            let c = p.src(0, c, offs[0], n);
-            if x_aliased {
-                let y = p.src(2, y, offs[2], n);
-                for (i, o) in seg.iter_mut().enumerate() {
-                    if c.get(i) == 0 {
-                        *o = y.get(i);
-                    }
-                }
-            } else if y_aliased {
-                let x = p.src(1, x, offs[1], n);
-                for (i, o) in seg.iter_mut().enumerate() {
-                    if c.get(i) != 0 {
-                        *o = x.get(i);
-                    }
-                }
-            } else {
-                let (x, y) = (p.src(1, x, offs[1], n), p.src(2, y, offs[2], n));
-                match (c, x, y) {
-                    (Src::Slice(c), Src::Slice(x), Src::Slice(y)) => {
-                        for (((o, &c), &x), &y) in seg.iter_mut().zip(c).zip(x).zip(y) {
-                            *o = if c != 0 { x } else { y };
-                        }
-                    }
-                    _ => {
-                        for (i, o) in seg.iter_mut().enumerate() {
-                            *o = if c.get(i) != 0 { x.get(i) } else { y.get(i) };
-                        }
-                    }
-                }
-            }
-        });
-        Ok(())
-    }
-}
-
 // ---------------------------------------------------------------------------
 // Build-time helpers.
 
@@ -350,13 +264,17 @@ fn binary_shapes(ctx: &BuildCtx<'_>) -> Result<[Vec<usize>; 2], OpError> {
 }
 
 /// The broadcast output shape of `shapes`, or an error naming them.
-fn out_shape(ctx: &BuildCtx<'_>, shapes: &[&[usize]]) -> Result<Vec<usize>, OpError> {
+pub(super) fn out_shape(ctx: &BuildCtx<'_>, shapes: &[&[usize]]) -> Result<Vec<usize>, OpError> {
     broadcast_shapes(shapes)
         .ok_or_else(|| ctx.err(format!("cannot broadcast shapes {}", fmt_shapes(shapes))))
 }
 
 /// Checks that inputs `ids` all have input `first`'s dtype.
-fn same_dtype(ctx: &BuildCtx<'_>, first: usize, ids: &[usize]) -> Result<DType, OpError> {
+pub(super) fn same_dtype(
+    ctx: &BuildCtx<'_>,
+    first: usize,
+    ids: &[usize],
+) -> Result<DType, OpError> {
     let dt = ctx.fact(first)?.dtype;
     for &i in ids {
         let other = ctx.fact(i)?.dtype;
@@ -755,52 +673,4 @@ fn build_pow(ctx: &BuildCtx<'_>) -> Result<Built, OpError> {
                     zip!(A, B, |x: A, y: B| A::from_f64((x as f64).powf(y.to_f64()))),
                     _ => unreachable!("dtype checked")))),
         _ => unreachable!("dtype checked")))
-}
-
-fn build_where(ctx: &BuildCtx<'_>) -> Result<Built, OpError> {
-    if ctx.num_inputs() != 3 {
-        return Err(ctx.err(format!(
-            "needs exactly three inputs, got {}",
-            ctx.num_inputs()
-        )));
-    }
-    ctx.expect_dtype(0, &[DType::Bool])?;
-    let dt = same_dtype(ctx, 1, &[2])?;
-    let shapes = [
-        ctx.fact(0)?.shape.as_slice(),
-        ctx.fact(1)?.shape.as_slice(),
-        ctx.fact(2)?.shape.as_slice(),
-    ];
-    let out = out_shape(ctx, &shapes)?;
-    let plan = Plan::new(shapes, &out).map_err(|m| ctx.err(m))?;
-    let inplace = if plan.is_identity(1) {
-        Some(1)
-    } else if plan.is_identity(2) {
-        Some(2)
-    } else {
-        None
-    };
-    let name = format!("where.{dt}.{}", plan.pattern());
-    let outputs = vec![Fact::new(dt, out)];
-    // Where only moves elements, so it is typed by element size.
-    macro_rules! select {
-        ($T:ty) => {
-            Ok(Built::Kernel {
-                outputs,
-                kernel: Box::new(Select::<$T> {
-                    name,
-                    plan,
-                    inplace,
-                    _t: PhantomData,
-                }),
-            })
-        };
-    }
-    match dt.size() {
-        1 => select!(u8),
-        2 => select!(u16),
-        4 => select!(u32),
-        8 => select!(u64),
-        _ => Err(ctx.err(format!("unsupported dtype {dt}"))),
-    }
 }
