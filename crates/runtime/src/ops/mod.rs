@@ -13,6 +13,25 @@
 //! * `quantized`: QuantizeLinear/DequantizeLinear and the integer ops
 //!   (QLinear*, MatMulInteger, ConvInteger, QBlockLinear).
 //! * `grad`: backward ops for training graphs (domain `whittle.grad`).
+//!
+//! # Tests
+//!
+//! One convention for the whole tree:
+//!
+//! * The unit tests of a file module `foo.rs` live next to it in
+//!   `foo_tests.rs`, declared at the end of `foo.rs` as
+//!   `#[cfg(test)] #[path = "foo_tests.rs"] mod tests;`. No inline
+//!   `mod tests { ... }` blocks.
+//! * A directory module (a family's `mod.rs`, or this one) keeps its tests
+//!   in `tests.rs` in that directory, declared `#[cfg(test)] mod tests;`:
+//!   these exercise several ops of the family (or, here, several families)
+//!   through the registry.
+//! * Generated case tables (`*_cases.rs`, `*_refs.rs`) are test-only Rust
+//!   files next to the tests that use them; their generators live in
+//!   `scripts/testgen/` (each file names its generator).
+//! * Shared test helpers (tensor literals, single-node evaluation, the
+//!   `Case` table runner, the onnx.reference and conformance tables of the
+//!   shape/reduce ops) are in `testing/`.
 
 use crate::Registry;
 

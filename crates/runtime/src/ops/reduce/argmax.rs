@@ -143,3 +143,7 @@ pub(crate) fn build(ctx: &BuildCtx<'_>, min: bool) -> Result<Built, OpError> {
         }),
     })
 }
+
+#[cfg(test)]
+#[path = "argmax_tests.rs"]
+mod tests;

@@ -9,6 +9,8 @@ use crate::{BuildCtx, Built, Fact, Kernel, OpError, Registry, RunCtx, RunError, 
 mod argmax;
 mod cumsum;
 mod reduce_kernel;
+#[cfg(test)]
+mod tests;
 
 /// Registers the reduction ops.
 pub fn register(r: &mut Registry) {

@@ -12,8 +12,6 @@ mod gather;
 mod gather_nd;
 mod onehot;
 mod pad;
-#[cfg(test)]
-mod qint8_tests;
 mod reverse_sequence;
 mod scatter;
 mod shape_const;

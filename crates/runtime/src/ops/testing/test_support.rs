@@ -289,3 +289,15 @@ pub(crate) fn run_dynamic(
     drop(out_views);
     Ok(outs)
 }
+
+/// Op, opset, inputs, attributes, and what the test expects.
+pub(crate) type OpCase<'a, E> = (&'a str, i64, Vec<Option<Tensor>>, Vec<(&'a str, Attr)>, E);
+
+pub(crate) fn ar(shape: &[usize]) -> Tensor {
+    let n = shape.iter().product::<usize>();
+    tf(shape, &(0..n).map(|i| i as f32).collect::<Vec<_>>())
+}
+
+pub(crate) fn ints<'a>(name: &'a str, v: &[i64]) -> (&'a str, Attr) {
+    (name, Attr::Ints(v.to_vec()))
+}
