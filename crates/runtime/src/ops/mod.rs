@@ -1,111 +1,58 @@
-//! Operator implementations, one module per family. Each module exposes
-//! `register(&mut Registry)`.
+//! Operator implementations, grouped into families. Each family is a
+//! module with a `register(&mut Registry)` that registers its own ops;
+//! [`register_all`] calls the families.
+//!
+//! * `common`: helpers shared by several families (broadcasting, element
+//!   types, the strided-copy engine, axis and shape utilities).
+//! * `elementwise`: unary and broadcasting binary ops, activations, Cast.
+//! * `nn`: conv, Gemm/MatMul (dense and sparse), pooling, normalization,
+//!   softmax, recurrent ops, Resize, GridSample, Einsum.
+//! * `reduce`: Reduce*, ArgMax/ArgMin, CumSum.
+//! * `shape`: shape and data movement (Reshape, Transpose, Concat, Slice,
+//!   Gather, Scatter, Pad, TopK, ...) and the shape-sized generators.
+//! * `quantized`: QuantizeLinear/DequantizeLinear and the integer ops
+//!   (QLinear*, MatMulInteger, ConvInteger, QBlockLinear).
+//! * `grad`: backward ops for training graphs (domain `whittle.grad`).
+//!
+//! # Tests
+//!
+//! One convention for the whole tree:
+//!
+//! * The unit tests of a file module `foo.rs` live next to it in
+//!   `foo_tests.rs`, declared at the end of `foo.rs` as
+//!   `#[cfg(test)] #[path = "foo_tests.rs"] mod tests;`. No inline
+//!   `mod tests { ... }` blocks.
+//! * A directory module (a family's `mod.rs`, or this one) keeps its tests
+//!   in `tests.rs` in that directory, declared `#[cfg(test)] mod tests;`:
+//!   these exercise several ops of the family (or, here, several families)
+//!   through the registry.
+//! * Generated case tables (`*_cases.rs`, `*_refs.rs`) are test-only Rust
+//!   files next to the tests that use them; their generators live in
+//!   `scripts/testgen/` (each file names its generator).
+//! * Shared test helpers (tensor literals, single-node evaluation, the
+//!   `Case` table runner, the onnx.reference and conformance tables of the
+//!   shape/reduce ops) are in `testing/`.
 
 use crate::Registry;
 
-mod argmax;
-mod broadcast;
-#[cfg(test)]
-mod case_check;
-mod cast;
-mod compress;
-mod concat;
-mod const_size;
-mod conv;
-mod cumsum;
-#[cfg(test)]
-mod data_ops_tests;
-mod depth_to_space;
-mod einsum;
-mod elem;
+mod common;
 mod elementwise;
-mod expand;
-mod gather;
-mod gather_nd;
 pub mod grad;
-mod grid_sample;
-mod linear;
-mod lrn;
-mod max_unpool;
-mod mvn;
-mod norm;
-mod onehot;
-mod pad;
-mod pool;
-mod qblock_linear;
-#[cfg(test)]
-mod qint8_data_tests;
-#[cfg(test)]
-mod qlinear_case_types;
-#[cfg(test)]
-mod qlinear_cases;
-mod qlinear_conv;
-mod qlinear_elementwise;
-mod qlinear_matmul;
-mod qlinear_pool;
-mod quantize;
+mod nn;
+mod quantized;
 mod reduce;
-mod reduce_kernel;
-mod resize;
-mod reverse_sequence;
-mod rnn;
-mod rnn_act;
-mod scatter;
 mod shape;
-mod shape_const;
 #[cfg(test)]
-mod shape_tests;
-mod shape_util;
-mod shape_view;
-mod slice;
-mod softmax;
-mod sparse_linear;
-mod strided;
+mod testing;
 #[cfg(test)]
-mod test_conformance;
-#[cfg(test)]
-mod test_refs;
-#[cfg(test)]
-mod test_support;
-mod topk;
-mod transpose;
-mod trilu;
-mod unary;
-mod windows;
+mod tests;
 
 /// Registers every op family.
 pub fn register_all(r: &mut Registry) {
-    cast::register(r);
-    conv::register(r);
     elementwise::register(r);
-    linear::register(r);
-    norm::register(r);
-    pool::register(r);
+    nn::register(r);
     reduce::register(r);
-    resize::register(r);
-    rnn::register(r);
     shape::register(r);
-    unary::register(r);
-    topk::register(r);
-    scatter::register(r);
-    gather_nd::register(r);
-    depth_to_space::register(r);
-    cumsum::register(r);
-    einsum::register(r);
-    grid_sample::register(r);
-    windows::register(r);
-    trilu::register(r);
-    reverse_sequence::register(r);
-    onehot::register(r);
-    mvn::register(r);
-    max_unpool::register(r);
-    lrn::register(r);
-    compress::register(r);
-    qblock_linear::register(r);
-    quantize::register(r);
-    qlinear_elementwise::register(r);
-    qlinear_pool::register(r);
-    qlinear_conv::register(r);
-    qlinear_matmul::register(r);
+    quantized::register(r);
     grad::register(r);
 }

@@ -22,7 +22,7 @@ use whittle_kernels::Activation;
 use super::geom::{shape_attr, taps, Taps};
 use super::{fit_outputs, wants, DOMAIN};
 use crate::op::{BuildCtx, Built, Kernel, RunCtx};
-use crate::ops::linear::par::{isa, kernel_name, max_tasks, scratch_f32, ParExec};
+use crate::ops::nn::linear::par::{isa, kernel_name, max_tasks, scratch_f32, ParExec};
 use crate::{Fact, OpError, Registry, RunError, View, ViewMut};
 
 pub fn register(r: &mut Registry) {

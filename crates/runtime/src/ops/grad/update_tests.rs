@@ -1,5 +1,6 @@
 //! The update ops against `torch.optim` (numbers from
-//! `update_cases_gen.py`, pasted) and against naive host arithmetic.
+//! `scripts/testgen/update_cases_gen.py`, pasted) and against naive host
+//! arithmetic.
 //!
 //! Tolerance against PyTorch: both run the same f32 formulas, but PyTorch's
 //! CPU kernels fuse some multiply-adds (`add_(x, alpha=a)` is an FMA) and
