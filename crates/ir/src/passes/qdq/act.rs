@@ -24,7 +24,7 @@ pub(super) fn act_of_node(g: &Graph, maps: &Maps<'_>, n: &Node) -> Option<Activa
 }
 
 /// Input indices of (y_scale, y_zero_point) of QLinear ops that requantize
-/// through a clamp and accept `whittle.act`.
+/// through a clamp, so they can apply a fused Relu or Clip.
 fn y_param_slots(n: &Node) -> Option<(usize, usize)> {
     match (n.domain.as_str(), n.op_type.as_str()) {
         ("", "QLinearConv") | ("", "QLinearMatMul") => Some((6, 7)),

@@ -51,7 +51,7 @@ impl Case {
             };
             n = n.with_attr(k, a);
         }
-        crate::ops::test_support::typed_activation(n)
+        crate::ops::testing::test_support::typed_activation(n)
     }
 
     pub fn tensors(&self) -> Vec<Option<Tensor>> {

@@ -7,7 +7,7 @@
 //! dtype), optional f32 `bias [N]`. Attributes: `block_size` (>= 16; the
 //! last block may be short), `layout` = `matmul` (x `[..., M, K]`, w `[K,
 //! N]`, w_scale `[ceil(K/bs), N]`) or `conv1x1` (x `[B, K, H, W]`, w `[N,
-//! K, 1, 1]`, w_scale `[N, ceil(K/bs), 1, 1]`), and the fused `whittle.act`
+//! K, 1, 1]`, w_scale `[N, ceil(K/bs), 1, 1]`), and the fused activation
 //! (Relu or Clip only). Per-block int32 sums, then a float epilogue that is
 //! bit-identical on every ISA and thread count (see `whittle_kernels::qblock`).
 

@@ -5,7 +5,7 @@
 //! every other conv the int8 GEMM (straight on the input for 1x1, through
 //! im2col packing otherwise). QLinearConv requantizes with the fixed-point
 //! multiplier `x_scale * w_scale[c] / y_scale` (TFLite rounding) and folds
-//! a fused Relu/Clip (`whittle.act`) into the output clamp.
+//! a fused Relu/Clip (`Node::activation`) into the output clamp.
 
 use std::sync::OnceLock;
 

@@ -31,7 +31,7 @@ fn node_of(c: &QCase) -> Node {
     for (k, v) in c.attrs {
         n.attrs.insert(k.to_string(), v.attr());
     }
-    crate::ops::test_support::typed_activation(n)
+    crate::ops::testing::test_support::typed_activation(n)
 }
 
 fn inputs_of(c: &QCase) -> Vec<Option<Tensor>> {
