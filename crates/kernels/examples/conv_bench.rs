@@ -6,68 +6,13 @@
 //!
 //! `cargo run --release -p whittle-kernels --example conv_bench [filter]`
 
-use std::time::Instant;
+mod common;
 
+use common::{giga, rand_vec, ratio, square_geom, time2, Args, Budget, Stats, Table, Two};
 use whittle_kernels::conv::{Conv, ConvGeom};
 use whittle_kernels::depthwise::Depthwise;
-use whittle_kernels::gemm::{Exec, Isa, Serial};
+use whittle_kernels::gemm::{Isa, Serial};
 use whittle_kernels::Activation;
-
-fn rand_vec(n: usize, seed: u64) -> Vec<f32> {
-    let mut s = seed.wrapping_mul(0x9E37_79B9_7F4A_7C15) | 1;
-    (0..n)
-        .map(|_| {
-            s ^= s << 13;
-            s ^= s >> 7;
-            s ^= s << 17;
-            ((s >> 40) as f32 / (1u64 << 24) as f32) * 2.0 - 1.0
-        })
-        .collect()
-}
-
-/// (min, median) seconds of `a` and `b`, run alternately for ~0.4 s.
-fn time2(mut a: impl FnMut(), mut b: impl FnMut()) -> [(f64, f64); 2] {
-    a();
-    b();
-    let t = Instant::now();
-    a();
-    b();
-    let once = t.elapsed().as_secs_f64().max(1e-7);
-    let reps = ((0.4 / once) as usize).clamp(9, 5000);
-    let mut ta = Vec::with_capacity(reps);
-    let mut tb = Vec::with_capacity(reps);
-    for _ in 0..reps {
-        let t = Instant::now();
-        a();
-        ta.push(t.elapsed().as_secs_f64());
-        let t = Instant::now();
-        b();
-        tb.push(t.elapsed().as_secs_f64());
-    }
-    let f = |v: &mut Vec<f64>| {
-        v.sort_by(|x, y| x.total_cmp(y));
-        (v[0], v[v.len() / 2])
-    };
-    [f(&mut ta), f(&mut tb)]
-}
-
-/// Two worker threads, to show scaling.
-struct Two;
-
-// SAFETY: each index goes to exactly one scoped thread, all joined before
-// `run` returns.
-unsafe impl Exec for Two {
-    fn max_tasks(&self) -> usize {
-        2
-    }
-    fn run(&self, n: usize, f: &(dyn Fn(usize) + Sync)) {
-        std::thread::scope(|s| {
-            for i in 0..n {
-                s.spawn(move || f(i));
-            }
-        });
-    }
-}
 
 /// (name, cin, cout, groups, hw, k, stride, pad).
 type Layer = (
@@ -126,33 +71,27 @@ const LAYERS: &[Layer] = &[
 
 fn geom(l: &Layer) -> ConvGeom {
     let &(_, cin, cout, groups, hw, k, s, p) = l;
-    let o = ConvGeom::conv_out_dim(hw, k, s, 1, 2 * p).unwrap();
-    ConvGeom {
-        batch: 1,
-        cin,
-        cout,
-        groups,
-        input: [1, hw, hw],
-        kernel: [1, k, k],
-        stride: [1, s, s],
-        dilation: [1; 3],
-        pad_begin: [0, p, p],
-        output: [1, o, o],
-    }
+    square_geom(cin, cout, groups, hw, k, s, p)
+}
+
+/// About 0.4 s per timed pair.
+const BUDGET: Budget = Budget::new(0.4, 9, 5000);
+
+/// `min / median` in microseconds.
+fn min_med(s: Stats) -> String {
+    format!("{:>7.1} / {:>7.1}", s.min * 1e6, s.median * 1e6)
 }
 
 fn main() {
-    let filter = std::env::args().nth(1).unwrap_or_default();
+    let args = Args::parse(&[]);
     let isa = Isa::detect();
     println!("isa {}; times in us as min / median", isa.name());
-    println!(
-        "{:<32} {:>17} {:>17} {:>7} {:>8} {:>7}",
-        "layer", "new", "old", "speedup", "GFLOP/s", "2thr x"
-    );
+    let table = Table::new(&[32, 17, 17, 7, 8, 7]);
+    table.row(&["layer", "new", "old", "speedup", "GFLOP/s", "2thr x"]);
     let act = Activation::Clip { min: 0.0, max: 6.0 };
     let mut total = [0.0f64; 2];
     for l in LAYERS {
-        if !l.0.contains(&filter) {
+        if !args.wants(l.0) {
             continue;
         }
         let g = geom(l);
@@ -165,10 +104,12 @@ fn main() {
             let dw = Depthwise::new(g.clone(), &w, Some(&bias), act);
             // The previous kernels are the AVX2 ones.
             let [new, old] = time2(
+                BUDGET,
                 || dw.run(isa, &x, &mut y, &Serial),
                 || dw.run(isa.without_avx512(), &x, &mut y2, &Serial),
             );
             let [_, two] = time2(
+                BUDGET,
                 || dw.run(isa, &x, &mut y, &Serial),
                 || dw.run(isa, &x, &mut y2, &Two),
             );
@@ -181,35 +122,34 @@ fn main() {
             let mut s1 = vec![0.0f32; len];
             let mut s2 = vec![0.0f32; len];
             let [new, old] = time2(
+                BUDGET,
                 || conv.run(isa, &x, &mut y, &mut s1, &Serial),
                 || prev.run(isa, &x, &mut y2, &mut s2, &Serial),
             );
             let [_, two] = time2(
+                BUDGET,
                 || conv.run(isa, &x, &mut y, &mut s1, &Serial),
                 || conv.run(isa, &x, &mut y2, &mut s2, &Two),
             );
             assert_eq!(y, y2, "thread count changed the result");
             [new, old, two]
         };
-        total[0] += new.0;
-        total[1] += old.0;
-        let flops = 2.0 * g.macs() as f64;
+        total[0] += new.min;
+        total[1] += old.min;
         let algo = if g.groups == g.cin && g.groups > 1 {
             String::from("dw")
         } else {
             format!("{:?}", Conv::new(g.clone(), &w, None, act).algo())
         };
-        println!(
-            "{:<32} {:>7.1} / {:>7.1} {:>7.1} / {:>7.1} {:>7.2} {:>8.1} {:>7.2} {algo}",
-            l.0,
-            new.0 * 1e6,
-            new.1 * 1e6,
-            old.0 * 1e6,
-            old.1 * 1e6,
-            old.0 / new.0,
-            flops / new.0 / 1e9,
-            new.0 / two.0
-        );
+        table.row(&[
+            l.0.to_string(),
+            min_med(new),
+            min_med(old),
+            ratio(old.min / new.min),
+            giga(2.0 * g.macs() as f64, new.min),
+            ratio(new.min / two.min),
+            algo,
+        ]);
     }
     println!(
         "total (min): new {:.0} us, old {:.0} us",

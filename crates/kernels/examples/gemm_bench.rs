@@ -7,75 +7,15 @@
 //! Note: on CPUs with AVX-512, `matrixmultiply` uses AVX-512 kernels while
 //! whittle uses AVX2+FMA.
 
-use std::time::Instant;
+mod common;
 
-use whittle_kernels::conv::{Conv, ConvGeom};
+use common::{
+    giga, rand_vec, ratio, square_geom as geom, time2, us_unit, Args, Budget, Table, Two,
+};
+use whittle_kernels::conv::Conv;
 use whittle_kernels::depthwise::Depthwise;
-use whittle_kernels::gemm::{gemm, gemm_scratch_len, Epilogue, Exec, Isa, MatRef, PackedA, Serial};
+use whittle_kernels::gemm::{gemm, gemm_scratch_len, Epilogue, Isa, MatRef, PackedA, Serial};
 use whittle_kernels::Activation;
-
-fn rand_vec(n: usize, seed: u64) -> Vec<f32> {
-    let mut s = seed.wrapping_mul(0x9E37_79B9_7F4A_7C15) | 1;
-    (0..n)
-        .map(|_| {
-            s ^= s << 13;
-            s ^= s >> 7;
-            s ^= s << 17;
-            ((s >> 40) as f32 / (1u64 << 24) as f32) * 2.0 - 1.0
-        })
-        .collect()
-}
-
-/// Median seconds of `a` and of `b`, run alternately for ~0.3 s in all;
-/// with `WHITTLE_BENCH_MIN=1`, the minimum instead (robust on a loaded
-/// machine).
-fn medians(mut a: impl FnMut(), mut b: impl FnMut()) -> (f64, f64) {
-    a();
-    b();
-    let t = Instant::now();
-    a();
-    b();
-    let once = t.elapsed().as_secs_f64().max(1e-7);
-    let reps = ((0.3 / once) as usize).clamp(7, 3000);
-    let mut ta = Vec::with_capacity(reps);
-    let mut tb = Vec::with_capacity(reps);
-    for _ in 0..reps {
-        let t = Instant::now();
-        a();
-        ta.push(t.elapsed().as_secs_f64());
-        let t = Instant::now();
-        b();
-        tb.push(t.elapsed().as_secs_f64());
-    }
-    let use_min = std::env::var("WHITTLE_BENCH_MIN").is_ok_and(|v| v == "1");
-    let med = |v: &mut Vec<f64>| {
-        v.sort_by(|x, y| x.total_cmp(y));
-        if use_min {
-            v[0]
-        } else {
-            v[v.len() / 2]
-        }
-    };
-    (med(&mut ta), med(&mut tb))
-}
-
-/// Two worker threads, to show scaling.
-struct Two;
-
-// SAFETY: each index goes to exactly one scoped thread, all joined before
-// `run` returns.
-unsafe impl Exec for Two {
-    fn max_tasks(&self) -> usize {
-        2
-    }
-    fn run(&self, n: usize, f: &(dyn Fn(usize) + Sync)) {
-        std::thread::scope(|s| {
-            for i in 0..n {
-                s.spawn(move || f(i));
-            }
-        });
-    }
-}
 
 fn mm_sgemm(m: usize, n: usize, k: usize, a: &[f32], b: &[f32], c: &mut [f32]) {
     assert!(a.len() >= m * k && b.len() >= k * n && c.len() >= m * n);
@@ -143,44 +83,31 @@ const DWS: &[(&str, usize, usize, usize)] = &[
     ("mbv2 dw 960 @7 s1", 960, 7, 1),
 ];
 
-fn geom(
-    cin: usize,
-    cout: usize,
-    groups: usize,
-    hw: usize,
-    k: usize,
-    s: usize,
-    p: usize,
-) -> ConvGeom {
-    let o = ConvGeom::conv_out_dim(hw, k, s, 1, 2 * p).unwrap();
-    ConvGeom {
-        batch: 1,
-        cin,
-        cout,
-        groups,
-        input: [1, hw, hw],
-        kernel: [1, k, k],
-        stride: [1, s, s],
-        dilation: [1; 3],
-        pad_begin: [0, p, p],
-        output: [1, o, o],
-    }
-}
+/// About 0.3 s per timed pair.
+const BUDGET: Budget = Budget::new(0.3, 7, 3000);
 
 fn main() {
-    let filter = std::env::args().nth(1).unwrap_or_default();
+    let args = Args::parse(&[]);
     let isa = Isa::detect();
     let mut totals = [0.0f64; 2];
     println!(
         "isa: {}   (mm = matrixmultiply 0.3; ratio = mm time / whittle time)",
         isa.name()
     );
-    println!(
-        "\n{:<28} {:>5} {:>6} {:>5} {:>10} {:>10} {:>8} {:>6}",
-        "GEMM (A pre-packed)", "M", "N", "K", "whittle", "mm", "GFLOP/s", "ratio"
-    );
+    println!();
+    let table = Table::new(&[28, 5, 6, 5, 10, 10, 8, 6, 8]);
+    table.row(&[
+        "GEMM (A pre-packed)",
+        "M",
+        "N",
+        "K",
+        "whittle",
+        "mm",
+        "GFLOP/s",
+        "ratio",
+    ]);
     for &(name, m, n, k) in GEMMS {
-        if !name.contains(&filter) {
+        if !args.wants(name) {
             continue;
         }
         let a = rand_vec(m * k, 1);
@@ -191,22 +118,27 @@ fn main() {
         let bm = MatRef::row_major(&b, k, n).unwrap();
         let mut scratch = vec![0.0f32; gemm_scratch_len(m, n, k, true, false, 1)];
         let ep = Epilogue::default();
-        let (tw, tm) = medians(
+        let [tw, tm] = time2(
+            BUDGET,
             || gemm(isa, &pa, &bm, &mut c, n, &ep, &mut scratch, &Serial),
             || mm_sgemm(m, n, k, &a, &b, &mut c2),
-        );
+        )
+        .map(|s| s.pick());
         totals[0] += tw;
         totals[1] += tm;
-        let gf = 2.0 * (m * n * k) as f64 / tw / 1e9;
-        println!(
-            "{name:<28} {m:>5} {n:>6} {k:>5} {:>8.1}us {:>8.1}us {gf:>8.1} {:>6.2}",
-            tw * 1e6,
-            tm * 1e6,
-            tm / tw
-        );
+        table.row(&[
+            name.to_string(),
+            m.to_string(),
+            n.to_string(),
+            k.to_string(),
+            us_unit(tw),
+            us_unit(tm),
+            giga(2.0 * (m * n * k) as f64, tw),
+            ratio(tm / tw),
+        ]);
     }
-    println!(
-        "\n{:<28} {:>5} {:>6} {:>5} {:>10} {:>10} {:>8} {:>6} {:>8}",
+    println!();
+    table.row(&[
         "conv via im2col (+bias,relu)",
         "M",
         "N",
@@ -215,10 +147,10 @@ fn main() {
         "mm gemm",
         "GFLOP/s",
         "ratio",
-        "2 thr x"
-    );
+        "2 thr x",
+    ]);
     for &(name, cin, cout, hw, k, s, p) in CONVS {
-        if !name.contains(&filter) {
+        if !args.wants(name) {
             continue;
         }
         let g = geom(cin, cout, 1, hw, k, s, p);
@@ -232,34 +164,47 @@ fn main() {
         // The peer multiplies a ready-made im2col matrix: its im2col is free.
         let cols = rand_vec(kk * n, 6);
         let mut c2 = vec![0.0f32; m * n];
-        let (tw, tm) = medians(
+        let [tw, tm] = time2(
+            BUDGET,
             || conv.run(isa, &x, &mut y, &mut scratch, &Serial),
             || mm_sgemm(m, n, kk, &w, &cols, &mut c2),
-        );
+        )
+        .map(|s| s.pick());
         totals[0] += tw;
         totals[1] += tm;
-        let gf = 2.0 * (m * n * kk) as f64 / tw / 1e9;
         let mut s2 = vec![0.0f32; conv.scratch_len(2)];
         let mut y2 = y.clone();
-        let (t1, t2) = medians(
+        let [t1, t2] = time2(
+            BUDGET,
             || conv.run(isa, &x, &mut y, &mut scratch, &Serial),
             || conv.run(isa, &x, &mut y2, &mut s2, &Two),
-        );
+        )
+        .map(|s| s.pick());
         assert_eq!(y, y2, "thread count changed the result");
-        println!(
-            "{name:<28} {m:>5} {n:>6} {kk:>5} {:>8.1}us {:>8.1}us {gf:>8.1} {:>6.2} {:>8.2}",
-            tw * 1e6,
-            tm * 1e6,
-            tm / tw,
-            t1 / t2
-        );
+        table.row(&[
+            name.to_string(),
+            m.to_string(),
+            n.to_string(),
+            kk.to_string(),
+            us_unit(tw),
+            us_unit(tm),
+            giga(2.0 * (m * n * kk) as f64, tw),
+            ratio(tm / tw),
+            ratio(t1 / t2),
+        ]);
     }
-    println!(
-        "\n{:<28} {:>6} {:>10} {:>10} {:>8} {:>8}",
-        "depthwise 3x3 (+bias,relu6)", "out", "simd", "portable", "GB/s", "GMAC/s"
-    );
+    println!();
+    let table = Table::new(&[28, 6, 10, 10, 8, 8]);
+    table.row(&[
+        "depthwise 3x3 (+bias,relu6)",
+        "out",
+        "simd",
+        "portable",
+        "GB/s",
+        "GMAC/s",
+    ]);
     for &(name, c, hw, s) in DWS {
-        if !name.contains(&filter) {
+        if !args.wants(name) {
             continue;
         }
         let g = geom(c, c, c, hw, 3, s, 1);
@@ -274,20 +219,22 @@ fn main() {
         );
         let mut y = vec![0.0f32; c * g.out_spatial()];
         let mut y2 = y.clone();
-        let (tw, tp) = medians(
+        let [tw, tp] = time2(
+            BUDGET,
             || dw.run(isa, &x, &mut y, &Serial),
             || dw.run(Isa::portable(), &x, &mut y2, &Serial),
-        );
+        )
+        .map(|s| s.pick());
         let bytes = 4.0 * (x.len() + y.len()) as f64;
         let macs = (c * g.out_spatial() * 9) as f64;
-        println!(
-            "{name:<28} {:>6} {:>8.1}us {:>8.1}us {:>8.1} {:>8.1}",
-            g.output[1],
-            tw * 1e6,
-            tp * 1e6,
-            bytes / tw / 1e9,
-            macs / tw / 1e9
-        );
+        table.row(&[
+            name.to_string(),
+            g.output[1].to_string(),
+            us_unit(tw),
+            us_unit(tp),
+            giga(bytes, tw),
+            giga(macs, tw),
+        ]);
     }
     println!(
         "\ntotal of GEMM + conv rows: whittle {:.0}us, mm {:.0}us, ratio {:.2}",

@@ -7,8 +7,9 @@
 //! `cargo run --release -p whittle-kernels --example qblock_bench [filter]`
 //! (`WHITTLE_BENCH_MIN=1` reports minima instead of medians.)
 
-use std::time::Instant;
+mod common;
 
+use common::{giga, rand_bytes, ratio, time2, us, Args, Budget, Table};
 use whittle_kernels::gemm::Serial;
 use whittle_kernels::qblock::{qblock, qblock_scratch_len, QBlockInput, QBlockOut, QBlockWeights};
 use whittle_kernels::qgemm::{
@@ -17,48 +18,6 @@ use whittle_kernels::qgemm::{
 use whittle_kernels::requant::{QClamp, Requant};
 
 const BLOCK: usize = 32;
-
-fn rand_bytes(n: usize, seed: u64) -> Vec<u8> {
-    let mut s = seed.wrapping_mul(0x9E37_79B9_7F4A_7C15) | 1;
-    (0..n)
-        .map(|_| {
-            s ^= s << 13;
-            s ^= s >> 7;
-            s ^= s << 17;
-            (s >> 32) as u8
-        })
-        .collect()
-}
-
-/// Median (or minimum) seconds of `a` and of `b`, run alternately.
-fn medians(mut a: impl FnMut(), mut b: impl FnMut()) -> (f64, f64) {
-    a();
-    b();
-    let t = Instant::now();
-    a();
-    b();
-    let once = t.elapsed().as_secs_f64().max(1e-7);
-    let reps = ((0.3 / once) as usize).clamp(7, 3000);
-    let (mut ta, mut tb) = (Vec::with_capacity(reps), Vec::with_capacity(reps));
-    for _ in 0..reps {
-        let t = Instant::now();
-        a();
-        ta.push(t.elapsed().as_secs_f64());
-        let t = Instant::now();
-        b();
-        tb.push(t.elapsed().as_secs_f64());
-    }
-    let use_min = std::env::var("WHITTLE_BENCH_MIN").is_ok_and(|v| v == "1");
-    let pick = |v: &mut Vec<f64>| {
-        v.sort_by(|x, y| x.total_cmp(y));
-        if use_min {
-            v[0]
-        } else {
-            v[v.len() / 2]
-        }
-    };
-    (pick(&mut ta), pick(&mut tb))
-}
 
 /// (name, channels M, depth K, positions N, layout).
 const SHAPES: &[(&str, usize, usize, usize, QLayout)] = &[
@@ -112,19 +71,20 @@ const SHAPES: &[(&str, usize, usize, usize, QLayout)] = &[
 ];
 
 fn main() {
-    let filter = std::env::args().nth(1).unwrap_or_default();
+    let args = Args::parse(&[]);
     let isa = QIsa::detect();
     println!(
         "isa: {}   single thread; block {BLOCK}; ratio = int8 time / int4 time",
         isa.name()
     );
-    println!(
-        "\n{:<26} {:>5} {:>5} {:>6} {:>9} {:>9} {:>8} {:>8} {:>6}",
-        "shape", "M", "K", "N", "int8 us", "int4 us", "i8 GMAC", "i4 GMAC", "ratio"
-    );
+    println!();
+    let table = Table::new(&[26, 5, 5, 6, 9, 9, 8, 8, 6]);
+    table.row(&[
+        "shape", "M", "K", "N", "int8 us", "int4 us", "i8 GMAC", "i4 GMAC", "ratio",
+    ]);
     let (mut t8_all, mut t4_all) = (0.0, 0.0);
     for &(name, m, k, n, layout) in SHAPES {
-        if !name.contains(&filter) {
+        if !args.wants(name) {
             continue;
         }
         let wb = rand_bytes(m * k, 1);
@@ -159,7 +119,8 @@ fn main() {
         };
         let mut c4 = vec![0u8; m * n];
         let mut s4 = vec![0u8; qblock_scratch_len(&pw4, n, 1)];
-        let (t8, t4) = medians(
+        let [t8, t4] = time2(
+            Budget::new(0.3, 7, 3000),
             || {
                 let out = QOut::U8 {
                     data: &mut c8,
@@ -169,22 +130,22 @@ fn main() {
                 qgemm(isa, &pw8, &x8, Some(&bias8), out, cs, ns, &mut s8, &Serial)
             },
             || qblock(isa, &pw4, &x4, &o, &mut c4, cs, ns, &mut s4, &Serial),
-        );
+        )
+        .map(|s| s.pick());
         t8_all += t8;
         t4_all += t4;
         let macs = (m * k * n) as f64;
-        println!(
-            "{:<26} {:>5} {:>5} {:>6} {:>9.1} {:>9.1} {:>8.1} {:>8.1} {:>6.2}",
-            name,
-            m,
-            k,
-            n,
-            t8 * 1e6,
-            t4 * 1e6,
-            macs / t8 / 1e9,
-            macs / t4 / 1e9,
-            t8 / t4
-        );
+        table.row(&[
+            name.to_string(),
+            m.to_string(),
+            k.to_string(),
+            n.to_string(),
+            us(t8),
+            us(t4),
+            giga(macs, t8),
+            giga(macs, t4),
+            ratio(t8 / t4),
+        ]);
     }
     println!(
         "\ntotal: int8 {:.0} us, int4 {:.0} us, ratio {:.2}",

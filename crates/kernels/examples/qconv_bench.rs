@@ -5,41 +5,15 @@
 //!
 //! `cargo run --release -p whittle-kernels --example qconv_bench`
 
-use std::time::Instant;
+mod common;
 
-use whittle_kernels::conv::ConvGeom;
+use common::{square_geom, time, times_x, us, xorshift, Args, Budget, Table};
 use whittle_kernels::depthwise::Depthwise;
 use whittle_kernels::gemm::{Isa, Serial};
 use whittle_kernels::qconv::depthwise::QDepthwise;
 use whittle_kernels::qconv::{QInput, QIsa};
 use whittle_kernels::requant::{QClamp, Requant};
 use whittle_kernels::Activation;
-
-fn xorshift(s: &mut u64) -> u64 {
-    *s ^= *s << 13;
-    *s ^= *s >> 7;
-    *s ^= *s << 17;
-    *s
-}
-
-/// Minimum seconds of each closure, run alternately for ~0.3 s.
-fn time_all(fs: &mut [&mut dyn FnMut()]) -> Vec<f64> {
-    let t = Instant::now();
-    for f in fs.iter_mut() {
-        f();
-    }
-    let once = t.elapsed().as_secs_f64().max(1e-7);
-    let reps = ((0.3 / once) as usize).clamp(5, 3000);
-    let mut best = vec![f64::INFINITY; fs.len()];
-    for _ in 0..reps {
-        for (i, f) in fs.iter_mut().enumerate() {
-            let t = Instant::now();
-            f();
-            best[i] = best[i].min(t.elapsed().as_secs_f64());
-        }
-    }
-    best
-}
 
 fn main() {
     // (channels, input size, stride, how many such layers in the model).
@@ -64,31 +38,20 @@ fn main() {
         qi.name(),
         qa.name()
     );
-    println!(
-        "{:<16} {:>9} {:>9} {:>9} {:>9} {:>7} {:>7}",
-        "layer", "f32 us", "i8 us", "f32 avx2", "i8 avx2", "ratio", "r avx2"
-    );
+    let table = Table::new(&[16, 9, 9, 9, 9, 7, 7]);
+    table.row(&[
+        "layer", "f32 us", "i8 us", "f32 avx2", "i8 avx2", "ratio", "r avx2",
+    ]);
     let mut tot = [0.0f64; 4];
     let mut s = 7u64;
     // Optional filter: only layers whose input size is this.
-    let only: Option<usize> = std::env::args().nth(1).and_then(|a| a.parse().ok());
+    let only: Option<usize> = Args::parse(&[]).filter.parse().ok();
     for &(c, hw, st, count) in layers {
         if only.is_some_and(|o| o != hw) {
             continue;
         }
-        let out = (hw + 2 - 3) / st + 1;
-        let g = ConvGeom {
-            batch: 1,
-            cin: c,
-            cout: c,
-            groups: c,
-            input: [1, hw, hw],
-            kernel: [1, 3, 3],
-            stride: [1, st, st],
-            dilation: [1; 3],
-            pad_begin: [0, 1, 1],
-            output: [1, out, out],
-        };
+        let g = square_geom(c, c, c, hw, 3, st, 1);
+        let out = g.output[1];
         let xf: Vec<f32> = (0..c * hw * hw)
             .map(|_| (xorshift(&mut s) % 1000) as f32 / 500.0 - 1.0)
             .collect();
@@ -120,34 +83,38 @@ fn main() {
         let mut yq2 = yq.clone();
         let mut scratch = vec![0i32; qk.scratch_len(1)];
         let mut scratch2 = scratch.clone();
-        let t = time_all(&mut [
-            &mut || f32k.run(fi, &xf, &mut yf, &Serial),
-            &mut || qk.run(qi, &xq, &mut yq, &mut scratch, &Serial),
-            &mut || f32k.run(fa, &xf, &mut yf2, &Serial),
-            &mut || qk.run(qa, &xq, &mut yq2, &mut scratch2, &Serial),
-        ]);
+        let t: Vec<f64> = time(
+            Budget::new(0.3, 5, 3000),
+            &mut [
+                &mut || f32k.run(fi, &xf, &mut yf, &Serial),
+                &mut || qk.run(qi, &xq, &mut yq, &mut scratch, &Serial),
+                &mut || f32k.run(fa, &xf, &mut yf2, &Serial),
+                &mut || qk.run(qa, &xq, &mut yq2, &mut scratch2, &Serial),
+            ],
+        )
+        .iter()
+        .map(|s| s.min)
+        .collect();
         for (a, b) in tot.iter_mut().zip(&t) {
             *a += b * count as f64;
         }
-        println!(
-            "{:<16} {:>9.1} {:>9.1} {:>9.1} {:>9.1} {:>6.2}x {:>6.2}x",
+        table.row(&[
             format!("{c}x{hw}x{hw} s{st} (x{count})"),
-            t[0] * 1e6,
-            t[1] * 1e6,
-            t[2] * 1e6,
-            t[3] * 1e6,
-            t[0] / t[1],
-            t[2] / t[3]
-        );
+            us(t[0]),
+            us(t[1]),
+            us(t[2]),
+            us(t[3]),
+            times_x(t[0] / t[1]),
+            times_x(t[2] / t[3]),
+        ]);
     }
-    println!(
-        "{:<16} {:>9.1} {:>9.1} {:>9.1} {:>9.1} {:>6.2}x {:>6.2}x",
-        "model total",
-        tot[0] * 1e6,
-        tot[1] * 1e6,
-        tot[2] * 1e6,
-        tot[3] * 1e6,
-        tot[0] / tot[1],
-        tot[2] / tot[3]
-    );
+    table.row(&[
+        "model total".to_string(),
+        us(tot[0]),
+        us(tot[1]),
+        us(tot[2]),
+        us(tot[3]),
+        times_x(tot[0] / tot[1]),
+        times_x(tot[2] / tot[3]),
+    ]);
 }

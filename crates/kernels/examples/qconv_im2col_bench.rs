@@ -6,40 +6,15 @@
 //!
 //! `cargo run --release -p whittle-kernels --example qconv_im2col_bench`
 
-use std::time::Instant;
+mod common;
 
+use common::{square_geom, time, times_x, us, xorshift, Args, Budget, Table};
 use whittle_kernels::conv::{Conv, ConvGeom};
 use whittle_kernels::gemm::{Isa, Serial};
 use whittle_kernels::qconv::conv::{QConv, QConvOutput};
 use whittle_kernels::qconv::{QInput, QIsa};
 use whittle_kernels::requant::{QClamp, Requant};
 use whittle_kernels::Activation;
-
-fn xorshift(s: &mut u64) -> u64 {
-    *s ^= *s << 13;
-    *s ^= *s >> 7;
-    *s ^= *s << 17;
-    *s
-}
-
-/// Minimum seconds of each closure, run alternately for ~0.4 s.
-fn time_all(fs: &mut [&mut dyn FnMut()]) -> Vec<f64> {
-    let t = Instant::now();
-    for f in fs.iter_mut() {
-        f();
-    }
-    let once = t.elapsed().as_secs_f64().max(1e-7);
-    let reps = ((0.4 / once) as usize).clamp(5, 3000);
-    let mut best = vec![f64::INFINITY; fs.len()];
-    for _ in 0..reps {
-        for (i, f) in fs.iter_mut().enumerate() {
-            let t = Instant::now();
-            f();
-            best[i] = best[i].min(t.elapsed().as_secs_f64());
-        }
-    }
-    best
-}
 
 /// (name, cin, cout, input size, kernel, stride, pad, count).
 type Layer = (
@@ -54,19 +29,7 @@ type Layer = (
 );
 
 fn geom(cin: usize, cout: usize, hw: usize, k: usize, s: usize, pad: usize) -> ConvGeom {
-    let out = (hw + 2 * pad - k) / s + 1;
-    ConvGeom {
-        batch: 1,
-        cin,
-        cout,
-        groups: 1,
-        input: [1, hw, hw],
-        kernel: [1, k, k],
-        stride: [1, s, s],
-        dilation: [1; 3],
-        pad_begin: [0, pad, pad],
-        output: [1, out, out],
-    }
+    square_geom(cin, cout, 1, hw, k, s, pad)
 }
 
 fn qconv(g: &ConvGeom, s: &mut u64) -> QConv {
@@ -110,15 +73,13 @@ fn main() {
         fi.name(),
         qi.name()
     );
-    println!(
-        "{:<20} {:>9} {:>9} {:>9} {:>8} {:>8}",
-        "layer", "f32 us", "i8 us", "gemm us", "f32/i8", "i8/gemm"
-    );
+    let table = Table::new(&[20, 9, 9, 9, 8, 8]);
+    table.row(&["layer", "f32 us", "i8 us", "gemm us", "f32/i8", "i8/gemm"]);
     let mut s = 9u64;
-    let only = std::env::args().nth(1);
+    let args = Args::parse(&[]);
     let (mut tf, mut tq) = (0.0, 0.0);
     for &(name, cin, cout, hw, k, st, pad, count) in layers {
-        if only.as_deref().is_some_and(|o| !name.contains(o)) {
+        if !args.wants(name) {
             continue;
         }
         let g = geom(cin, cout, hw, k, st, pad);
@@ -150,29 +111,33 @@ fn main() {
         let mut sf = vec![0f32; fk.scratch_len(1)];
         let mut sq = vec![0u8; qk.scratch_len(1)];
         let mut sg = vec![0u8; gk.scratch_len(1)];
-        let t = time_all(&mut [
-            &mut || fk.run(fi, &xf, &mut yf, &mut sf, &Serial),
-            &mut || qk.run(qi, &xq, &mut yq, &mut sq, &Serial),
-            &mut || gk.run(qi, &xg, &mut yg, &mut sg, &Serial),
-        ]);
+        let t: Vec<f64> = time(
+            Budget::new(0.4, 5, 3000),
+            &mut [
+                &mut || fk.run(fi, &xf, &mut yf, &mut sf, &Serial),
+                &mut || qk.run(qi, &xq, &mut yq, &mut sq, &Serial),
+                &mut || gk.run(qi, &xg, &mut yg, &mut sg, &Serial),
+            ],
+        )
+        .iter()
+        .map(|s| s.min)
+        .collect();
         tf += t[0] * count as f64;
         tq += t[1] * count as f64;
-        println!(
-            "{:<20} {:>9.1} {:>9.1} {:>9.1} {:>7.2}x {:>7.2}x",
+        table.row(&[
             format!("{name} (x{count})"),
-            t[0] * 1e6,
-            t[1] * 1e6,
-            t[2] * 1e6,
-            t[0] / t[1],
-            t[1] / t[2]
-        );
+            us(t[0]),
+            us(t[1]),
+            us(t[2]),
+            times_x(t[0] / t[1]),
+            times_x(t[1] / t[2]),
+        ]);
     }
-    println!(
-        "{:<20} {:>9.1} {:>9.1} {:>9} {:>7.2}x",
-        "total",
-        tf * 1e6,
-        tq * 1e6,
-        "",
-        tf / tq
-    );
+    table.row(&[
+        "total".to_string(),
+        us(tf),
+        us(tq),
+        String::new(),
+        times_x(tf / tq),
+    ]);
 }

@@ -9,55 +9,14 @@
 //! (`WHITTLE_BENCH_MIN=1` reports minima instead of medians;
 //! `WHITTLE_QISA=avx2` or `portable` picks a slower int8 path.)
 
-use std::time::Instant;
+mod common;
 
+use common::{giga, rand_bytes, ratio, time2, us, Args, Budget, Table};
 use whittle_kernels::gemm::{gemm, gemm_scratch_len, Epilogue, Isa, MatRef, PackedA, Serial};
 use whittle_kernels::qgemm::{
     qgemm, qgemm_scratch_len, QActivations, QIsa, QLayout, QOut, QPackedWeights,
 };
 use whittle_kernels::requant::{QClamp, Requant};
-
-fn rand_bytes(n: usize, seed: u64) -> Vec<u8> {
-    let mut s = seed.wrapping_mul(0x9E37_79B9_7F4A_7C15) | 1;
-    (0..n)
-        .map(|_| {
-            s ^= s << 13;
-            s ^= s >> 7;
-            s ^= s << 17;
-            (s >> 32) as u8
-        })
-        .collect()
-}
-
-/// Median (or minimum) seconds of `a` and of `b`, run alternately.
-fn medians(mut a: impl FnMut(), mut b: impl FnMut()) -> (f64, f64) {
-    a();
-    b();
-    let t = Instant::now();
-    a();
-    b();
-    let once = t.elapsed().as_secs_f64().max(1e-7);
-    let reps = ((0.3 / once) as usize).clamp(7, 3000);
-    let (mut ta, mut tb) = (Vec::with_capacity(reps), Vec::with_capacity(reps));
-    for _ in 0..reps {
-        let t = Instant::now();
-        a();
-        ta.push(t.elapsed().as_secs_f64());
-        let t = Instant::now();
-        b();
-        tb.push(t.elapsed().as_secs_f64());
-    }
-    let use_min = std::env::var("WHITTLE_BENCH_MIN").is_ok_and(|v| v == "1");
-    let pick = |v: &mut Vec<f64>| {
-        v.sort_by(|x, y| x.total_cmp(y));
-        if use_min {
-            v[0]
-        } else {
-            v[v.len() / 2]
-        }
-    };
-    (pick(&mut ta), pick(&mut tb))
-}
 
 /// (name, M, K, N).
 const SHAPES: &[(&str, usize, usize, usize)] = &[
@@ -90,7 +49,7 @@ const SHAPES: &[(&str, usize, usize, usize)] = &[
 ];
 
 fn main() {
-    let filter = std::env::args().nth(1).unwrap_or_default();
+    let args = Args::parse(&[]);
     let (fisa, mut qisa) = (Isa::detect(), QIsa::detect());
     match std::env::var("WHITTLE_QISA").as_deref() {
         Ok("avx2") => qisa = qisa.without_avx512(),
@@ -102,13 +61,14 @@ fn main() {
         fisa.name(),
         qisa.name()
     );
-    println!(
-        "\n{:<28} {:>5} {:>5} {:>6} {:>10} {:>10} {:>9} {:>9} {:>6}",
-        "shape", "M", "K", "N", "f32 us", "int8 us", "f32 GMAC", "i8 GMAC", "ratio"
-    );
+    println!();
+    let table = Table::new(&[28, 5, 5, 6, 10, 10, 9, 9, 6]);
+    table.row(&[
+        "shape", "M", "K", "N", "f32 us", "int8 us", "f32 GMAC", "i8 GMAC", "ratio",
+    ]);
     let (mut tf_all, mut tq_all) = (0.0, 0.0);
     for &(name, m, k, n) in SHAPES {
-        if !name.contains(&filter) {
+        if !args.wants(name) {
             continue;
         }
         // f32 operands.
@@ -132,7 +92,8 @@ fn main() {
         let bias = vec![100i32; m];
         let mut cq = vec![0u8; m * n];
         let mut qscratch = vec![0u8; qgemm_scratch_len(m, k, n, 1)];
-        let (tf, tq) = medians(
+        let [tf, tq] = time2(
+            Budget::new(0.3, 7, 3000),
             || gemm(fisa, &pa, &bm, &mut cf, n, &ep, &mut fscratch, &Serial),
             || {
                 let out = QOut::U8 {
@@ -152,22 +113,22 @@ fn main() {
                     &Serial,
                 )
             },
-        );
+        )
+        .map(|s| s.pick());
         tf_all += tf;
         tq_all += tq;
         let macs = (m * k * n) as f64;
-        println!(
-            "{:<28} {:>5} {:>5} {:>6} {:>10.1} {:>10.1} {:>9.1} {:>9.1} {:>6.2}",
-            name,
-            m,
-            k,
-            n,
-            tf * 1e6,
-            tq * 1e6,
-            macs / tf / 1e9,
-            macs / tq / 1e9,
-            tf / tq
-        );
+        table.row(&[
+            name.to_string(),
+            m.to_string(),
+            k.to_string(),
+            n.to_string(),
+            us(tf),
+            us(tq),
+            giga(macs, tf),
+            giga(macs, tq),
+            ratio(tf / tq),
+        ]);
     }
     println!(
         "\ntotal: f32 {:.0} us, int8 {:.0} us, ratio {:.2}",

@@ -9,24 +9,13 @@
 //! `sweep` times densities from 5% to 70% instead, to find where sparse
 //! stops paying (the break-even the runtime's selection rule encodes).
 
-use std::time::Instant;
+mod common;
 
+use common::{rand_vec, time2, times_x, Args, Budget, Table};
 use whittle_kernels::conv::{Conv, ConvGeom};
 use whittle_kernels::gemm::{gemm, gemm_scratch_len, Bias, Epilogue, Isa, MatRef, PackedB, Serial};
 use whittle_kernels::sparse::{spmm, spmm_scratch_len, Csr, SparseLinear};
 use whittle_kernels::Activation;
-
-fn rand_vec(n: usize, seed: u64) -> Vec<f32> {
-    let mut s = seed.wrapping_mul(0x9E37_79B9_7F4A_7C15) | 1;
-    (0..n)
-        .map(|_| {
-            s ^= s << 13;
-            s ^= s >> 7;
-            s ^= s << 17;
-            ((s >> 40) as f32 / (1u64 << 24) as f32) * 2.0 - 1.0
-        })
-        .collect()
-}
 
 /// Zeroes a uniformly random `sparsity` fraction of the entries.
 fn prune(w: &mut [f32], sparsity: f64, seed: u64) {
@@ -36,31 +25,6 @@ fn prune(w: &mut [f32], sparsity: f64, seed: u64) {
             *v = 0.0;
         }
     }
-}
-
-/// Median seconds of `a` and `b`, run alternately for about `budget` s.
-fn time2(mut a: impl FnMut(), mut b: impl FnMut(), budget: f64) -> [f64; 2] {
-    a();
-    b();
-    let t = Instant::now();
-    a();
-    b();
-    let once = t.elapsed().as_secs_f64().max(1e-7);
-    let reps = ((budget / once) as usize).clamp(11, 3000);
-    let (mut ta, mut tb) = (Vec::with_capacity(reps), Vec::with_capacity(reps));
-    for _ in 0..reps {
-        let t = Instant::now();
-        a();
-        ta.push(t.elapsed().as_secs_f64());
-        let t = Instant::now();
-        b();
-        tb.push(t.elapsed().as_secs_f64());
-    }
-    let med = |v: &mut Vec<f64>| {
-        v.sort_by(|x, y| x.total_cmp(y));
-        v[v.len() / 2]
-    };
-    [med(&mut ta), med(&mut tb)]
 }
 
 /// (cin, cout, h*w); the classifier Gemm is `hw == 1`.
@@ -88,7 +52,7 @@ const SHAPES: &[(usize, usize, usize)] = &[
 ];
 
 /// Median (dense, sparse) seconds of one layer at `sparsity`.
-fn layer(isa: Isa, cin: usize, cout: usize, hw: usize, sparsity: f64, budget: f64) -> [f64; 2] {
+fn layer(isa: Isa, cin: usize, cout: usize, hw: usize, sparsity: f64, budget: Budget) -> [f64; 2] {
     let mut w = rand_vec(cout * cin, 4);
     prune(&mut w, sparsity, 11 + cin as u64 * 7 + cout as u64);
     let bias = rand_vec(cout, 5);
@@ -106,6 +70,7 @@ fn layer(isa: Isa, cin: usize, cout: usize, hw: usize, sparsity: f64, budget: f6
         let (mut y1, mut y2) = (vec![0.0; cout], vec![0.0; cout]);
         let ep = Epilogue::new(Bias::PerCol(&bias), Activation::None);
         let r = time2(
+            budget,
             || gemm(isa, &a, &pb, &mut y1, cout, &ep, &mut s1, &Serial),
             || {
                 lin.run(
@@ -119,8 +84,8 @@ fn layer(isa: Isa, cin: usize, cout: usize, hw: usize, sparsity: f64, budget: f6
                     &Serial,
                 )
             },
-            budget,
-        );
+        )
+        .map(|s| s.median);
         check(&y1, &y2, cin);
         return r;
     }
@@ -143,6 +108,7 @@ fn layer(isa: Isa, cin: usize, cout: usize, hw: usize, sparsity: f64, budget: f6
     let mut s2 = vec![0.0; spmm_scratch_len(isa, &csr, hw)];
     let (mut y1, mut y2) = (vec![0.0; cout * hw], vec![0.0; cout * hw]);
     let r = time2(
+        budget,
         || conv.run(isa, &x, &mut y1, &mut s, &Serial),
         || {
             spmm(
@@ -157,8 +123,8 @@ fn layer(isa: Isa, cin: usize, cout: usize, hw: usize, sparsity: f64, budget: f6
                 &Serial,
             )
         },
-        budget,
-    );
+    )
+    .map(|s| s.median);
     check(&y1, &y2, cin);
     r
 }
@@ -181,13 +147,8 @@ fn name(cin: usize, cout: usize, hw: usize) -> String {
 }
 
 fn main() {
-    let args: Vec<String> = std::env::args().skip(1).collect();
-    let sweep = args.iter().any(|a| a == "sweep");
-    let filter = args
-        .iter()
-        .find(|a| *a != "sweep")
-        .cloned()
-        .unwrap_or_default();
+    let args = Args::parse(&["sweep"]);
+    let sweep = args.flag("sweep");
     let isa = Isa::detect();
     println!("isa {}; single-threaded; median times in us", isa.name());
     let sparsities: &[f64] = if sweep {
@@ -195,40 +156,42 @@ fn main() {
     } else {
         &[0.7, 0.8, 0.9, 0.95]
     };
-    print!("{:<26} {:>9}", "layer", "dense");
-    for s in sparsities {
-        print!(" {:>14}", format!("{:.0}% sp / x", s * 100.0));
-    }
-    println!();
+    let budget = Budget::new(if sweep { 0.15 } else { 0.3 }, 11, 3000);
+    let mut widths = vec![26, 9];
+    widths.extend(sparsities.iter().map(|_| 14));
+    let table = Table::new(&widths);
+    let mut header = vec!["layer".to_string(), "dense".to_string()];
+    header.extend(
+        sparsities
+            .iter()
+            .map(|s| format!("{:.0}% sp / x", s * 100.0)),
+    );
+    table.row(&header);
     let mut logs = vec![0.0f64; sparsities.len()];
     let mut count = 0;
     for &(cin, cout, hw) in SHAPES {
         let nm = name(cin, cout, hw);
-        if !nm.contains(&filter) {
+        if !args.wants(&nm) {
             continue;
         }
         count += 1;
         let mut dense = Vec::new();
         let mut cells = Vec::new();
         for (i, &s) in sparsities.iter().enumerate() {
-            let [d, sp] = layer(isa, cin, cout, hw, s, if sweep { 0.15 } else { 0.3 });
+            let [d, sp] = layer(isa, cin, cout, hw, s, budget);
             dense.push(d);
             logs[i] += (d / sp).ln();
             cells.push(format!("{:>7.1} {:>5.2}x", sp * 1e6, d / sp));
         }
         dense.sort_by(|a, b| a.total_cmp(b));
-        print!("{nm:<26} {:>9.1}", dense[dense.len() / 2] * 1e6);
-        for c in cells {
-            print!(" {c:>14}");
-        }
-        println!();
+        let mut row = vec![nm, format!("{:.1}", dense[dense.len() / 2] * 1e6)];
+        row.extend(cells);
+        table.row(&row);
     }
-    print!("{:<26} {:>9}", "geomean speedup", "");
-    for l in logs {
-        print!(
-            " {:>14}",
-            format!("{:.2}x", (l / count.max(1) as f64).exp())
-        );
-    }
-    println!();
+    let mut row = vec!["geomean speedup".to_string(), String::new()];
+    row.extend(
+        logs.iter()
+            .map(|l| times_x((l / count.max(1) as f64).exp())),
+    );
+    table.row(&row);
 }

@@ -659,15 +659,18 @@ mod tests {
         out
     }
 
-    fn geom(
-        input: [usize; 3],
-        k: [usize; 3],
-        s: [usize; 3],
-        d: [usize; 3],
-        pb: [usize; 3],
-        pe: [usize; 3],
-        ceil: bool,
-    ) -> PoolGeom {
+    /// Input, kernel, stride, dilation, begin and end padding, ceil mode.
+    type Case = (
+        [usize; 3],
+        [usize; 3],
+        [usize; 3],
+        [usize; 3],
+        [usize; 3],
+        [usize; 3],
+        bool,
+    );
+
+    fn geom((input, k, s, d, pb, pe, ceil): Case) -> PoolGeom {
         let mut output = [0; 3];
         for i in 0..3 {
             let ext = (k[i] - 1) * d[i] + 1;
@@ -702,90 +705,19 @@ mod tests {
 
     #[test]
     fn matches_naive_reference() {
-        let cases = [
-            geom(
-                [1, 7, 9],
-                [1, 3, 3],
-                [1, 2, 2],
-                [1; 3],
-                [0, 1, 1],
-                [0, 1, 1],
-                false,
-            ),
-            geom(
-                [1, 8, 8],
-                [1, 2, 2],
-                [1, 2, 2],
-                [1; 3],
-                [0; 3],
-                [0; 3],
-                false,
-            ),
-            geom(
-                [1, 9, 9],
-                [1, 3, 3],
-                [1, 2, 2],
-                [1; 3],
-                [0; 3],
-                [0; 3],
-                false,
-            ),
-            geom(
-                [1, 7, 8],
-                [1, 3, 2],
-                [1, 2, 3],
-                [1, 2, 2],
-                [0, 2, 1],
-                [0, 0, 1],
-                true,
-            ),
-            geom(
-                [1, 5, 5],
-                [1, 2, 2],
-                [1, 2, 2],
-                [1; 3],
-                [0; 3],
-                [0; 3],
-                true,
-            ),
-            geom(
-                [4, 5, 6],
-                [2, 3, 2],
-                [2, 1, 2],
-                [1, 1, 2],
-                [1, 1, 0],
-                [0, 1, 1],
-                true,
-            ),
-            geom(
-                [1, 1, 10],
-                [1, 1, 4],
-                [1, 1, 3],
-                [1; 3],
-                [0, 0, 2],
-                [0, 0, 1],
-                false,
-            ),
-            geom(
-                [1, 6, 7],
-                [1, 3, 1],
-                [1, 1, 2],
-                [1; 3],
-                [0, 1, 0],
-                [0, 1, 0],
-                false,
-            ),
-            geom(
-                [1, 6, 7],
-                [1, 2, 3],
-                [1, 1, 1],
-                [1, 2, 1],
-                [0, 1, 1],
-                [0, 0, 1],
-                true,
-            ),
+        #[rustfmt::skip]
+        let cases: [Case; 9] = [
+            ([1, 7, 9], [1, 3, 3], [1, 2, 2], [1; 3], [0, 1, 1], [0, 1, 1], false),
+            ([1, 8, 8], [1, 2, 2], [1, 2, 2], [1; 3], [0; 3], [0; 3], false),
+            ([1, 9, 9], [1, 3, 3], [1, 2, 2], [1; 3], [0; 3], [0; 3], false),
+            ([1, 7, 8], [1, 3, 2], [1, 2, 3], [1, 2, 2], [0, 2, 1], [0, 0, 1], true),
+            ([1, 5, 5], [1, 2, 2], [1, 2, 2], [1; 3], [0; 3], [0; 3], true),
+            ([4, 5, 6], [2, 3, 2], [2, 1, 2], [1, 1, 2], [1, 1, 0], [0, 1, 1], true),
+            ([1, 1, 10], [1, 1, 4], [1, 1, 3], [1; 3], [0, 0, 2], [0, 0, 1], false),
+            ([1, 6, 7], [1, 3, 1], [1, 1, 2], [1; 3], [0, 1, 0], [0, 1, 0], false),
+            ([1, 6, 7], [1, 2, 3], [1, 1, 1], [1, 2, 1], [0, 1, 1], [0, 0, 1], true),
         ];
-        for g in cases {
+        for g in cases.map(geom) {
             let x = data(g.input_len());
             let mut y = vec![0.0; g.output_len()];
             max_pool(&x, &mut y, &g);
@@ -809,15 +741,8 @@ mod tests {
 
     #[test]
     fn integer_max_and_globals() {
-        let g = geom(
-            [1, 4, 4],
-            [1, 2, 2],
-            [1, 2, 2],
-            [1; 3],
-            [0; 3],
-            [0; 3],
-            false,
-        );
+        #[rustfmt::skip]
+        let g = geom(([1, 4, 4], [1, 2, 2], [1, 2, 2], [1; 3], [0; 3], [0; 3], false));
         let x: Vec<u8> = (0..16).map(|i| (i * 7 % 16) as u8).collect();
         let mut y = [0u8; 4];
         max_pool(&x, &mut y, &g);
@@ -832,15 +757,8 @@ mod tests {
 
     #[test]
     fn lp_pool_matches_definition() {
-        let g = geom(
-            [1, 3, 3],
-            [1, 2, 2],
-            [1, 1, 1],
-            [1; 3],
-            [0, 1, 0],
-            [0; 3],
-            false,
-        );
+        #[rustfmt::skip]
+        let g = geom(([1, 3, 3], [1, 2, 2], [1, 1, 1], [1; 3], [0, 1, 0], [0; 3], false));
         let x = data(9);
         let mut y = vec![0.0; g.output_len()];
         lp_pool(&x, &mut y, &g, 2.0);

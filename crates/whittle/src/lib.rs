@@ -16,9 +16,12 @@
 //!
 //! The pieces are separate crates, re-exported here: [`ir`] (the graph),
 //! [`onnx`] (import/export), [`runtime`] (compile and execute), [`data`]
-//! (array files).
+//! (array files, datasets), and [`eval`] (a classifier's accuracy on a
+//! labelled dataset).
 
 use std::path::Path;
+
+pub mod eval;
 
 pub use whittle_data as data;
 pub use whittle_ir as ir;

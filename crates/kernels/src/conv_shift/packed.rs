@@ -3,7 +3,7 @@
 use alloc::vec;
 use alloc::vec::Vec;
 
-use crate::gemm::{Lhs, MR};
+use crate::gemm::{pack_a_rows, Lhs, MR};
 
 /// Weights of one group as panels of `width` rows over the whole depth:
 /// `data[panel * width * k + p * width + r]` is row `panel * width + r`,
@@ -68,20 +68,12 @@ impl Lhs for PackedRows {
         kc: usize,
         buf: &'s mut [f32],
     ) -> &'s [f32] {
-        let len = mc.div_ceil(MR) * MR * kc;
-        let dst = &mut buf[..len];
-        for (ip, panel) in dst.chunks_exact_mut(MR * kc.max(1)).enumerate() {
-            for r in 0..MR {
-                let i = i0 + ip * MR + r;
-                for p in 0..kc {
-                    panel[p * MR + r] = if i < i0 + mc && i < self.m {
-                        self.at(i, k0 + p)
-                    } else {
-                        0.0
-                    };
-                }
+        pack_a_rows(mc, kc, buf, |r, out| {
+            let i = i0 + r;
+            for p in 0..kc {
+                out[p * MR] = if i < self.m { self.at(i, k0 + p) } else { 0.0 };
             }
-        }
-        dst
+        });
+        &buf[..mc.div_ceil(MR) * MR * kc]
     }
 }

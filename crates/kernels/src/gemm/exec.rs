@@ -117,12 +117,41 @@ pub fn for_each_chunk_mut_with_scratch(
 ) {
     let chunk = chunk.max(1);
     let n = out.len().div_ceil(chunk);
+    for_each_chunk_with_slot(exec, out, chunk, n, scratch, slot, f);
+}
+
+/// A per-chunk body with a scratch slot: `(chunk_index, chunk, slot)`.
+pub(crate) type SlotFn<'a, T, S> = dyn Fn(usize, &mut [T], &mut [S]) + Sync + 'a;
+
+/// The first `n` chunks of `chunk` elements of `out` (the last may be
+/// shorter when it ends `out`), each handed to `f(chunk_index, chunk,
+/// slot)` on up to `exec.max_tasks()` tasks, never more than `scratch`
+/// has slots of `slot` elements. Each task owns a contiguous run of
+/// chunks and one slot, so which task computes a chunk never changes its
+/// value.
+///
+/// # Panics
+/// If `scratch` is shorter than one slot, or the chunks run past `out`.
+pub(crate) fn for_each_chunk_with_slot<T: Send, S: Send>(
+    exec: &dyn Exec,
+    out: &mut [T],
+    chunk: usize,
+    n: usize,
+    scratch: &mut [S],
+    slot: usize,
+    f: &SlotFn<'_, T, S>,
+) {
+    assert!(
+        chunk > 0 && n <= out.len().div_ceil(chunk),
+        "chunks past the end"
+    );
     assert!(scratch.len() >= slot, "scratch shorter than one slot");
     let slots = scratch.len().checked_div(slot).unwrap_or(n);
     let tasks = exec.max_tasks().min(slots).clamp(1, n.max(1));
     if tasks <= 1 {
         let buf = &mut scratch[..slot];
         out.chunks_mut(chunk)
+            .take(n)
             .enumerate()
             .for_each(|(i, c)| f(i, c, &mut *buf));
         return;
@@ -138,8 +167,9 @@ pub fn for_each_chunk_mut_with_scratch(
         for i in task_range(n, tasks, t) {
             let start = i * chunk;
             let end = (start + chunk).min(len);
-            // SAFETY: as in `for_each_chunk_mut`: chunk `i` is inside `out`
-            // and owned by this task only.
+            // SAFETY: as in `for_each_chunk_mut`: chunk `i < n` covers
+            // `start..end`, inside `out` (the caller's `n` chunks fit), and
+            // is owned by this task only.
             let c = unsafe { core::slice::from_raw_parts_mut(base.0.add(start), end - start) };
             f(i, c, &mut *buf);
         }

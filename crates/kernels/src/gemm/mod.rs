@@ -36,10 +36,11 @@ use core::ops::Range;
 pub(crate) use avx2::act as avx2_act;
 #[cfg(target_arch = "x86_64")]
 pub(crate) use avx512::act as avx512_act;
-pub(crate) use exec::{balanced_tasks, task_range, SharedMut};
+pub(crate) use exec::{balanced_tasks, for_each_chunk_with_slot, task_range, SharedMut, SlotFn};
 pub use exec::{for_each_chunk_mut, for_each_chunk_mut_with_scratch, ChunkFn, Exec, Serial};
 pub use isa::Isa;
 pub(crate) use micro::{split_act, VecAct};
+pub(crate) use pack::pack_a_rows;
 pub use pack::{Lhs, MatRef, PackedA, PackedB, Rhs};
 
 use crate::Activation;

@@ -78,30 +78,19 @@ impl<'a> MatRef<'a> {
     /// Packs rows `i0..i0+mc`, depth `k0..k0+kc` into MR-row panels,
     /// zero-filling rows past the end.
     fn pack_a(&self, i0: usize, mc: usize, k0: usize, kc: usize, dst: &mut [f32]) {
-        if kc == 0 {
-            return;
-        }
-        let panels = mc.div_ceil(MR);
-        let dst = &mut dst[..panels * MR * kc];
-        for (ip, panel) in dst.chunks_exact_mut(MR * kc).enumerate() {
-            let r0 = ip * MR;
-            let rows = MR.min(mc - r0);
-            if rows < MR {
-                panel.fill(0.0);
-            }
-            for r in 0..rows {
-                let i = i0 + r0 + r;
-                if self.cs == 1 {
-                    let src = &self.data[i * self.rs + k0..][..kc];
-                    for (p, &v) in src.iter().enumerate() {
-                        panel[p * MR + r] = v;
-                    }
-                } else {
-                    for p in 0..kc {
-                        panel[p * MR + r] = self.at(i, k0 + p);
-                    }
+        if self.cs == 1 {
+            pack_a_rows(mc, kc, dst, |r, out| {
+                let src = &self.data[(i0 + r) * self.rs + k0..][..kc];
+                for (p, &v) in src.iter().enumerate() {
+                    out[p * MR] = v;
                 }
-            }
+            });
+        } else {
+            pack_a_rows(mc, kc, dst, |r, out| {
+                for p in 0..kc {
+                    out[p * MR] = self.at(i0 + r, k0 + p);
+                }
+            });
         }
     }
 
@@ -131,6 +120,34 @@ impl<'a> MatRef<'a> {
                 }
                 row[cols..].fill(0.0);
             }
+        }
+    }
+}
+
+/// Packs `rows` rows of depth `kc` into the MR-row panels of `dst`
+/// (`panel[p * MR + r]`): `row(r, out)` writes row `r` as `out[p * MR]`
+/// for `p` in `0..kc` (`out` starts at the row's slot in its panel); rows
+/// past `rows` are zero.
+#[inline(always)]
+pub(crate) fn pack_a_rows(
+    rows: usize,
+    kc: usize,
+    dst: &mut [f32],
+    mut row: impl FnMut(usize, &mut [f32]),
+) {
+    if kc == 0 {
+        return;
+    }
+    let panels = rows.div_ceil(MR);
+    let dst = &mut dst[..panels * MR * kc];
+    for (ip, panel) in dst.chunks_exact_mut(MR * kc).enumerate() {
+        let r0 = ip * MR;
+        let n = MR.min(rows - r0);
+        if n < MR {
+            panel.fill(0.0);
+        }
+        for r in 0..n {
+            row(r0 + r, &mut panel[r..]);
         }
     }
 }
@@ -229,38 +246,63 @@ fn k_blocks(k: usize) -> impl Iterator<Item = (usize, usize)> {
     (0..k).step_by(KC).map(move |k0| (k0, KC.min(k - k0)))
 }
 
-/// A constant A (e.g. conv weights, `M = Cout`) packed once, ahead of time.
+/// An operand packed once, ahead of time: every depth block of `outer`
+/// rows (A) or columns (B) as zero-padded panels of `P`, one block after
+/// the other.
 #[derive(Clone, Debug, PartialEq)]
-pub struct PackedA {
-    m: usize,
+struct Prepacked<const P: usize> {
+    outer: usize,
     k: usize,
     data: Vec<f32>,
 }
 
+impl<const P: usize> Prepacked<P> {
+    /// Packs depth blocks with `pack(k0, kc, dst)`.
+    fn new(outer: usize, k: usize, pack: impl Fn(usize, usize, &mut [f32])) -> Self {
+        let op = outer.div_ceil(P) * P;
+        let mut data = vec![0.0; op * k];
+        for (k0, kc) in k_blocks(k) {
+            pack(k0, kc, &mut data[op * k0..]);
+        }
+        Prepacked { outer, k, data }
+    }
+
+    fn bytes(&self) -> usize {
+        self.data.len() * core::mem::size_of::<f32>()
+    }
+
+    /// The panels of `o0..o0+len` in depth block `k0..k0+kc`.
+    fn panels(&self, o0: usize, len: usize, k0: usize, kc: usize) -> &[f32] {
+        debug_assert!(o0.is_multiple_of(P) && k0.is_multiple_of(KC));
+        let op = self.outer.div_ceil(P) * P;
+        &self.data[op * k0 + o0 * kc..][..len.div_ceil(P) * P * kc]
+    }
+}
+
+/// A constant A (e.g. conv weights, `M = Cout`) packed once, ahead of time.
+#[derive(Clone, Debug, PartialEq)]
+pub struct PackedA(Prepacked<MR>);
+
 impl PackedA {
     /// Packs `a` (any strides).
     pub fn new(a: MatRef<'_>) -> PackedA {
-        let (m, k) = (a.rows, a.cols);
-        let mp = m.div_ceil(MR) * MR;
-        let mut data = vec![0.0; mp * k];
-        for (k0, kc) in k_blocks(k) {
-            a.pack_a(0, m, k0, kc, &mut data[mp * k0..]);
-        }
-        PackedA { m, k, data }
+        PackedA(Prepacked::new(a.rows, a.cols, |k0, kc, dst| {
+            a.pack_a(0, a.rows, k0, kc, dst)
+        }))
     }
 
     /// Bytes held.
     pub fn bytes(&self) -> usize {
-        self.data.len() * core::mem::size_of::<f32>()
+        self.0.bytes()
     }
 }
 
 impl Lhs for PackedA {
     fn m(&self) -> usize {
-        self.m
+        self.0.outer
     }
     fn k(&self) -> usize {
-        self.k
+        self.0.k
     }
     fn is_prepacked(&self) -> bool {
         true
@@ -273,44 +315,34 @@ impl Lhs for PackedA {
         kc: usize,
         _buf: &'s mut [f32],
     ) -> &'s [f32] {
-        debug_assert!(i0.is_multiple_of(MR) && k0.is_multiple_of(KC));
-        let mp = self.m.div_ceil(MR) * MR;
-        &self.data[mp * k0 + i0 * kc..][..mc.div_ceil(MR) * MR * kc]
+        self.0.panels(i0, mc, k0, kc)
     }
 }
 
 /// A constant B (e.g. Gemm/MatMul weights) packed once, ahead of time.
 #[derive(Clone, Debug, PartialEq)]
-pub struct PackedB {
-    k: usize,
-    n: usize,
-    data: Vec<f32>,
-}
+pub struct PackedB(Prepacked<NR>);
 
 impl PackedB {
     /// Packs `b` (any strides).
     pub fn new(b: MatRef<'_>) -> PackedB {
-        let (k, n) = (b.rows, b.cols);
-        let np = n.div_ceil(NR) * NR;
-        let mut data = vec![0.0; np * k];
-        for (k0, kc) in k_blocks(k) {
-            b.pack_b(k0, kc, 0, n, &mut data[np * k0..]);
-        }
-        PackedB { k, n, data }
+        PackedB(Prepacked::new(b.cols, b.rows, |k0, kc, dst| {
+            b.pack_b(k0, kc, 0, b.cols, dst)
+        }))
     }
 
     /// Bytes held.
     pub fn bytes(&self) -> usize {
-        self.data.len() * core::mem::size_of::<f32>()
+        self.0.bytes()
     }
 }
 
 impl Rhs for PackedB {
     fn k(&self) -> usize {
-        self.k
+        self.0.k
     }
     fn n(&self) -> usize {
-        self.n
+        self.0.outer
     }
     fn is_prepacked(&self) -> bool {
         true
@@ -323,9 +355,7 @@ impl Rhs for PackedB {
         nc: usize,
         _buf: &'s mut [f32],
     ) -> &'s [f32] {
-        debug_assert!(j0.is_multiple_of(NR) && k0.is_multiple_of(KC));
-        let np = self.n.div_ceil(NR) * NR;
-        &self.data[np * k0 + j0 * kc..][..nc.div_ceil(NR) * NR * kc]
+        self.0.panels(j0, nc, k0, kc)
     }
 }
 

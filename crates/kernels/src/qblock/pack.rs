@@ -14,7 +14,7 @@ use alloc::vec::Vec;
 use core::fmt;
 
 use super::{KG, MP, NC};
-use crate::qgemm::{QElem, QLayout};
+use crate::qgemm::{last_index, QElem, QLayout};
 
 /// Why operands cannot be packed or used.
 #[derive(Clone, Debug, PartialEq)]
@@ -52,16 +52,6 @@ impl fmt::Display for QBlockError {
             QBlockError::Overflow => write!(f, "size overflow"),
         }
     }
-}
-
-/// Index of the last element of a strided 2-D view, or `None` on overflow.
-fn last_index(rows: usize, cols: usize, rs: usize, cs: usize) -> Option<usize> {
-    if rows == 0 || cols == 0 {
-        return Some(0);
-    }
-    (rows - 1)
-        .checked_mul(rs)?
-        .checked_add((cols - 1).checked_mul(cs)?)
 }
 
 /// Constant int4 weights (`channels x depth`) with per-block scales, packed
@@ -238,15 +228,14 @@ impl<'a, T: QElem> QBlockInput<'a, T> {
         ld: usize,
         layout: QLayout,
     ) -> Result<Self, QBlockError> {
-        let last = match layout {
-            QLayout::DepthMajor => last_index(depth, positions, ld, 1),
-            QLayout::PositionMajor => last_index(positions, depth, ld, 1),
-        }
-        .ok_or(QBlockError::Overflow)?;
-        if depth > 0 && positions > 0 && last >= data.len() {
-            return Err(QBlockError::TooShort {
-                what: "activations",
-            });
+        match layout.fits(data.len(), depth, positions, ld) {
+            None => return Err(QBlockError::Overflow),
+            Some(false) => {
+                return Err(QBlockError::TooShort {
+                    what: "activations",
+                })
+            }
+            Some(true) => {}
         }
         Ok(QBlockInput {
             data,

@@ -34,6 +34,7 @@ use crate::gemm::{task_range, Exec, SharedMut};
 use crate::requant::{QClamp, Requant};
 
 pub use isa::QIsa;
+pub(crate) use pack::last_index;
 pub use pack::{panel_bytes, QActivations, QElem, QGemmError, QLayout, QPackedWeights, QRhs};
 
 /// Channels per packed weight panel (rows of the micro-tile).
@@ -159,14 +160,19 @@ pub fn qgemm<X: QRhs + ?Sized>(
         .checked_mul(cs)
         .and_then(|a| (n - 1).checked_mul(ns).and_then(|b| a.checked_add(b)))
         .expect("qgemm: output strides overflow");
+    let check = |len: usize, requant: Option<&[Requant]>| {
+        assert!(last < len, "qgemm: output too short");
+        if let Some(r) = requant {
+            assert!(r.len() == 1 || r.len() >= m, "qgemm: requant");
+        }
+    };
     let dst = match out {
         QOut::U8 {
             data,
             requant,
             clamp,
         } => {
-            assert!(last < data.len(), "qgemm: output too short");
-            assert!(requant.len() == 1 || requant.len() >= m, "qgemm: requant");
+            check(data.len(), Some(requant));
             Dst::U8(data.as_mut_ptr(), requant, clamp)
         }
         QOut::I8 {
@@ -174,12 +180,11 @@ pub fn qgemm<X: QRhs + ?Sized>(
             requant,
             clamp,
         } => {
-            assert!(last < data.len(), "qgemm: output too short");
-            assert!(requant.len() == 1 || requant.len() >= m, "qgemm: requant");
+            check(data.len(), Some(requant));
             Dst::I8(data.as_mut_ptr(), requant, clamp)
         }
         QOut::I32 { data } => {
-            assert!(last < data.len(), "qgemm: output too short");
+            check(data.len(), None);
             Dst::I32(data.as_mut_ptr())
         }
     };

@@ -40,59 +40,41 @@ pub trait QElem: Copy + Send + Sync + 'static + sealed::Sealed {
     fn as_bytes(s: &[Self]) -> &[u8];
 }
 
-impl QElem for u8 {
-    const SIGNED: bool = false;
-    const MIN: i32 = 0;
-    const MAX: i32 = 255;
-    #[inline(always)]
-    fn to_i32(self) -> i32 {
-        self as i32
-    }
-    #[inline(always)]
-    fn to_u8_storage(self) -> u8 {
-        self
-    }
-    #[inline(always)]
-    fn to_i8_storage(self) -> i8 {
-        (self ^ 0x80) as i8
-    }
-    #[inline(always)]
-    fn saturate(v: i32) -> u8 {
-        v.clamp(0, 255) as u8
-    }
-    #[inline(always)]
-    fn as_bytes(s: &[u8]) -> &[u8] {
-        s
-    }
+/// `QElem` for `$t`; `$flip` turns its bits into `u8` storage and back.
+macro_rules! qelem {
+    ($t:ty, $signed:expr, $u8_flip:expr) => {
+        impl QElem for $t {
+            const SIGNED: bool = $signed;
+            const MIN: i32 = <$t>::MIN as i32;
+            const MAX: i32 = <$t>::MAX as i32;
+            #[inline(always)]
+            fn to_i32(self) -> i32 {
+                self as i32
+            }
+            #[inline(always)]
+            fn to_u8_storage(self) -> u8 {
+                (self as u8) ^ $u8_flip
+            }
+            #[inline(always)]
+            fn to_i8_storage(self) -> i8 {
+                ((self as u8) ^ ($u8_flip ^ 0x80)) as i8
+            }
+            #[inline(always)]
+            fn saturate(v: i32) -> $t {
+                v.clamp(<$t as QElem>::MIN, <$t as QElem>::MAX) as $t
+            }
+            #[inline(always)]
+            fn as_bytes(s: &[$t]) -> &[u8] {
+                // SAFETY: `$t` is `u8` or `i8`: the same size and alignment
+                // as u8, every bit pattern valid; length and lifetime kept.
+                unsafe { core::slice::from_raw_parts(s.as_ptr() as *const u8, s.len()) }
+            }
+        }
+    };
 }
 
-impl QElem for i8 {
-    const SIGNED: bool = true;
-    const MIN: i32 = -128;
-    const MAX: i32 = 127;
-    #[inline(always)]
-    fn to_i32(self) -> i32 {
-        self as i32
-    }
-    #[inline(always)]
-    fn to_u8_storage(self) -> u8 {
-        (self as u8) ^ 0x80
-    }
-    #[inline(always)]
-    fn to_i8_storage(self) -> i8 {
-        self
-    }
-    #[inline(always)]
-    fn saturate(v: i32) -> i8 {
-        v.clamp(-128, 127) as i8
-    }
-    #[inline(always)]
-    fn as_bytes(s: &[i8]) -> &[u8] {
-        // SAFETY: i8 and u8 have the same size and alignment and every bit
-        // pattern is valid for both; the length and lifetime are kept.
-        unsafe { core::slice::from_raw_parts(s.as_ptr() as *const u8, s.len()) }
-    }
-}
+qelem!(u8, false, 0);
+qelem!(i8, true, 0x80);
 
 /// Why operands cannot be packed or used.
 #[derive(Clone, Debug, PartialEq, Eq)]
@@ -135,7 +117,7 @@ impl fmt::Display for QGemmError {
 }
 
 /// Index of the last element of a strided 2-D view, or `None` on overflow.
-fn last_index(rows: usize, cols: usize, rs: usize, cs: usize) -> Option<usize> {
+pub(crate) fn last_index(rows: usize, cols: usize, rs: usize, cs: usize) -> Option<usize> {
     if rows == 0 || cols == 0 {
         return Some(0);
     }
@@ -290,6 +272,24 @@ pub enum QLayout {
     PositionMajor,
 }
 
+impl QLayout {
+    /// Whether a `depth x positions` view with leading dimension `ld` fits
+    /// in `len` elements (`None`: its size overflows).
+    pub(crate) fn fits(
+        self,
+        len: usize,
+        depth: usize,
+        positions: usize,
+        ld: usize,
+    ) -> Option<bool> {
+        let last = match self {
+            QLayout::DepthMajor => last_index(depth, positions, ld, 1),
+            QLayout::PositionMajor => last_index(positions, depth, ld, 1),
+        }?;
+        Some(depth == 0 || positions == 0 || last < len)
+    }
+}
+
 /// Plain 8-bit activations in one of the two layouts, with a per-tensor
 /// zero point.
 #[derive(Clone, Copy, Debug)]
@@ -312,15 +312,14 @@ impl<'a, T: QElem> QActivations<'a, T> {
         layout: QLayout,
         zero_point: T,
     ) -> Result<Self, QGemmError> {
-        let last = match layout {
-            QLayout::DepthMajor => last_index(depth, positions, ld, 1),
-            QLayout::PositionMajor => last_index(positions, depth, ld, 1),
-        }
-        .ok_or(QGemmError::Overflow)?;
-        if depth > 0 && positions > 0 && last >= data.len() {
-            return Err(QGemmError::TooShort {
-                what: "activations",
-            });
+        match layout.fits(data.len(), depth, positions, ld) {
+            None => return Err(QGemmError::Overflow),
+            Some(false) => {
+                return Err(QGemmError::TooShort {
+                    what: "activations",
+                })
+            }
+            Some(true) => {}
         }
         Ok(QActivations {
             data,
