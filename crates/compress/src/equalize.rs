@@ -26,7 +26,7 @@ pub struct EqualizeReport {
     pub sweeps: usize,
 }
 
-/// A Conv1 -> [act] -> Conv2 pair (node indices).
+/// A `Conv1 -> [act] -> Conv2` pair (node indices).
 struct Pair {
     first: usize,
     act: Option<usize>,

@@ -5,19 +5,31 @@ use std::fmt;
 /// op's business.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, PartialOrd, Ord)]
 pub enum DType {
+    /// 32-bit IEEE float (ONNX FLOAT); the type most kernels compute in.
     F32,
+    /// 64-bit IEEE float (ONNX DOUBLE).
     F64,
     /// IEEE half precision, stored as raw bits.
     F16,
     /// bfloat16, stored as raw bits.
     BF16,
+    /// 8-bit signed integer (ONNX INT8), e.g. quantized weights.
     I8,
+    /// 8-bit unsigned integer (ONNX UINT8), e.g. quantized activations.
     U8,
+    /// 16-bit signed integer (ONNX INT16).
     I16,
+    /// 16-bit unsigned integer (ONNX UINT16).
     U16,
+    /// 32-bit signed integer (ONNX INT32), e.g. quantized biases and
+    /// integer accumulators.
     I32,
+    /// 32-bit unsigned integer (ONNX UINT32).
     U32,
+    /// 64-bit signed integer (ONNX INT64), the type of shapes, axes and
+    /// indices in ONNX.
     I64,
+    /// 64-bit unsigned integer (ONNX UINT64).
     U64,
     /// Stored as one byte per element, 0 or 1.
     Bool,

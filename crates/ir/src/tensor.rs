@@ -6,17 +6,31 @@ use crate::{DType, IrError, Result};
 /// element type, so views can be cast with `bytemuck` without copying.
 #[derive(Clone, Debug, PartialEq)]
 pub enum TensorData {
+    /// [`DType::F32`] elements.
     F32(Vec<f32>),
+    /// [`DType::F64`] elements.
     F64(Vec<f64>),
+    /// [`DType::F16`] elements as raw IEEE half-precision bit patterns (no
+    /// `f16` type is needed to store or move them).
     F16(Vec<u16>),
+    /// [`DType::BF16`] elements as raw bfloat16 bit patterns (the upper 16
+    /// bits of an `f32`).
     BF16(Vec<u16>),
+    /// [`DType::I8`] elements.
     I8(Vec<i8>),
+    /// [`DType::U8`] elements.
     U8(Vec<u8>),
+    /// [`DType::I16`] elements.
     I16(Vec<i16>),
+    /// [`DType::U16`] elements.
     U16(Vec<u16>),
+    /// [`DType::I32`] elements.
     I32(Vec<i32>),
+    /// [`DType::U32`] elements.
     U32(Vec<u32>),
+    /// [`DType::I64`] elements.
     I64(Vec<i64>),
+    /// [`DType::U64`] elements.
     U64(Vec<u64>),
     /// One byte per element, 0 or 1.
     Bool(Vec<u8>),

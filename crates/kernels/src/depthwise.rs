@@ -554,7 +554,10 @@ mod avx2 {
         }
     }
 
-    /// [`row_full`] with the taps already broadcast.
+    /// A whole output row of a 3x3 depthwise conv from three zero-padded
+    /// rows (padded column of output `ox`, tap `kx`: `ox * stride + kx`),
+    /// with the taps already broadcast into `wv` (by [`plane3`], once per
+    /// plane).
     ///
     /// # Safety
     /// The CPU must support AVX2 and FMA. Row lengths are checked on entry.

@@ -38,8 +38,6 @@
 //! with protox (no `protoc`), and committed; `crates/onnx/proto/regen.sh`
 //! regenerates it.
 
-#![warn(missing_docs)]
-
 mod attr;
 mod dtype;
 mod error;

@@ -12,13 +12,23 @@ use crate::{Fact, Kernel, OpError, Parallel, Registry, View, ViewMut};
 pub enum EvalError {
     /// No builder for the op.
     #[error("unsupported op '{op}' (node '{node}')")]
-    Unsupported { node: String, op: String },
+    Unsupported {
+        /// Name of the node.
+        node: String,
+        /// Its op type, for which the registry has no builder.
+        op: String,
+    },
     /// The builder rejected the node.
     #[error(transparent)]
     Build(#[from] OpError),
     /// The kernel failed on this data.
     #[error("node '{node}': {err}")]
-    Run { node: String, err: crate::RunError },
+    Run {
+        /// Name of the node.
+        node: String,
+        /// What the kernel reported.
+        err: crate::RunError,
+    },
 }
 
 /// Builds `node` with every input known (`None` for omitted optional inputs),

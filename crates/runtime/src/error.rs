@@ -6,8 +6,11 @@ pub enum OpError {
     /// The node is invalid for its op (bad attribute value, shape mismatch...).
     #[error("node '{node}' ({op}): {msg}")]
     Invalid {
+        /// Name of the node.
         node: String,
+        /// Its op type (`Conv`, `Reshape`, ...).
         op: String,
+        /// What is wrong with it.
         msg: String,
     },
     /// An IR-level error (attribute kinds, tensor construction).
@@ -22,7 +25,15 @@ pub enum OpError {
 pub enum RunError {
     /// An index tensor held a value outside the axis it indexes.
     #[error("index {index} is out of range for an axis of size {size}")]
-    IndexOutOfRange { index: i64, size: usize },
+    IndexOutOfRange {
+        /// The value as read from the tensor, before any wrapping of negative
+        /// indices (so it may be negative). Sequence lengths (RNN,
+        /// ReverseSequence) are reported here too.
+        index: i64,
+        /// Length of the indexed axis; for a sequence length, the axis
+        /// length plus one, since 0..=len are all valid.
+        size: usize,
+    },
     /// A data-dependent condition the kernel cannot handle.
     #[error("{0}")]
     Unsupported(&'static str),

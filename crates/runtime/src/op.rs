@@ -1,7 +1,7 @@
 //! The contract between the compiler and each operator.
 //!
-//! For every node, compile calls the op's [`BuildFn`](crate::registry::BuildFn)
-//! with a [`BuildCtx`]: the node, and for each input its [`Fact`] (dtype and
+//! For every node, compile calls the builder function registered for the
+//! op in the [`Registry`](crate::Registry) with a [`BuildCtx`]: the node, and for each input its [`Fact`] (dtype and
 //! static shape) plus its value when it is a compile-time constant. The
 //! builder validates attributes and shapes, infers the output facts, and
 //! returns a [`Kernel`] that is ready to run: attributes parsed, weights

@@ -115,19 +115,35 @@ pub struct LiveValue {
 pub enum ExecError {
     /// Wrong number of inputs.
     #[error("expected {expected} inputs, got {got}")]
-    InputCount { expected: usize, got: usize },
+    InputCount {
+        /// Number of graph inputs the plan was compiled with.
+        expected: usize,
+        /// Number of tensors passed to the run.
+        got: usize,
+    },
     /// An input of the wrong type or shape.
     #[error("input '{name}': expected {expected_dtype} {expected:?}, got {got_dtype} {got:?}")]
     InputMismatch {
+        /// Name of the graph input.
         name: String,
+        /// Element type the plan was compiled for.
         expected_dtype: DType,
+        /// Static shape the plan was compiled for (plans have no dynamic
+        /// dims: recompile to change it).
         expected: Vec<usize>,
+        /// Element type of the tensor passed.
         got_dtype: DType,
+        /// Shape of the tensor passed.
         got: Vec<usize>,
     },
     /// A kernel failed on this data.
     #[error("node '{node}': {err}")]
-    Kernel { node: String, err: RunError },
+    Kernel {
+        /// Name of the node whose kernel failed.
+        node: String,
+        /// What the kernel reported.
+        err: RunError,
+    },
     /// No state tensor of that name.
     #[error("the plan has no state tensor '{0}'")]
     NoState(String),

@@ -15,8 +15,12 @@ pub enum TrainError {
     /// A node the autodiff pass cannot differentiate as configured.
     #[error("node '{node}' ({op}): {msg}")]
     Node {
+        /// Name of the forward node.
         node: String,
+        /// Its op type.
         op: String,
+        /// Why it cannot be differentiated, e.g. an input or output
+        /// configuration its backward rule does not support.
         msg: String,
     },
     /// The forward graph is invalid.

@@ -15,7 +15,7 @@
 //! Gradient terms are emitted by the autodiff pass as ordinary ONNX ops
 //! reading the weight, so they are planned and fused like the rest of the
 //! backward pass. Proximal steps run after the optimizer step
-//! ([`ProxTerm::apply`]); the threshold `lr λ` is the exact proximal
+//! ([`apply_prox`]); the threshold `lr λ` is the exact proximal
 //! operator for SGD, and the usual heuristic for Adam.
 
 use std::collections::HashMap;

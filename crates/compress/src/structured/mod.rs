@@ -3,17 +3,17 @@
 //! model is a smaller dense ONNX model that runs faster everywhere.
 //!
 //! The work is split in four steps, one file each:
-//! * [`trace`]: dependency analysis on the original ONNX graph. Every
+//! * `trace.rs`: dependency analysis on the original ONNX graph. Every
 //!   output channel of a Conv/Gemm/MatMul with constant weights is an
 //!   *element*; elements that must be removed together (residual Add,
 //!   depthwise conv, Concat offsets, Flatten -> Gemm, ...) are joined into
 //!   *classes*. Anything the tracer does not understand pins the affected
 //!   classes (never a wrong model), as do graph outputs and `keep` names.
-//! * [`importance`]: one score per class (L1, L2, BatchNorm |gamma|, or
+//! * `importance.rs`: one score per class (L1, L2, BatchNorm |gamma|, or
 //!   first-order Taylor from calibration gradients).
-//! * [`select`]: which classes go: a ratio per group, or a global MAC
+//! * `select.rs`: which classes go: a ratio per group, or a global MAC
 //!   target met greedily.
-//! * [`rewrite`]: slices weights, biases, BatchNorm parameters, consumer
+//! * `rewrite.rs`: slices weights, biases, BatchNorm parameters, consumer
 //!   input channels, `group`, Reshape/Split/Slice constants and value_info.
 
 mod importance;

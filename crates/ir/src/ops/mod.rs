@@ -3,8 +3,9 @@
 //! Every pass that treats ops by kind asks [`op_info`] instead of keeping its
 //! own list of names: the quantizer and the QDQ rewrite ask how an op runs in
 //! int8 ([`Int8Form`]), activation fusion asks whether an op is a fusable
-//! activation ([`OpInfo::activation`]) and whether a producer applies one in
-//! its epilogue ([`OpInfo::epilogue`]), structured pruning asks how channels
+//! activation ([`OpInfo::activation`](field@OpInfo::activation)) and whether
+//! a producer applies one in its epilogue
+//! ([`OpInfo::epilogue`](field@OpInfo::epilogue)), structured pruning asks how channels
 //! flow through it ([`ChannelFlow`]), and autodiff asks how it differentiates
 //! ([`Grad`]). The table itself is in `catalog.rs`: adding an op, or teaching
 //! passes something new about one, is an entry there.

@@ -7,10 +7,10 @@ use crate::{Activation, Graph};
 type Fusion = (usize, usize, Activation);
 
 /// Fuses an activation into the Conv/ConvTranspose/Gemm/MatMul that feeds it
-/// (any op whose [`OpInfo::epilogue`](crate::OpInfo::epilogue) is set) when
+/// (any op whose [`OpInfo::epilogue`](field@crate::OpInfo::epilogue) is set) when
 /// the linear op's output is read by nothing else, so kernels apply it while
 /// the output tile is still in registers. The producer carries it as
-/// [`Node::activation`]. First, `x * Sigmoid(x)` (how exporters write SiLU)
+/// [`Node::activation`](crate::Node::activation). First, `x * Sigmoid(x)` (how exporters write SiLU)
 /// becomes one `Swish` node.
 pub fn fuse_activations(graph: Graph) -> (Graph, PassReport) {
     let (mut graph, swishes) = fuse_swish(graph);

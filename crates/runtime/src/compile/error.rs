@@ -12,7 +12,13 @@ pub enum CompileError {
     Unsupported(Vec<(String, Vec<String>)>),
     /// A graph input whose shape cannot be resolved.
     #[error("graph input '{name}': {msg}")]
-    Input { name: String, msg: String },
+    Input {
+        /// The graph input (or, for state pairs, the state value) at fault.
+        name: String,
+        /// What is wrong, usually with a hint such as the `--input-shape`
+        /// to pass.
+        msg: String,
+    },
     /// A node rejected at build time.
     #[error(transparent)]
     Op(#[from] OpError),
@@ -21,10 +27,20 @@ pub enum CompileError {
     Ir(#[from] IrError),
     /// A node failed while being folded into a constant.
     #[error("node '{node}' failed while folding constants: {msg}")]
-    Fold { node: String, msg: String },
+    Fold {
+        /// Name of the node being folded.
+        node: String,
+        /// The kernel's error, as text.
+        msg: String,
+    },
     /// The thread pool could not be created.
     #[error("cannot start {threads} threads: {msg}")]
-    Threads { threads: usize, msg: String },
+    Threads {
+        /// The thread count asked for in the compile options.
+        threads: usize,
+        /// The thread-pool builder's error, as text.
+        msg: String,
+    },
     /// The plan would exceed a memory limit.
     #[error("{0}")]
     Limit(String),

@@ -13,8 +13,13 @@ pub fn align_up(n: usize) -> usize {
 /// One arena buffer: `size` bytes alive from time `start` to `end` inclusive.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub struct Buffer {
+    /// Bytes the buffer needs (placement rounds it up to [`ALIGN`]).
     pub size: usize,
+    /// First schedule step at which the bytes are live. Times count schedule
+    /// positions: 0 is before the first step (graph inputs), step `p` of the
+    /// order runs at time `p + 1`.
     pub start: usize,
+    /// Last schedule step at which the bytes are live, inclusive (`>= start`).
     pub end: usize,
 }
 

@@ -429,7 +429,7 @@ fn mul(e: &mut Emit<'_>, c: &Ctx<'_>) -> Result<(), TrainError> {
 }
 
 /// `dX = ActivationGrad(dY, V)`, the derivative of the node's activation
-/// (see [`Activation::derivative`]); V is the forward output or input, as
+/// (see [`Activation::derivative`](whittle_ir::Activation::derivative)); V is the forward output or input, as
 /// the activation says. Parameters given as inputs (Clip's bounds) must be
 /// constants and are not trained.
 fn activation(e: &mut Emit<'_>, c: &Ctx<'_>) -> Result<(), TrainError> {
