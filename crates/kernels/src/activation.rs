@@ -84,6 +84,9 @@ pub trait ActFloat:
     fn min(self, other: Self) -> Self;
     /// Clamped to [0, 1]; NaN stays NaN.
     fn unit_clamp(self) -> Self;
+    /// x / 6, as each precision's kernels have always computed it (f32
+    /// multiplies by the rounded reciprocal, f64 divides).
+    fn div6(self) -> Self;
 }
 
 impl ActFloat for f32 {
@@ -113,6 +116,10 @@ impl ActFloat for f32 {
     fn unit_clamp(self) -> f32 {
         self.clamp(0.0, 1.0)
     }
+    #[inline(always)]
+    fn div6(self) -> f32 {
+        self * (1.0 / 6.0)
+    }
 }
 
 impl ActFloat for f64 {
@@ -141,6 +148,10 @@ impl ActFloat for f64 {
     #[inline(always)]
     fn unit_clamp(self) -> f64 {
         self.clamp(0.0, 1.0)
+    }
+    #[inline(always)]
+    fn div6(self) -> f64 {
+        self / 6.0
     }
 }
 
@@ -186,7 +197,7 @@ impl Activation {
             Activation::HardSigmoid { alpha, beta } => {
                 (F::of(alpha) * x + F::of(beta)).unit_clamp()
             }
-            Activation::HardSwish => x * (x * F::of(1.0 / 6.0) + F::of(0.5)).unit_clamp(),
+            Activation::HardSwish => x * (x.div6() + F::of(0.5)).unit_clamp(),
             Activation::Tanh => x.tanh(),
             Activation::Swish { alpha } => x * sigmoid_of(F::of(alpha) * x),
         }

@@ -144,7 +144,7 @@ fn case_node(c: &QCase) -> Node {
             (*k, a)
         })
         .collect();
-    node(c.op, c.inputs.len(), &attrs)
+    crate::ops::testing::test_support::typed_activation(node(c.op, c.inputs.len(), &attrs))
 }
 
 #[test]
