@@ -10,7 +10,7 @@
 
 use std::collections::HashMap;
 
-use whittle_ir::{Attr, DType, Graph, Node, Tensor, TensorData};
+use whittle_ir::{Attr, DType, Graph, Node, Patch, Tensor, TensorData};
 
 use crate::analyze::{Analysis, Layer};
 use crate::weights::{
@@ -91,13 +91,6 @@ fn act_dtype(t: ActType) -> DType {
     }
 }
 
-/// Adds an initializer under a fresh name derived from `base`.
-fn add_init(g: &mut Graph, base: &str, t: Tensor) -> String {
-    let name = g.fresh_name(base);
-    g.initializers.insert(name.clone(), t);
-    name
-}
-
 /// Builds the quantized graph from a prepared float graph.
 pub(crate) fn emit(
     g: &Graph,
@@ -105,7 +98,9 @@ pub(crate) fn emit(
     d: &Decisions,
     mode: Mode,
 ) -> Result<Emitted, CompressError> {
-    let mut out = g.clone();
+    // One patch for the whole graph: layers first, then activations, each
+    // seeing the names the earlier ones took.
+    let mut patch = Patch::for_graph(g);
     let mut int4 = false;
     for (li, layer) in a.layers.iter().enumerate() {
         let bits = d.bits.get(li).copied().unwrap_or(Bits::Int8);
@@ -115,7 +110,7 @@ pub(crate) fn emit(
             .flatten();
         let bias = d.biases.get(&li).cloned();
         int4 |= bits == Bits::Int4;
-        emit_layer(&mut out, layer, bits, d.block, x_scale, bias, mode)?;
+        emit_layer(g, &mut patch, layer, bits, d.block, x_scale, bias, mode)?;
     }
     let mut dq_name = HashMap::new();
     if d.quantize_acts {
@@ -123,13 +118,15 @@ pub(crate) fn emit(
             let p = d.act.get(a.root(t)).copied().ok_or_else(|| {
                 CompressError::runtime("quantize", format!("no calibration range for '{t}'"))
             })?;
-            if let Some(name) = emit_activation(&mut out, t, p, d.act_type, mode) {
+            if let Some(name) = emit_activation(g, &mut patch, t, p, d.act_type, mode) {
                 dq_name.insert(t.clone(), name);
             }
         }
     }
+    patch.prune_initializers();
+    let mut out = g.clone();
+    out.apply(patch);
     out.topo_sort()?;
-    out.prune_unused_initializers();
     out.value_info.clear();
     let target = if int4 && mode == Mode::Qdq { 21 } else { 13 };
     if mode == Mode::Qdq {
@@ -144,7 +141,8 @@ pub(crate) fn emit(
 /// Replaces the layer's weight (and bias) by quantized constants.
 #[allow(clippy::too_many_arguments)]
 fn emit_layer(
-    g: &mut Graph,
+    g: &Graph,
+    patch: &mut Patch,
     layer: &Layer,
     bits: Bits,
     block: usize,
@@ -152,29 +150,31 @@ fn emit_layer(
     bias: Option<Vec<f32>>,
     mode: Mode,
 ) -> Result<(), CompressError> {
-    let node_name = g.nodes[layer.node].name.clone();
+    let mut node = g.nodes[layer.node].clone();
+    let node_name = node.name.clone();
+    // The bias the node reads, once corrected.
+    let mut corrected = None;
     if let (Some(b), Some(values)) = (&layer.bias, &bias) {
         let shape = g.initializers[b].shape().to_vec();
         let t = Tensor::from_f32(shape, values.clone())?;
-        let name = add_init(g, &format!("{b}_corrected"), t);
-        g.nodes[layer.node].inputs[2] = name;
+        node.inputs[2] = patch.add_initializer(&format!("{b}_corrected"), t.clone());
+        corrected = Some(t);
     }
     if bits == Bits::Float {
+        patch.replace_node(layer.node, node);
         return Ok(());
     }
     let w = g.initializers[&layer.weight].clone();
     let (mut shape, mut values) = (w.shape().to_vec(), w.as_f32()?.to_vec());
     let (mut k_axis, mut out_axis) = (layer.k_axis, layer.out_axis);
     let base = layer.weight.clone();
-    if bits == Bits::Int4 && g.nodes[layer.node].op_type == "Gemm" && k_axis == 1 {
+    if bits == Bits::Int4 && node.op_type == "Gemm" && k_axis == 1 {
         // int4 block kernels read Gemm B as [K, N]: store it transposed.
         let (n, k) = (shape[0], shape[1]);
         values = (0..k * n).map(|i| values[(i % n) * k + i / n]).collect();
         shape = vec![k, n];
         (k_axis, out_axis) = (0, 1);
-        g.nodes[layer.node]
-            .attrs
-            .insert("transB".into(), Attr::Int(0));
+        node.attrs.insert("transB".into(), Attr::Int(0));
     }
     let w_in;
     match bits {
@@ -182,30 +182,26 @@ fn emit_layer(
             let (q, scales) = quantize_per_channel(&values, &shape, out_axis, 127);
             if mode == Mode::FakeQuant {
                 let deq = dequantize_per_channel(&q, &scales, &shape, out_axis);
-                w_in = add_init(
-                    g,
+                w_in = patch.add_initializer(
                     &format!("{base}_dequantized"),
                     Tensor::from_f32(shape, deq)?,
                 );
             } else {
                 let c = scales.len();
-                let qn = add_init(
-                    g,
+                let qn = patch.add_initializer(
                     &format!("{base}_quantized"),
                     Tensor::new(shape, TensorData::I8(q))?,
                 );
-                let sn = add_init(
-                    g,
+                let sn = patch.add_initializer(
                     &format!("{base}_scale"),
                     Tensor::from_f32(vec![c], scales.clone())?,
                 );
-                let zn = add_init(
-                    g,
+                let zn = patch.add_initializer(
                     &format!("{base}_zero_point"),
                     Tensor::new(vec![c], TensorData::I8(vec![0; c]))?,
                 );
-                w_in = g.fresh_name(&format!("{base}_dequantized"));
-                g.nodes.push(
+                w_in = patch.fresh_name(&format!("{base}_dequantized"));
+                patch.add_node(
                     Node::new(
                         format!("{node_name}_weight_DequantizeLinear"),
                         "DequantizeLinear",
@@ -216,9 +212,10 @@ fn emit_layer(
                 );
             }
             // Bias: int32 with scale x_scale * w_scale[c].
-            if let (Some(b), Some(xs)) = (g.nodes[layer.node].input(2).map(str::to_string), x_scale)
-            {
-                let bt = g.initializers[&b].clone();
+            if let (Some(b), Some(xs)) = (node.input(2).map(str::to_string), x_scale) {
+                let bt = corrected
+                    .clone()
+                    .unwrap_or_else(|| g.initializers[&b].clone());
                 let bv = bt.as_f32()?;
                 if bv.len() == scales.len() {
                     let (qb, bs) = quantize_bias(bv, xs, &scales);
@@ -228,26 +225,24 @@ fn emit_layer(
                             .zip(&bs)
                             .map(|(&q, &s)| (f64::from(q) * f64::from(s)) as f32)
                             .collect();
-                        add_init(
-                            g,
+                        patch.add_initializer(
                             &format!("{b}_dequantized"),
                             Tensor::from_f32(bt.shape().to_vec(), deq)?,
                         )
                     } else {
                         let c = bs.len();
-                        let qn = add_init(
-                            g,
+                        let qn = patch.add_initializer(
                             &format!("{b}_quantized"),
                             Tensor::new(vec![c], TensorData::I32(qb))?,
                         );
-                        let sn = add_init(g, &format!("{b}_scale"), Tensor::from_f32(vec![c], bs)?);
-                        let zn = add_init(
-                            g,
+                        let sn = patch
+                            .add_initializer(&format!("{b}_scale"), Tensor::from_f32(vec![c], bs)?);
+                        let zn = patch.add_initializer(
                             &format!("{b}_zero_point"),
                             Tensor::new(vec![c], TensorData::I32(vec![0; c]))?,
                         );
-                        let out = g.fresh_name(&format!("{b}_dequantized"));
-                        g.nodes.push(
+                        let out = patch.fresh_name(&format!("{b}_dequantized"));
+                        patch.add_node(
                             Node::new(
                                 format!("{node_name}_bias_DequantizeLinear"),
                                 "DequantizeLinear",
@@ -258,7 +253,7 @@ fn emit_layer(
                         );
                         out
                     };
-                    g.nodes[layer.node].inputs[2] = b_in;
+                    node.inputs[2] = b_in;
                 }
             }
         }
@@ -267,24 +262,19 @@ fn emit_layer(
             let sshape = block_scale_shape(&shape, k_axis, block);
             if mode == Mode::FakeQuant {
                 let deq = dequantize_blocked(&q, &scales, &shape, k_axis, block);
-                w_in = add_init(
-                    g,
+                w_in = patch.add_initializer(
                     &format!("{base}_dequantized"),
                     Tensor::from_f32(shape, deq)?,
                 );
             } else {
-                let qn = add_init(
-                    g,
+                let qn = patch.add_initializer(
                     &format!("{base}_quantized"),
                     crate::int4::i4_tensor(shape, q)?,
                 );
-                let sn = add_init(
-                    g,
-                    &format!("{base}_scale"),
-                    Tensor::from_f32(sshape, scales)?,
-                );
-                w_in = g.fresh_name(&format!("{base}_dequantized"));
-                g.nodes.push(
+                let sn = patch
+                    .add_initializer(&format!("{base}_scale"), Tensor::from_f32(sshape, scales)?);
+                w_in = patch.fresh_name(&format!("{base}_dequantized"));
+                patch.add_node(
                     Node::new(
                         format!("{node_name}_weight_DequantizeLinear"),
                         "DequantizeLinear",
@@ -299,14 +289,22 @@ fn emit_layer(
         Bits::Float => unreachable!(),
     }
     let _ = split_axis;
-    g.nodes[layer.node].inputs[1] = w_in;
+    node.inputs[1] = w_in;
+    patch.replace_node(layer.node, node);
     Ok(())
 }
 
 /// Inserts the Q -> DQ pair (or its float equivalent) on activation `t`
 /// and points every reader at the dequantized value. Returns that value's
 /// name, or `None` when `t` cannot be quantized in place.
-fn emit_activation(g: &mut Graph, t: &str, p: QParams, at: ActType, mode: Mode) -> Option<String> {
+fn emit_activation(
+    g: &Graph,
+    patch: &mut Patch,
+    t: &str,
+    p: QParams,
+    at: ActType,
+    mode: Mode,
+) -> Option<String> {
     let is_input = g.inputs.iter().any(|v| v.name == t);
     let is_output = g.is_output(t);
     if is_input && is_output {
@@ -314,35 +312,30 @@ fn emit_activation(g: &mut Graph, t: &str, p: QParams, at: ActType, mode: Mode) 
     }
     let (src, dq) = if is_output {
         // Keep the graph output's name on the dequantized value.
-        let pre = g.fresh_name(&format!("{t}_prequant"));
-        for n in g.nodes.iter_mut() {
-            for o in n.outputs.iter_mut().filter(|o| o.as_str() == t) {
-                *o = pre.clone();
-            }
-        }
+        let pre = patch.fresh_name(&format!("{t}_prequant"));
+        patch.rename_output(t, &pre);
         // Readers of the graph output keep reading `t` (the dequantized one).
         (pre, t.to_string())
     } else {
-        let dq = g.fresh_name(&format!("{t}_dequantized"));
-        g.replace_uses(t, &dq);
+        let dq = patch.fresh_name(&format!("{t}_dequantized"));
+        patch.redirect(t, &dq);
         (t.to_string(), dq)
     };
-    let scale = add_init(g, &format!("{t}_scale"), Tensor::scalar_f32(p.scale));
+    let scale = patch.add_initializer(&format!("{t}_scale"), Tensor::scalar_f32(p.scale));
     match mode {
         Mode::Qdq => {
-            let zp = add_init(
-                g,
+            let zp = patch.add_initializer(
                 &format!("{t}_zero_point"),
                 scalar(act_dtype(at), p.zero_point),
             );
-            let q = g.fresh_name(&format!("{t}_quantized"));
-            g.nodes.push(Node::new(
+            let q = patch.fresh_name(&format!("{t}_quantized"));
+            patch.add_node(Node::new(
                 format!("{t}_QuantizeLinear"),
                 "QuantizeLinear",
                 &[&src, &scale, &zp],
                 &[&q],
             ));
-            g.nodes.push(Node::new(
+            patch.add_node(Node::new(
                 format!("{t}_DequantizeLinear"),
                 "DequantizeLinear",
                 &[&q, &scale, &zp],
@@ -351,39 +344,37 @@ fn emit_activation(g: &mut Graph, t: &str, p: QParams, at: ActType, mode: Mode) 
         }
         Mode::FakeQuant => {
             let (qmin, qmax) = at.bounds();
-            let lo = add_init(
-                g,
+            let lo = patch.add_initializer(
                 &format!("{t}_qlo"),
                 Tensor::scalar_f32((qmin - p.zero_point) as f32),
             );
-            let hi = add_init(
-                g,
+            let hi = patch.add_initializer(
                 &format!("{t}_qhi"),
                 Tensor::scalar_f32((qmax - p.zero_point) as f32),
             );
             let names: Vec<String> = ["div", "round", "clip"]
                 .iter()
-                .map(|s| g.fresh_name(&format!("{t}_fq_{s}")))
+                .map(|s| patch.fresh_name(&format!("{t}_fq_{s}")))
                 .collect();
-            g.nodes.push(Node::new(
+            patch.add_node(Node::new(
                 format!("{t}_fq_Div"),
                 "Div",
                 &[&src, &scale],
                 &[&names[0]],
             ));
-            g.nodes.push(Node::new(
+            patch.add_node(Node::new(
                 format!("{t}_fq_Round"),
                 "Round",
                 &[&names[0]],
                 &[&names[1]],
             ));
-            g.nodes.push(Node::new(
+            patch.add_node(Node::new(
                 format!("{t}_fq_Clip"),
                 "Clip",
                 &[&names[1], &lo, &hi],
                 &[&names[2]],
             ));
-            g.nodes.push(Node::new(
+            patch.add_node(Node::new(
                 format!("{t}_fq_Mul"),
                 "Mul",
                 &[&names[2], &scale],

@@ -11,7 +11,9 @@
 //! homogeneous; as in the paper it is replaced by Relu when `clip_to_relu`
 //! is set (this changes the float model slightly, and is reported).
 
-use whittle_ir::{Graph, Node};
+use std::collections::HashSet;
+
+use whittle_ir::{Graph, Node, Patch};
 
 use crate::prepare::unique_reader;
 
@@ -184,17 +186,20 @@ pub fn equalize(g: &mut Graph, clip_to_relu: bool) -> EqualizeReport {
         ..EqualizeReport::default()
     };
     if clip_to_relu {
-        for p in &pairs {
-            if let Some(a) = p.act {
-                let n = &mut g.nodes[a];
-                if n.op_type == "Clip" {
-                    n.op_type = "Relu".into();
-                    n.inputs.truncate(1);
-                    n.attrs.clear();
-                    report.clips_replaced += 1;
-                }
+        let mut patch = Patch::new();
+        let mut relus = HashSet::new();
+        for a in pairs.iter().filter_map(|p| p.act) {
+            let n = &g.nodes[a];
+            if n.op_type == "Clip" && relus.insert(a) {
+                let mut relu = n.clone();
+                relu.op_type = "Relu".into();
+                relu.inputs.truncate(1);
+                relu.attrs.clear();
+                patch.replace_node(a, relu);
+                report.clips_replaced += 1;
             }
         }
+        g.apply(patch);
     }
     for sweep in 1..=20 {
         report.sweeps = sweep;

@@ -306,8 +306,18 @@ impl Graph {
                 return Err(IrError::DanglingOutput(o.name.clone()));
             }
         }
-        // Kahn's algorithm, always taking the lowest-index ready node so an
-        // already sorted graph keeps its order.
+        let order = self.kahn_order(&producer).map_err(IrError::Cycle)?;
+        self.reorder(order);
+        Ok(())
+    }
+
+    /// Kahn's algorithm, always taking the lowest-index ready node so an
+    /// already sorted list keeps its order. Values without a producer in
+    /// `producer` are ignored. On a cycle, the names of (up to 8) stuck nodes.
+    fn kahn_order(
+        &self,
+        producer: &HashMap<&str, usize>,
+    ) -> std::result::Result<Vec<usize>, String> {
         let n = self.nodes.len();
         let mut indegree = vec![0usize; n];
         let mut users: Vec<Vec<usize>> = vec![Vec::new(); n];
@@ -342,14 +352,42 @@ impl Graph {
                 .take(8)
                 .map(|i| self.nodes[i].name.as_str())
                 .collect();
-            return Err(IrError::Cycle(stuck.join(", ")));
+            return Err(stuck.join(", "));
         }
+        Ok(order)
+    }
+
+    /// Puts the nodes in `order` (a permutation of their indices).
+    fn reorder(&mut self, order: Vec<usize>) {
         let mut slots: Vec<Option<Node>> = std::mem::take(&mut self.nodes)
             .into_iter()
             .map(Some)
             .collect();
         self.nodes = order.into_iter().filter_map(|i| slots[i].take()).collect();
-        Ok(())
+    }
+
+    /// Restores a topological node order after an edit, if it was lost:
+    /// a list in which every node already follows the producers of its
+    /// inputs is left exactly as it is; otherwise the nodes are sorted as
+    /// by [`Graph::topo_sort`] (stable). Nothing is validated: values with
+    /// no producer are ignored, and on a cycle the order is left unchanged
+    /// (the next `topo_sort` reports it).
+    pub(crate) fn restore_order(&mut self) {
+        let order = {
+            let producer = self.producers();
+            let sorted = self.nodes.iter().enumerate().all(|(i, n)| {
+                n.inputs
+                    .iter()
+                    .all(|v| producer.get(v.as_str()).is_none_or(|&p| p < i))
+            });
+            if sorted {
+                return;
+            }
+            self.kahn_order(&producer)
+        };
+        if let Ok(order) = order {
+            self.reorder(order);
+        }
     }
 
     /// Renames every read of `from` to `to` (in nodes and graph outputs).

@@ -30,7 +30,7 @@ mod scores;
 use std::collections::{BTreeMap, HashMap};
 
 use whittle_data::{Dataset, Preprocess};
-use whittle_ir::{Graph, Tensor};
+use whittle_ir::{Graph, Patch, Tensor};
 
 use crate::pipeline::Progress;
 use crate::CompressError;
@@ -385,7 +385,7 @@ pub fn prune_unstructured(
         }
     };
     let mut out = Vec::with_capacity(layers.len());
-    let mut pruned: Vec<(String, Tensor)> = Vec::new();
+    let mut patch = Patch::new();
     for (((l, target), w), mask) in sel.chosen.iter().zip(&weights).zip(&masks) {
         let t = &g.initializers[&l.weight];
         let new: Vec<f32> = w
@@ -409,11 +409,9 @@ pub fn prune_unstructured(
             bytes_dense: t.byte_size(),
             bytes_stored: stored_bytes(&tensor),
         });
-        pruned.push((l.weight.clone(), tensor));
+        patch.set_initializer(&l.weight, tensor);
     }
-    for (name, t) in pruned {
-        g.initializers.insert(name, t);
-    }
+    g.apply(patch);
     let report = PruneReport {
         criterion: opts.criterion.name().into(),
         scope: scope.into(),

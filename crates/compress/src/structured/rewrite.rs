@@ -3,7 +3,7 @@
 
 use std::collections::{BTreeMap, HashMap, HashSet};
 
-use whittle_ir::{Attr, DType, Dim, Graph, Tensor, TensorData};
+use whittle_ir::{Attr, DType, Dim, Graph, Node, Patch, Tensor, TensorData};
 
 use super::trace::{Facts, IntSrc, Trace};
 use crate::CompressError;
@@ -50,13 +50,33 @@ fn reads(g: &Graph, name: &str) -> usize {
 /// Makes input `input` of node `node` read `t`: the initializer is
 /// replaced when this slot is its only reader, else a new one is added.
 fn set_const_input(g: &mut Graph, node: usize, input: usize, t: Tensor) {
-    let name = g.nodes[node].inputs[input].clone();
-    if g.initializers.contains_key(&name) && reads(g, &name) == 1 {
-        g.initializers.insert(name, t);
+    let name = &g.nodes[node].inputs[input];
+    let mut patch = Patch::new();
+    if g.initializers.contains_key(name) && reads(g, name) == 1 {
+        patch.set_initializer(name, t);
     } else {
-        let fresh = g.fresh_name(&format!("{name}_pruned"));
-        g.initializers.insert(fresh.clone(), t);
-        g.nodes[node].inputs[input] = fresh;
+        let mut n = g.nodes[node].clone();
+        n.inputs[input] = patch.add_initializer(&format!("{name}_pruned"), t);
+        patch.replace_node(node, n);
+    }
+    g.apply(patch);
+}
+
+/// Sets the channel count `v` named by attribute `src` of `n` (at `index`
+/// for a list).
+fn edit_attr(n: &mut Node, src: &IntSrc, index: usize, v: i64) {
+    match src {
+        IntSrc::AttrInt(a) => {
+            n.attrs.insert(a.to_string(), Attr::Int(v));
+        }
+        IntSrc::AttrInts(a) => {
+            if let Some(Attr::Ints(vals)) = n.attrs.get_mut(*a) {
+                if let Some(x) = vals.get_mut(index) {
+                    *x = v;
+                }
+            }
+        }
+        IntSrc::Input(_) => {}
     }
 }
 
@@ -103,26 +123,29 @@ pub(crate) fn rewrite(
 
     // Integers naming channel counts.
     let mut int_inputs: BTreeMap<(usize, usize), Vec<(usize, i64)>> = BTreeMap::new();
+    let mut edited: BTreeMap<usize, Node> = BTreeMap::new();
     for e in &tr.edits {
         let v = count(&e.elems);
-        let n = &mut g.nodes[e.node];
         match &e.src {
-            IntSrc::AttrInt(a) => {
-                n.attrs.insert(a.to_string(), Attr::Int(v));
-            }
-            IntSrc::AttrInts(a) => {
-                if let Some(Attr::Ints(vals)) = n.attrs.get_mut(*a) {
-                    if let Some(x) = vals.get_mut(e.index) {
-                        *x = v;
-                    }
-                }
-            }
             IntSrc::Input(k) => int_inputs
                 .entry((e.node, *k))
                 .or_default()
                 .push((e.index, v)),
+            src => edit_attr(
+                edited
+                    .entry(e.node)
+                    .or_insert_with(|| g.nodes[e.node].clone()),
+                src,
+                e.index,
+                v,
+            ),
         }
     }
+    let mut patch = Patch::new();
+    for (i, n) in edited {
+        patch.replace_node(i, n);
+    }
+    g.apply(patch);
     for ((node, input), entries) in int_inputs {
         let name = &g.nodes[node].inputs[input];
         let old = facts
@@ -164,18 +187,28 @@ pub(crate) fn rewrite(
 /// values were replaced by sliced initializers).
 fn remove_dead_nodes(g: &mut Graph) {
     loop {
-        let used: HashSet<String> = g
-            .nodes
-            .iter()
-            .flat_map(|n| n.inputs.iter().cloned())
-            .chain(g.outputs.iter().map(|o| o.name.clone()))
-            .collect();
-        let before = g.nodes.len();
-        g.nodes
-            .retain(|n| n.outputs.iter().any(|o| !o.is_empty() && used.contains(o)));
-        if g.nodes.len() == before {
+        let mut patch = Patch::new();
+        {
+            let used: HashSet<&str> = g
+                .nodes
+                .iter()
+                .flat_map(|n| n.inputs.iter().map(String::as_str))
+                .chain(g.outputs.iter().map(|o| o.name.as_str()))
+                .collect();
+            for (i, n) in g.nodes.iter().enumerate() {
+                if !n
+                    .outputs
+                    .iter()
+                    .any(|o| !o.is_empty() && used.contains(o.as_str()))
+                {
+                    patch.remove_node(i);
+                }
+            }
+        }
+        if patch.is_empty() {
             return;
         }
+        g.apply(patch);
     }
 }
 

@@ -1,5 +1,5 @@
 use super::PassReport;
-use crate::{Graph, Node};
+use crate::{Graph, Node, Patch};
 
 /// True when the node passes its first input through unchanged at inference:
 /// Identity, and Dropout whose mask is unused and which is not in training mode.
@@ -31,42 +31,13 @@ pub fn remove_identities(mut graph: Graph) -> (Graph, PassReport) {
     let mut removed = 0;
     let mut i = 0;
     while i < graph.nodes.len() {
-        let node = &graph.nodes[i];
-        if !node.domain.is_empty() || !is_passthrough(node, &graph) {
-            i += 1;
-            continue;
-        }
-        let (Some(src), Some(dst)) = (
-            node.input(0).map(str::to_string),
-            node.outputs.first().cloned(),
-        ) else {
-            i += 1;
-            continue;
-        };
-        let src_is_boundary = graph.inputs.iter().any(|v| v.name == src)
-            || graph.initializers.contains_key(&src)
-            || graph.is_output(&src);
-        if graph.is_output(&dst) {
-            if src_is_boundary {
-                // Both ends are visible to the user: keep the copy.
-                i += 1;
-                continue;
+        match bypass(&graph, i) {
+            Some(patch) => {
+                graph.apply(patch);
+                removed += 1;
             }
-            // Let the producer write the graph output directly.
-            graph.nodes.remove(i);
-            for n in &mut graph.nodes {
-                for o in &mut n.outputs {
-                    if *o == src {
-                        o.clone_from(&dst);
-                    }
-                }
-            }
-            graph.replace_uses(&src, &dst);
-        } else {
-            graph.nodes.remove(i);
-            graph.replace_uses(&dst, &src);
+            None => i += 1,
         }
-        removed += 1;
     }
     (
         graph,
@@ -76,6 +47,33 @@ pub fn remove_identities(mut graph: Graph) -> (Graph, PassReport) {
             rewritten: 0,
         },
     )
+}
+
+/// Removes node `i` if it is a pass-through, wiring its input to its
+/// readers.
+fn bypass(graph: &Graph, i: usize) -> Option<Patch> {
+    let node = &graph.nodes[i];
+    if !node.domain.is_empty() || !is_passthrough(node, graph) {
+        return None;
+    }
+    let (src, dst) = (node.input(0)?, node.outputs.first()?);
+    let src_is_boundary = graph.inputs.iter().any(|v| v.name == src)
+        || graph.initializers.contains_key(src)
+        || graph.is_output(src);
+    let mut patch = Patch::new();
+    patch.remove_node(i);
+    if graph.is_output(dst) {
+        if src_is_boundary {
+            // Both ends are visible to the user: keep the copy.
+            return None;
+        }
+        // Let the producer write the graph output directly.
+        patch.rename_output(src, dst);
+        patch.redirect(src, dst);
+    } else {
+        patch.redirect(dst, src);
+    }
+    Some(patch)
 }
 
 #[cfg(test)]

@@ -1,5 +1,5 @@
 use super::PassReport;
-use crate::{Attr, Graph, Tensor};
+use crate::{Attr, Graph, Patch, Tensor};
 
 /// Per-channel affine form of an inference BatchNormalization:
 /// `y = x * scale + shift`.
@@ -43,10 +43,12 @@ pub fn fold_batchnorm(mut graph: Graph) -> (Graph, PassReport) {
     let mut folded = 0;
     let mut i = 0;
     while i < graph.nodes.len() {
-        if try_fold_at(&mut graph, i) {
-            folded += 1;
-        } else {
-            i += 1;
+        match fold_at(&graph, i) {
+            Some(patch) => {
+                graph.apply(patch);
+                folded += 1;
+            }
+            None => i += 1,
         }
     }
     (
@@ -59,57 +61,41 @@ pub fn fold_batchnorm(mut graph: Graph) -> (Graph, PassReport) {
     )
 }
 
-/// Tries to fold the BN at node index `bi` into its producer.
-fn try_fold_at(graph: &mut Graph, bi: usize) -> bool {
+/// Folds the BN at node index `bi` into its producer, if it can.
+fn fold_at(graph: &Graph, bi: usize) -> Option<Patch> {
     let bn = &graph.nodes[bi];
     if bn.op_type != "BatchNormalization" || !bn.domain.is_empty() {
-        return false;
+        return None;
     }
-    let Some(src) = bn.input(0).map(str::to_string) else {
-        return false;
-    };
-    let producers = graph.producers();
-    let Some(&pi) = producers.get(src.as_str()) else {
-        return false;
-    };
-    let readers = graph.consumers().get(src.as_str()).map_or(0, Vec::len);
-    if readers != 1 || graph.is_output(&src) {
-        return false;
+    let src = bn.input(0)?;
+    let pi = *graph.producers().get(src)?;
+    let readers = graph.consumers().get(src).map_or(0, Vec::len);
+    if readers != 1 || graph.is_output(src) {
+        return None;
     }
     let prod = &graph.nodes[pi];
     if !prod.domain.is_empty() || prod.outputs.len() != 1 {
-        return false;
+        return None;
     }
-    let Some(w_name) = prod.input(1).map(str::to_string) else {
-        return false;
-    };
-    let Some(w) = graph
+    let w = graph
         .initializers
-        .get(&w_name)
-        .filter(|w| w.as_f32().is_ok())
-    else {
-        return false;
-    };
+        .get(prod.input(1)?)
+        .filter(|w| w.as_f32().is_ok())?;
     let (channels, per_row) = match prod.op_type.as_str() {
         "Conv" if w.rank() >= 3 => (w.shape()[0], true),
         "Gemm" if w.rank() == 2 => {
             let trans_b = prod.attr_int("transB", 0).unwrap_or(0) != 0;
             (if trans_b { w.shape()[0] } else { w.shape()[1] }, trans_b)
         }
-        _ => return false,
+        _ => return None,
     };
-    let Some(affine) = bn_affine(graph, &graph.nodes[bi], channels) else {
-        return false;
-    };
+    let affine = bn_affine(graph, bn, channels)?;
     // Existing bias, as a per-channel vector (Gemm's C may also be scaled by beta).
-    let bias_name = prod.input(2).map(str::to_string);
     let mut bias = vec![0.0f32; channels];
-    if let Some(b) = &bias_name {
-        let Some(t) = graph.initializers.get(b).and_then(|t| t.as_f32().ok()) else {
-            return false;
-        };
+    if let Some(b) = prod.input(2) {
+        let t = graph.initializers.get(b).and_then(|t| t.as_f32().ok())?;
         if t.len() != channels {
-            return false; // a full [M, N] Gemm C cannot be folded per channel
+            return None; // a full [M, N] Gemm C cannot be folded per channel
         }
         let beta = if prod.op_type == "Gemm" {
             prod.attr_float("beta", 1.0).unwrap_or(1.0)
@@ -118,8 +104,7 @@ fn try_fold_at(graph: &mut Graph, bi: usize) -> bool {
         };
         bias.iter_mut().zip(t).for_each(|(d, s)| *d = s * beta);
     }
-    let Ok(wv) = w.as_f32() else { return false };
-    let mut new_w = wv.to_vec();
+    let mut new_w = w.as_f32().ok()?.to_vec();
     if per_row {
         let row = new_w.len() / channels;
         for (c, chunk) in new_w.chunks_mut(row).enumerate() {
@@ -136,33 +121,24 @@ fn try_fold_at(graph: &mut Graph, bi: usize) -> bool {
         .zip(&affine.shift)
         .map(|((b, s), t)| b * s + t)
         .collect();
-    let w_shape = w.shape().to_vec();
-    let bn_out = graph.nodes[bi].outputs[0].clone();
-    let prod_name = graph.nodes[pi].name.clone();
+    let wt = Tensor::from_f32(w.shape().to_vec(), new_w).ok()?;
+    let bt = Tensor::from_f32(vec![channels], new_b).ok()?;
+    let mut patch = Patch::new();
     // Fresh names: the original initializers may be shared with other nodes.
-    let w_new_name = graph.fresh_name(&format!("{prod_name}.weight_bnfolded"));
-    let (Ok(wt), Ok(bt)) = (
-        Tensor::from_f32(w_shape, new_w),
-        Tensor::from_f32(vec![channels], new_b),
-    ) else {
-        return false;
-    };
-    graph.initializers.insert(w_new_name.clone(), wt);
-    let b_new_name = graph.fresh_name(&format!("{prod_name}.bias_bnfolded"));
-    graph.initializers.insert(b_new_name.clone(), bt);
-    let prod = &mut graph.nodes[pi];
-    prod.inputs[1] = w_new_name;
-    if prod.inputs.len() < 3 {
-        prod.inputs.resize(3, String::new());
+    let mut node = prod.clone();
+    node.inputs[1] = patch.add_initializer(&format!("{}.weight_bnfolded", prod.name), wt);
+    if node.inputs.len() < 3 {
+        node.inputs.resize(3, String::new());
     }
-    prod.inputs[2] = b_new_name;
-    if prod.op_type == "Gemm" {
-        prod.attrs.insert("beta".into(), Attr::Float(1.0));
+    node.inputs[2] = patch.add_initializer(&format!("{}.bias_bnfolded", prod.name), bt);
+    if node.op_type == "Gemm" {
+        node.attrs.insert("beta".into(), Attr::Float(1.0));
     }
-    prod.outputs[0] = bn_out;
-    graph.nodes.remove(bi);
-    graph.prune_unused_initializers();
-    true
+    node.outputs[0].clone_from(&bn.outputs[0]);
+    patch.replace_node(pi, node);
+    patch.remove_node(bi);
+    patch.prune_initializers();
+    Some(patch)
 }
 
 #[cfg(test)]

@@ -1,7 +1,7 @@
 use std::collections::HashMap;
 
 use super::PassReport;
-use crate::{Activation, Graph};
+use crate::{Activation, Graph, Patch};
 
 /// A planned fusion: producer index, activation index, the activation.
 type Fusion = (usize, usize, Activation);
@@ -43,11 +43,14 @@ pub fn fuse_activations(graph: Graph) -> (Graph, PassReport) {
             }
         }
         let Some((pi, ai, a)) = plan else { break };
-        let out = graph.nodes[ai].outputs[0].clone();
-        let prod = &mut graph.nodes[pi];
+        // The producer applies the activation and writes its output.
+        let mut prod = graph.nodes[pi].clone();
         prod.activation = a;
-        prod.outputs[0] = out;
-        graph.nodes.remove(ai);
+        prod.outputs[0].clone_from(&graph.nodes[ai].outputs[0]);
+        let mut patch = Patch::new();
+        patch.replace_node(pi, prod);
+        patch.remove_node(ai);
+        graph.apply(patch);
         fused += 1;
     }
     (
@@ -85,11 +88,13 @@ fn fuse_swish(mut graph: Graph) -> (Graph, usize) {
             })
         });
         let Some((mi, si)) = found else { break };
-        let x = graph.nodes[si].inputs[0].clone();
-        let mul = &mut graph.nodes[mi];
-        mul.op_type = "Swish".into();
-        mul.inputs = vec![x];
-        graph.nodes.remove(si);
+        let mut swish = graph.nodes[mi].clone();
+        swish.op_type = "Swish".into();
+        swish.inputs = vec![graph.nodes[si].inputs[0].clone()];
+        let mut patch = Patch::new();
+        patch.replace_node(mi, swish);
+        patch.remove_node(si);
+        graph.apply(patch);
         fused += 1;
     }
     (graph, fused)

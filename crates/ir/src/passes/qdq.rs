@@ -16,10 +16,10 @@ mod pattern;
 #[cfg(test)]
 mod tests;
 
-use std::collections::{HashMap, HashSet};
+use std::collections::HashSet;
 
 use super::PassReport;
-use crate::{Graph, Node, Tensor};
+use crate::{Graph, Patch};
 use pattern::Maps;
 
 /// Domain of the onnxruntime contrib ops the pass emits (QGemm, QLinearAdd...).
@@ -27,30 +27,8 @@ pub const MS_DOMAIN: &str = "com.microsoft";
 /// Domain of whittle's own ops (QLinearLookup, QBlockLinear).
 pub const WHITTLE_DOMAIN: &str = "whittle";
 
-/// One rewrite, computed on an immutable graph and applied afterwards.
-#[derive(Debug, Default)]
-struct Edit {
-    /// Node index replaced by `node` (kept in place in the node list).
-    replace: Option<(usize, Node)>,
-    /// Other node indices to delete.
-    remove: Vec<usize>,
-    /// New initializers: (placeholder used in `node`'s inputs, base name, value).
-    inits: Vec<(String, String, Tensor)>,
-    /// Reads of `.0` to redirect to `.1`.
-    renames: Vec<(String, String)>,
-}
-
-impl Edit {
-    /// Registers a new initializer and returns the placeholder to read it.
-    fn init(&mut self, base: &str, t: Tensor) -> String {
-        let ph = format!("\u{0}qdq{}", self.inits.len());
-        self.inits.push((ph.clone(), base.to_string(), t));
-        ph
-    }
-}
-
-/// A rule: looks at node `i` and proposes an edit.
-type Rule = fn(&Graph, &Maps<'_>, usize) -> Option<Edit>;
+/// A rule: looks at node `i` and proposes a rewrite.
+type Rule = fn(&Graph, &Maps<'_>, usize) -> Option<Patch>;
 
 /// Rules in priority order: fusing an activation into a QLinear producer
 /// beats a lookup table for it, and real QOperator ops beat passing int8
@@ -93,21 +71,17 @@ pub fn fuse_qdq_with(
     let used_before: HashSet<String> = used_initializers(&graph);
     let before = graph.nodes.len();
     loop {
-        let edit = {
+        let patch = {
             let maps = Maps::new(&graph);
-            let ok = |e: &Edit| {
-                e.replace
-                    .as_ref()
-                    .is_none_or(|(_, n)| supported(&n.domain, &n.op_type))
-            };
+            let ok = |p: &Patch| p.new_nodes().all(|n| supported(&n.domain, &n.op_type));
             (0..graph.nodes.len()).find_map(|i| {
                 RULES
                     .iter()
-                    .find_map(|r| r(&graph, &maps, i).filter(|e| ok(e)))
+                    .find_map(|r| r(&graph, &maps, i).filter(|p| ok(p)))
             })
         };
-        let Some(edit) = edit else { break };
-        apply(&mut graph, edit);
+        let Some(patch) = patch else { break };
+        graph.apply(patch);
         report.rewritten += 1;
     }
     remove_dead_dq(&mut graph);
@@ -115,8 +89,9 @@ pub fn fuse_qdq_with(
     graph
         .initializers
         .retain(|k, _| !used_before.contains(k) || used_after.contains(k));
-    // Passes keep the graph sorted; a rewrite may read a value produced by
-    // a node placed later (a Q's zero point from a Constant, say).
+    // Patches restore the topological order when a rewrite reads a value
+    // produced by a node placed later (a Q's zero point from a Constant,
+    // say); this also checks that the result is a valid graph.
     if graph.topo_sort().is_err() {
         // Rewrites only rewire existing values, so this is a bug; the
         // float graph is still correct.
@@ -144,54 +119,29 @@ fn used_initializers(g: &Graph) -> HashSet<String> {
     used
 }
 
-fn apply(g: &mut Graph, mut edit: Edit) {
-    let mut real: HashMap<String, String> = HashMap::new();
-    for (ph, base, t) in edit.inits.drain(..) {
-        let name = g.fresh_name(&base);
-        g.initializers.insert(name.clone(), t);
-        real.insert(ph, name);
-    }
-    if let Some((i, mut node)) = edit.replace.take() {
-        for inp in &mut node.inputs {
-            if let Some(r) = real.get(inp) {
-                inp.clone_from(r);
-            }
-        }
-        let domain = node.domain.clone();
-        if !domain.is_empty() && !g.opsets.contains_key(&domain) {
-            g.opsets.insert(domain, 1);
-        }
-        g.nodes[i] = node;
-    }
-    for (from, to) in &edit.renames {
-        g.replace_uses(from, to);
-    }
-    edit.remove.sort_unstable();
-    edit.remove.dedup();
-    for &i in edit.remove.iter().rev() {
-        g.nodes.remove(i);
-    }
-}
-
 /// Drops DequantizeLinear nodes whose output nothing reads any more.
 fn remove_dead_dq(g: &mut Graph) {
     loop {
-        let read: HashSet<&str> = g
-            .nodes
-            .iter()
-            .flat_map(|n| n.inputs.iter().map(String::as_str))
-            .chain(g.outputs.iter().map(|o| o.name.as_str()))
-            .collect();
-        let dead = g.nodes.iter().position(|n| {
-            n.op_type == "DequantizeLinear"
-                && n.domain.is_empty()
-                && n.outputs.iter().all(|o| !read.contains(o.as_str()))
-        });
-        match dead {
-            Some(i) => {
-                g.nodes.remove(i);
+        let mut patch = Patch::new();
+        {
+            let read: HashSet<&str> = g
+                .nodes
+                .iter()
+                .flat_map(|n| n.inputs.iter().map(String::as_str))
+                .chain(g.outputs.iter().map(|o| o.name.as_str()))
+                .collect();
+            for (i, n) in g.nodes.iter().enumerate() {
+                if n.op_type == "DequantizeLinear"
+                    && n.domain.is_empty()
+                    && n.outputs.iter().all(|o| !read.contains(o.as_str()))
+                {
+                    patch.remove_node(i);
+                }
             }
-            None => break,
         }
+        if patch.is_empty() {
+            break;
+        }
+        g.apply(patch);
     }
 }

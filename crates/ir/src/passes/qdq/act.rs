@@ -1,8 +1,8 @@
 //! Relu/Clip fused into the requantizing clamp of QLinear producers.
 
 use super::pattern::{dq_act, konst, q_out, Maps, QParam};
-use super::{Edit, MS_DOMAIN, WHITTLE_DOMAIN};
-use crate::{Activation, Graph, Node};
+use super::{MS_DOMAIN, WHITTLE_DOMAIN};
+use crate::{Activation, Graph, Node, Patch};
 
 /// The activation a float linear node carries, if the integer kernels can
 /// apply it in their requantizing clamp (none, Relu or Clip).
@@ -36,7 +36,7 @@ fn y_param_slots(n: &Node) -> Option<(usize, usize)> {
 
 /// `P -> DQ -> Relu|Clip -> Q` with P a QLinear op: P applies the
 /// activation in its clamp and writes Q's output with Q's parameters.
-pub(super) fn fuse_act_into_producer(g: &Graph, maps: &Maps<'_>, i: usize) -> Option<Edit> {
+pub(super) fn fuse_act_into_producer(g: &Graph, maps: &Maps<'_>, i: usize) -> Option<Patch> {
     let act = &g.nodes[i];
     let activation = act_of_node(g, maps, act).filter(|a| a.as_clamp().is_some())?;
     let (dq, dqp) = dq_act(g, maps, act.input(0)?)?;
@@ -73,9 +73,10 @@ pub(super) fn fuse_act_into_producer(g: &Graph, maps: &Maps<'_>, i: usize) -> Op
     node.inputs[yz].clone_from(&q.zp_name);
     node.outputs = vec![q.value.clone()];
     node.activation = activation;
-    Some(Edit {
-        replace: Some((pi, node)),
-        remove: vec![dq, i, qi],
-        ..Edit::default()
-    })
+    let mut patch = Patch::new();
+    patch.replace_node(pi, node);
+    for r in [dq, i, qi] {
+        patch.remove_node(r);
+    }
+    Some(patch)
 }

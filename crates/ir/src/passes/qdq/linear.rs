@@ -5,8 +5,8 @@ use super::act::carried_act;
 use super::pattern::{
     dq_act, dq_weight, float_bias, q_out, qnode, quantize_bias, Maps, QParam, WeightDq,
 };
-use super::{Edit, MS_DOMAIN, WHITTLE_DOMAIN};
-use crate::{Activation, Attr, DType, Graph, Node, Tensor, TensorData};
+use super::{MS_DOMAIN, WHITTLE_DOMAIN};
+use crate::{Activation, Attr, DType, Graph, Node, Patch, Tensor, TensorData};
 
 /// The activation in, the Q out, and the fused activation of a linear op.
 struct Frame {
@@ -27,12 +27,12 @@ fn frame(g: &Graph, maps: &Maps<'_>, n: &Node) -> Option<Frame> {
 }
 
 /// The weight's zero point input, creating a zero one if the DQ had none.
-fn weight_zp(edit: &mut Edit, node: &Node, w: &WeightDq) -> Option<String> {
+fn weight_zp(patch: &mut Patch, node: &Node, w: &WeightDq) -> Option<String> {
     Some(match &w.zp_name {
         Some(z) => z.clone(),
         None => {
             let zeros = Tensor::zeros(w.w.dtype(), w.scale.shape().to_vec()).ok()?;
-            edit.init(&format!("{}_w_zero_point", node.name), zeros)
+            patch.add_initializer(&format!("{}_w_zero_point", node.name), zeros)
         }
     })
 }
@@ -43,7 +43,7 @@ fn is_int8(dt: DType) -> bool {
 
 /// `DQ(x), DQ(w)[, bias] -> Conv -> Q` -> QLinearConv (int32 bias with scale
 /// `x_scale * w_scale[c]`), or QBlockLinear for int4 1x1 convolutions.
-pub(super) fn conv(g: &Graph, maps: &Maps<'_>, i: usize) -> Option<Edit> {
+pub(super) fn conv(g: &Graph, maps: &Maps<'_>, i: usize) -> Option<Patch> {
     let n = &g.nodes[i];
     if n.op_type != "Conv" || !n.domain.is_empty() {
         return None;
@@ -67,8 +67,8 @@ pub(super) fn conv(g: &Graph, maps: &Maps<'_>, i: usize) -> Option<Edit> {
         }
         None => None,
     };
-    let mut edit = Edit::default();
-    let w_zp = weight_zp(&mut edit, n, &w)?;
+    let mut patch = Patch::new();
+    let w_zp = weight_zp(&mut patch, n, &w)?;
     let mut inputs = vec![
         f.x.value.clone(),
         f.x.scale_name.clone(),
@@ -81,14 +81,14 @@ pub(super) fn conv(g: &Graph, maps: &Maps<'_>, i: usize) -> Option<Edit> {
     ];
     if let Some(b) = bias {
         let t = Tensor::new(vec![m], TensorData::I32(b)).ok()?;
-        inputs.push(edit.init(&format!("{}_bias_i32", n.name), t));
+        inputs.push(patch.add_initializer(&format!("{}_bias_i32", n.name), t));
     }
     let mut node = qnode(n, "QLinearConv", "", inputs, &f.y.value);
     node.attrs = n.attrs.clone();
     node.activation = f.act;
-    edit.replace = Some((i, node));
-    edit.remove = vec![f.q_node];
-    Some(edit)
+    patch.replace_node(i, node);
+    patch.remove_node(f.q_node);
+    Some(patch)
 }
 
 /// int4 block weights: values as an I8 tensor, zero points all zero, block
@@ -122,9 +122,9 @@ fn block_node(
     bias: Option<Vec<f32>>,
     layout: &str,
     i: usize,
-) -> Option<Edit> {
-    let mut edit = Edit::default();
-    let w_name = edit.init(&format!("{}_w_i4", n.name), w8);
+) -> Option<Patch> {
+    let mut patch = Patch::new();
+    let w_name = patch.add_initializer(&format!("{}_w_i4", n.name), w8);
     let mut inputs = vec![
         f.x.value.clone(),
         f.x.scale_name.clone(),
@@ -136,7 +136,7 @@ fn block_node(
     ];
     if let Some(b) = bias {
         let t = Tensor::from_f32(vec![b.len()], b).ok()?;
-        inputs.push(edit.init(&format!("{}_bias", n.name), t));
+        inputs.push(patch.add_initializer(&format!("{}_bias", n.name), t));
     }
     let mut node = qnode(n, "QBlockLinear", WHITTLE_DOMAIN, inputs, &f.y.value);
     node.attrs
@@ -144,9 +144,9 @@ fn block_node(
     node.attrs
         .insert("layout".into(), Attr::String(layout.to_string()));
     node.activation = f.act;
-    edit.replace = Some((i, node));
-    edit.remove = vec![f.q_node];
-    Some(edit)
+    patch.replace_node(i, node);
+    patch.remove_node(f.q_node);
+    Some(patch)
 }
 
 fn block_conv1x1(
@@ -156,7 +156,7 @@ fn block_conv1x1(
     i: usize,
     f: Frame,
     w: WeightDq,
-) -> Option<Edit> {
+) -> Option<Patch> {
     let [m, _, 1, 1] = *w.w.shape() else {
         return None;
     };
@@ -185,7 +185,7 @@ fn block_conv1x1(
 
 /// `DQ(a), DQ(b) -> MatMul -> Q` -> QLinearMatMul (b constant, per tensor or
 /// per column), or QBlockLinear for int4 block weights.
-pub(super) fn matmul(g: &Graph, maps: &Maps<'_>, i: usize) -> Option<Edit> {
+pub(super) fn matmul(g: &Graph, maps: &Maps<'_>, i: usize) -> Option<Patch> {
     let n = &g.nodes[i];
     if n.op_type != "MatMul" || !n.domain.is_empty() {
         return None;
@@ -202,8 +202,8 @@ pub(super) fn matmul(g: &Graph, maps: &Maps<'_>, i: usize) -> Option<Edit> {
     if !is_int8(w.w.dtype()) || !w.is_per_axis_or_tensor(1) {
         return None;
     }
-    let mut edit = Edit::default();
-    let w_zp = weight_zp(&mut edit, n, &w)?;
+    let mut patch = Patch::new();
+    let w_zp = weight_zp(&mut patch, n, &w)?;
     let inputs = vec![
         f.x.value.clone(),
         f.x.scale_name.clone(),
@@ -216,14 +216,14 @@ pub(super) fn matmul(g: &Graph, maps: &Maps<'_>, i: usize) -> Option<Edit> {
     ];
     let mut node = qnode(n, "QLinearMatMul", "", inputs, &f.y.value);
     node.activation = f.act;
-    edit.replace = Some((i, node));
-    edit.remove = vec![f.q_node];
-    Some(edit)
+    patch.replace_node(i, node);
+    patch.remove_node(f.q_node);
+    Some(patch)
 }
 
 /// `DQ(a), DQ(B)[, C] -> Gemm -> Q` -> com.microsoft QGemm, C quantized to
 /// int32 with scale `alpha / beta * a_scale * b_scale[n]`.
-pub(super) fn gemm(g: &Graph, maps: &Maps<'_>, i: usize) -> Option<Edit> {
+pub(super) fn gemm(g: &Graph, maps: &Maps<'_>, i: usize) -> Option<Patch> {
     let n = &g.nodes[i];
     if n.op_type != "Gemm" || !n.domain.is_empty() {
         return None;
@@ -241,7 +241,7 @@ pub(super) fn gemm(g: &Graph, maps: &Maps<'_>, i: usize) -> Option<Edit> {
         return None;
     }
     let cols = w.w.shape()[col_axis];
-    let mut edit = Edit::default();
+    let mut patch = Patch::new();
     let c = match n.input(2) {
         Some(c) => {
             let c = float_bias(g, maps, c)?;
@@ -252,11 +252,11 @@ pub(super) fn gemm(g: &Graph, maps: &Maps<'_>, i: usize) -> Option<Edit> {
             };
             let q = quantize_bias(&c, |k| alpha * f.x.scale * w.scale_at(k))?;
             let t = Tensor::new(vec![cols], TensorData::I32(q)).ok()?;
-            edit.init(&format!("{}_bias_i32", n.name), t)
+            patch.add_initializer(&format!("{}_bias_i32", n.name), t)
         }
         None => String::new(),
     };
-    let w_zp = weight_zp(&mut edit, n, &w)?;
+    let w_zp = weight_zp(&mut patch, n, &w)?;
     let inputs = vec![
         f.x.value.clone(),
         f.x.scale_name.clone(),
@@ -275,7 +275,7 @@ pub(super) fn gemm(g: &Graph, maps: &Maps<'_>, i: usize) -> Option<Edit> {
         }
     }
     node.activation = f.act;
-    edit.replace = Some((i, node));
-    edit.remove = vec![f.q_node];
-    Some(edit)
+    patch.replace_node(i, node);
+    patch.remove_node(f.q_node);
+    Some(patch)
 }

@@ -3,9 +3,9 @@
 
 use super::act::act_of_node;
 use super::pattern::{dq_act, is_op, konst, q_out, qnode, scalar_params, Maps, QParam};
-use super::{Edit, MS_DOMAIN, WHITTLE_DOMAIN};
+use super::{MS_DOMAIN, WHITTLE_DOMAIN};
 use crate::ops::Int8Form;
-use crate::{Activation, Attr, Graph, Node, Tensor, TensorData};
+use crate::{Activation, Attr, Graph, Node, Patch, Tensor, TensorData};
 
 /// A float node of one of `ops` with one output and no fused activation.
 fn plain<'g>(g: &'g Graph, i: usize, ops: &[&str]) -> Option<&'g Node> {
@@ -24,13 +24,22 @@ fn is_plain(n: &Node) -> bool {
     n.domain.is_empty() && n.outputs.len() == 1 && n.activation == Activation::None
 }
 
+/// Node `i` becomes `node`, which writes the output of the Q node `qi`
+/// (removed).
+fn rewrite(i: usize, node: Node, qi: usize) -> Patch {
+    let mut patch = Patch::new();
+    patch.replace_node(i, node);
+    patch.remove_node(qi);
+    patch
+}
+
 fn io(p: &QParam) -> [String; 3] {
     [p.value.clone(), p.scale_name.clone(), p.zp_name.clone()]
 }
 
 /// `DQ(q) -> Q` with equal parameters is the identity on `q`: readers of the
 /// Q's output read `q` instead (unless it is a graph output).
-pub(super) fn cancel_dq_q(g: &Graph, maps: &Maps<'_>, i: usize) -> Option<Edit> {
+pub(super) fn cancel_dq_q(g: &Graph, maps: &Maps<'_>, i: usize) -> Option<Patch> {
     let n = &g.nodes[i];
     if !is_op(n, "QuantizeLinear") || n.outputs.len() != 1 || g.is_output(&n.outputs[0]) {
         return None;
@@ -40,15 +49,14 @@ pub(super) fn cancel_dq_q(g: &Graph, maps: &Maps<'_>, i: usize) -> Option<Edit> 
     if n.attr_int("output_dtype", 0).ok()? != 0 || !qp.same(&dqp) {
         return None;
     }
-    Some(Edit {
-        remove: vec![i],
-        renames: vec![(qp.value, dqp.value)],
-        ..Edit::default()
-    })
+    let mut patch = Patch::new();
+    patch.remove_node(i);
+    patch.redirect(&qp.value, &dqp.value);
+    Some(patch)
 }
 
 /// `DQ(a), DQ(b) -> Add|Mul -> Q` -> com.microsoft QLinearAdd / QLinearMul.
-pub(super) fn binary(g: &Graph, maps: &Maps<'_>, i: usize) -> Option<Edit> {
+pub(super) fn binary(g: &Graph, maps: &Maps<'_>, i: usize) -> Option<Patch> {
     let n = plain(g, i, &["Add", "Mul"])?;
     let (_, a) = dq_act(g, maps, n.input(0)?)?;
     let (_, b) = dq_act(g, maps, n.input(1)?)?;
@@ -60,16 +68,12 @@ pub(super) fn binary(g: &Graph, maps: &Maps<'_>, i: usize) -> Option<Edit> {
     inputs.extend(io(&b));
     inputs.extend([y.scale_name.clone(), y.zp_name.clone()]);
     let op = format!("QLinear{}", n.op_type);
-    Some(Edit {
-        replace: Some((i, qnode(n, &op, MS_DOMAIN, inputs, &y.value))),
-        remove: vec![qi],
-        ..Edit::default()
-    })
+    Some(rewrite(i, qnode(n, &op, MS_DOMAIN, inputs, &y.value), qi))
 }
 
 /// `DQ(x_k) -> Concat -> Q`: a plain Concat on the quantized values when
 /// every input shares the output's parameters, QLinearConcat otherwise.
-pub(super) fn concat(g: &Graph, maps: &Maps<'_>, i: usize) -> Option<Edit> {
+pub(super) fn concat(g: &Graph, maps: &Maps<'_>, i: usize) -> Option<Patch> {
     let n = plain(g, i, &["Concat"])?;
     let ins: Vec<QParam> = n
         .inputs
@@ -94,16 +98,12 @@ pub(super) fn concat(g: &Graph, maps: &Maps<'_>, i: usize) -> Option<Edit> {
         node.attrs.insert("axis".into(), n.attr("axis")?.clone());
         node
     };
-    Some(Edit {
-        replace: Some((i, node)),
-        remove: vec![qi],
-        ..Edit::default()
-    })
+    Some(rewrite(i, node, qi))
 }
 
 /// `DQ -> AveragePool|GlobalAveragePool -> Q` -> com.microsoft
 /// QLinearAveragePool / QLinearGlobalAveragePool (NCHW).
-pub(super) fn pool(g: &Graph, maps: &Maps<'_>, i: usize) -> Option<Edit> {
+pub(super) fn pool(g: &Graph, maps: &Maps<'_>, i: usize) -> Option<Patch> {
     let n = plain(g, i, &["AveragePool", "GlobalAveragePool"])?;
     let (_, x) = dq_act(g, maps, n.input(0)?)?;
     let (qi, y) = q_out(g, maps, &n.outputs[0])?;
@@ -126,16 +126,12 @@ pub(super) fn pool(g: &Graph, maps: &Maps<'_>, i: usize) -> Option<Edit> {
         }
     }
     node.attrs.insert("channels_last".into(), Attr::Int(0));
-    Some(Edit {
-        replace: Some((i, node)),
-        remove: vec![qi],
-        ..Edit::default()
-    })
+    Some(rewrite(i, node, qi))
 }
 
 /// Data-movement ops between a DQ and Q(s) with the same parameters run on
 /// the quantized values directly; the DQ and Qs drop out.
-pub(super) fn passthrough(g: &Graph, maps: &Maps<'_>, i: usize) -> Option<Edit> {
+pub(super) fn passthrough(g: &Graph, maps: &Maps<'_>, i: usize) -> Option<Patch> {
     let n = &g.nodes[i];
     if !n.domain.is_empty()
         || n.info().int8 != Int8Form::SameScale
@@ -165,15 +161,17 @@ pub(super) fn passthrough(g: &Graph, maps: &Maps<'_>, i: usize) -> Option<Edit> 
     if remove.is_empty() {
         return None;
     }
-    let mut edit = Edit::default();
+    let mut patch = Patch::new();
     match n.op_type.as_str() {
         "Resize" if n.attr_string("mode", "nearest").ok()? != "nearest" => return None,
-        "Pad" => pad_value(g, maps, n, &x, &mut node, &mut edit)?,
+        "Pad" => pad_value(g, maps, n, &x, &mut node, &mut patch)?,
         _ => {}
     }
-    edit.replace = Some((i, node));
-    edit.remove = remove;
-    Some(edit)
+    patch.replace_node(i, node);
+    for r in remove {
+        patch.remove_node(r);
+    }
+    Some(patch)
 }
 
 /// A constant-mode Pad on quantized values pads with the quantized
@@ -184,7 +182,7 @@ fn pad_value(
     n: &Node,
     x: &QParam,
     node: &mut Node,
-    edit: &mut Edit,
+    patch: &mut Patch,
 ) -> Option<()> {
     if g.opset() < 11 {
         return None;
@@ -211,7 +209,7 @@ fn pad_value(
         _ => TensorData::I8(vec![i8::try_from(q).ok()?]),
     };
     let t = Tensor::new(vec![], data).ok()?;
-    let name = edit.init(&format!("{}_pad_value", n.name), t);
+    let name = patch.add_initializer(&format!("{}_pad_value", n.name), t);
     if node.inputs.len() < 3 {
         node.inputs.resize(3, String::new());
     }
@@ -222,7 +220,7 @@ fn pad_value(
 /// `DQ -> unary op -> Q` -> QLinearSigmoid / QLinearLeakyRelu
 /// (com.microsoft), or a whittle::QLinearLookup table for any other unary
 /// float op.
-pub(super) fn unary(g: &Graph, maps: &Maps<'_>, i: usize) -> Option<Edit> {
+pub(super) fn unary(g: &Graph, maps: &Maps<'_>, i: usize) -> Option<Patch> {
     let n = plain_of(g, i, Int8Form::Lookup)?;
     let (_, x) = dq_act(g, maps, n.input(0)?)?;
     let (qi, y) = q_out(g, maps, &n.outputs[0])?;
@@ -259,9 +257,5 @@ pub(super) fn unary(g: &Graph, maps: &Maps<'_>, i: usize) -> Option<Edit> {
             node
         }
     };
-    Some(Edit {
-        replace: Some((i, node)),
-        remove: vec![qi],
-        ..Edit::default()
-    })
+    Some(rewrite(i, node, qi))
 }

@@ -2,7 +2,7 @@
 
 use super::*;
 use crate::passes::fuse_activations;
-use crate::{Activation, Attr, DType, Tensor, TensorData, ValueInfo};
+use crate::{Activation, Attr, DType, Node, Tensor, TensorData, ValueInfo};
 
 /// A QDQ graph under construction: input `x` (f32) quantized as `xq`.
 struct B {
