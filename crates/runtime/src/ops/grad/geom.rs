@@ -1,11 +1,8 @@
 //! Attribute parsing shared by the conv and pool backward ops.
 
 use crate::op::BuildCtx;
+use crate::ops::common::shape_util::{dims_attr, to3};
 use crate::OpError;
-
-/// Largest stride, dilation, pad or kernel dim accepted, so size arithmetic
-/// stays far from overflow whatever a graph says.
-pub(crate) const MAX_ATTR: i64 = 1 << 24;
 
 /// An ints attribute of exactly `len` values in `[min, MAX_ATTR]`, or
 /// `default` repeated when absent.
@@ -16,26 +13,7 @@ pub(crate) fn dims(
     min: i64,
     default: usize,
 ) -> Result<Vec<usize>, OpError> {
-    let Some(v) = ctx.node.attr_ints(name)? else {
-        return Ok(vec![default; len]);
-    };
-    if v.len() != len {
-        return Err(ctx.err(format!(
-            "attribute '{name}' has {} values; expected {len}",
-            v.len()
-        )));
-    }
-    v.iter()
-        .map(|&x| {
-            if (min..=MAX_ATTR).contains(&x) {
-                Ok(x as usize)
-            } else {
-                Err(ctx.err(format!(
-                    "attribute '{name}' value {x} is outside [{min}, {MAX_ATTR}]"
-                )))
-            }
-        })
-        .collect()
+    Ok(dims_attr(ctx, name, len, min)?.unwrap_or_else(|| vec![default; len]))
 }
 
 /// A required shape attribute (every dim >= 1 and the element count
@@ -59,13 +37,6 @@ pub(crate) fn shape_attr(ctx: &BuildCtx<'_>, name: &str) -> Result<Vec<usize>, O
         return Err(ctx.err(format!("attribute '{name}' {shape:?} is too large")));
     }
     Ok(shape)
-}
-
-/// Left-pads a spatial list to 3 dims.
-pub(crate) fn to3(v: &[usize], fill: usize) -> [usize; 3] {
-    let mut out = [fill; 3];
-    out[3 - v.len()..].copy_from_slice(v);
-    out
 }
 
 /// Input positions a window tap reads, per spatial dim: for output
