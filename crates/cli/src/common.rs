@@ -42,6 +42,12 @@ pub fn parse_dims(text: &str) -> Result<Vec<usize>> {
         .collect()
 }
 
+/// The values' names, comma-separated, for messages that list inputs.
+pub fn names<'a>(values: impl IntoIterator<Item = &'a whittle::ir::ValueInfo>) -> String {
+    let names: Vec<&str> = values.into_iter().map(|v| v.name.as_str()).collect();
+    names.join(", ")
+}
+
 /// Splits `NAME=VALUE`; a bare VALUE names the model's only input.
 pub fn split_named<'a>(arg: &'a str, graph: &'a Graph, what: &str) -> Result<(String, &'a str)> {
     if let Some((name, value)) = arg.split_once('=') {
@@ -52,11 +58,7 @@ pub fn split_named<'a>(arg: &'a str, graph: &'a Graph, what: &str) -> Result<(St
         inputs => bail!(
             "{what} '{arg}' needs NAME= because the model has {} inputs ({})",
             inputs.len(),
-            inputs
-                .iter()
-                .map(|v| v.name.as_str())
-                .collect::<Vec<_>>()
-                .join(", ")
+            names(inputs)
         ),
     }
 }

@@ -41,6 +41,30 @@ pub struct Args {
 
 pub use whittle::eval::{EvalOptions, EvalOutcome};
 
+/// Keeps the first `limit` samples of `ds`; `flag` names the option in the
+/// error for 0. Shared by every command that evaluates a dataset.
+pub fn limit_samples(ds: &mut Dataset, limit: Option<usize>, flag: &str) -> Result<()> {
+    if let Some(n) = limit {
+        if n == 0 {
+            bail!("{flag} must be at least 1");
+        }
+        ds.truncate(n);
+    }
+    Ok(())
+}
+
+/// Share of the `samples` on which two evaluations predict the same class
+/// (the before/after agreement `prune` and `quantize` report).
+pub fn agreement(a: &EvalOutcome, b: &EvalOutcome, samples: usize) -> f64 {
+    let same = a
+        .predictions
+        .iter()
+        .zip(&b.predictions)
+        .filter(|(a, b)| a == b)
+        .count();
+    same as f64 / samples.max(1) as f64
+}
+
 /// [`whittle::eval::evaluate`], advancing `progress` by the samples run.
 pub fn evaluate(
     graph: &Graph,
@@ -85,12 +109,7 @@ fn pct(v: f64) -> String {
 pub fn main(args: Args) -> Result<()> {
     let graph = args.model.load()?;
     let mut ds = open_dataset(&args.data)?;
-    if let Some(n) = args.limit {
-        if n == 0 {
-            bail!("--limit must be at least 1");
-        }
-        ds.truncate(n);
-    }
+    limit_samples(&mut ds, args.limit, "--limit")?;
     let opts = EvalOptions {
         batch: args.batch,
         pre: args.pre.preprocess(),

@@ -28,13 +28,7 @@ pub fn bytes(n: usize) -> String {
 
 /// `[1, 3, 224, 224]` -> `1x3x224x224`.
 pub fn shape(dims: &[usize]) -> String {
-    if dims.is_empty() {
-        return "scalar".into();
-    }
-    dims.iter()
-        .map(|d| d.to_string())
-        .collect::<Vec<_>>()
-        .join("x")
+    whittle::eval::fmt_shape(dims)
 }
 
 /// Prints rows as left-aligned columns (numbers right-aligned).

@@ -19,7 +19,7 @@ use whittle_compress::{
 };
 
 use crate::common::{fill_inputs, ModelArgs};
-use crate::eval::{evaluate, EvalOptions};
+use crate::eval::{agreement, evaluate, EvalOptions};
 use crate::format::{bytes, count, shape, table};
 
 /// Arguments of `whittle prune`.
@@ -380,18 +380,12 @@ fn eval_both(
     };
     let f = run(before, "eval before")?;
     let p = run(after, "eval after").context("cannot evaluate the pruned model")?;
-    let same = f
-        .predictions
-        .iter()
-        .zip(&p.predictions)
-        .filter(|(a, b)| a == b)
-        .count();
     Ok(Accuracy {
         data: ds.source().display().to_string(),
         samples: ds.len(),
         top1_before: f.metrics.top1(),
         top1_after: p.metrics.top1(),
-        agreement: same as f64 / ds.len().max(1) as f64,
+        agreement: agreement(&f, &p, ds.len()),
     })
 }
 

@@ -2,7 +2,7 @@
 
 use std::path::PathBuf;
 
-use anyhow::{bail, Context, Result};
+use anyhow::{Context, Result};
 use indicatif::ProgressBar;
 use serde::Serialize;
 use whittle::data::open_dataset;
@@ -13,7 +13,7 @@ use whittle_compress::{
 };
 
 use crate::common::ModelArgs;
-use crate::eval::{evaluate, EvalOptions};
+use crate::eval::{agreement, evaluate, limit_samples, EvalOptions};
 use crate::format::{bytes, table};
 
 /// Arguments of `whittle quantize`.
@@ -204,12 +204,7 @@ fn eval_both(
     path: &std::path::Path,
 ) -> Result<Accuracy> {
     let mut ds = open_dataset(path).context("cannot open the --eval data")?;
-    if let Some(n) = args.eval_limit {
-        if n == 0 {
-            bail!("--eval-limit must be at least 1");
-        }
-        ds.truncate(n);
-    }
+    limit_samples(&mut ds, args.eval_limit, "--eval-limit")?;
     let opts = EvalOptions {
         batch: args.batch,
         pre: args.pre.preprocess(),
@@ -243,19 +238,13 @@ fn eval_both(
         },
     };
     b.finish_and_clear();
-    let same = f
-        .predictions
-        .iter()
-        .zip(&r.predictions)
-        .filter(|(a, b)| a == b)
-        .count();
     Ok(Accuracy {
         data: ds.source().display().to_string(),
         samples: ds.len(),
         float_top1: f.metrics.top1(),
         quantized_top1: r.metrics.top1(),
         quantized_path: path_used.to_string(),
-        agreement: same as f64 / ds.len().max(1) as f64,
+        agreement: agreement(&f, &r, ds.len()),
     })
 }
 

@@ -18,8 +18,8 @@ use whittle_train::{
     Optimizer, ScheduleKind, Sgd, TrainMemory, TrainSpec, Trainer, TrainerOptions, UpdateScheme,
 };
 
-use crate::common::ModelArgs;
-use crate::eval::{evaluate, EvalOptions};
+use crate::common::{names, ModelArgs};
+use crate::eval::{evaluate, limit_samples, EvalOptions};
 use crate::format::{bytes, shape, table};
 
 /// Arguments of `whittle train`.
@@ -197,11 +197,7 @@ fn data_input(graph: &Graph, data_sample: Option<&[usize]>) -> Result<(String, V
         bail!(
             "train feeds one input, but the model has {} ({})",
             inputs.len(),
-            inputs
-                .iter()
-                .map(|v| v.name.as_str())
-                .collect::<Vec<_>>()
-                .join(", ")
+            names(inputs.iter().copied())
         );
     };
     if input.dtype != DType::F32 {
@@ -237,12 +233,7 @@ fn data_input(graph: &Graph, data_sample: Option<&[usize]>) -> Result<(String, V
 
 fn open(path: &Path, limit: Option<usize>, what: &str) -> Result<Dataset> {
     let mut ds = open_dataset(path).with_context(|| format!("cannot read {what}"))?;
-    if let Some(n) = limit {
-        if n == 0 {
-            bail!("--{what}-limit must be at least 1");
-        }
-        ds.truncate(n);
-    }
+    limit_samples(&mut ds, limit, &format!("--{what}-limit"))?;
     if ds.is_empty() {
         bail!("{}: no samples", path.display());
     }

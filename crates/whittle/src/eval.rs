@@ -165,8 +165,9 @@ pub enum EvalError {
     Ir(#[from] IrError),
 }
 
-/// `2x3x4`, or `scalar` for no dims.
-fn fmt_shape(dims: &[usize]) -> String {
+/// `2x3x4`, or `scalar` for no dims; public so the CLI's reports write
+/// shapes the same way.
+pub fn fmt_shape(dims: &[usize]) -> String {
     if dims.is_empty() {
         return "scalar".into();
     }

@@ -74,7 +74,7 @@ pub(crate) use with_type;
 
 /// Floating dtypes.
 pub(crate) const FLOATS: &[DType] = &[DType::F32, DType::F64, DType::F16, DType::BF16];
-/// Every numeric dtype (not bool).
+/// Every numeric dtype (not bool): the floats, then the integers.
 pub(crate) const NUMERIC: &[DType] = &[
     DType::F32,
     DType::F64,
@@ -90,14 +90,28 @@ pub(crate) const NUMERIC: &[DType] = &[
     DType::U64,
 ];
 /// Integer dtypes.
-pub(crate) const INTEGERS: &[DType] = &[
+pub(crate) const INTEGERS: &[DType] = NUMERIC.split_at(FLOATS.len()).1;
+/// Floats and signed integers, for ops that negate (Neg, integer Relu).
+pub(crate) const SIGNED: &[DType] = &[
+    DType::F32,
+    DType::F64,
+    DType::F16,
+    DType::BF16,
     DType::I8,
-    DType::U8,
     DType::I16,
-    DType::U16,
     DType::I32,
-    DType::U32,
     DType::I64,
+];
+/// Floats and the 32/64-bit integers, for ops ONNX does not define on
+/// narrow integers (CumSum, Einsum; Pow takes the signed ones, the first 6).
+pub(crate) const WIDE: &[DType] = &[
+    DType::F32,
+    DType::F64,
+    DType::F16,
+    DType::BF16,
+    DType::I32,
+    DType::I64,
+    DType::U32,
     DType::U64,
 ];
 

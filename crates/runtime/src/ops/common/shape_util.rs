@@ -1,5 +1,6 @@
 //! Helpers shared by the shape, data-movement and reduction builders: axis
-//! normalisation, reading constant integer inputs, strides, scalar encoding.
+//! normalisation, reading constant integer inputs, strides, scalar encoding,
+//! and the window attributes of the pool and conv ops.
 
 use whittle_ir::{checked_numel, DType, Tensor};
 
@@ -8,6 +9,48 @@ use crate::{BuildCtx, OpError};
 /// Highest rank the strided kernels handle; their odometers live on the
 /// stack so `run` does not allocate.
 pub(crate) const MAX_RANK: usize = 16;
+
+/// Largest window, stride, dilation or pad accepted; keeps the size
+/// arithmetic far from overflow whatever a model file says.
+pub(crate) const MAX_ATTR: i64 = 1 << 24;
+
+/// Reads an ints attribute of exactly `len` values in `[min, MAX_ATTR]`
+/// (window attributes of the pool ops and the conv/pool gradients).
+pub(crate) fn dims_attr(
+    ctx: &BuildCtx<'_>,
+    name: &str,
+    len: usize,
+    min: i64,
+) -> Result<Option<Vec<usize>>, OpError> {
+    let Some(v) = ctx.node.attr_ints(name)? else {
+        return Ok(None);
+    };
+    if v.len() != len {
+        return Err(ctx.err(format!(
+            "attribute '{name}' has {} values; expected {len}",
+            v.len()
+        )));
+    }
+    v.iter()
+        .map(|&x| {
+            if (min..=MAX_ATTR).contains(&x) {
+                Ok(x as usize)
+            } else {
+                Err(ctx.err(format!(
+                    "attribute '{name}' value {x} is outside [{min}, {MAX_ATTR}]"
+                )))
+            }
+        })
+        .collect::<Result<Vec<_>, _>>()
+        .map(Some)
+}
+
+/// Left-pads a spatial list to the 3 dims of the kernels' geometry.
+pub(crate) fn to3(v: &[usize], fill: usize) -> [usize; 3] {
+    let mut out = [fill; 3];
+    out[3 - v.len()..].copy_from_slice(v);
+    out
+}
 
 /// Maps a possibly negative `axis` into `0..rank`.
 pub(crate) fn norm_axis(ctx: &BuildCtx<'_>, axis: i64, rank: usize) -> Result<usize, OpError> {

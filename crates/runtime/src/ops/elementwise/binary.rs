@@ -15,7 +15,9 @@ use crate::op::{BuildCtx, Built, RunCtx};
 use crate::ops::common::broadcast::{
     broadcast_shapes, fmt_shapes, legacy_broadcast_shape, Plan, Src,
 };
-use crate::ops::common::elem::{check_len, input, output, with_type, Num, Real, FLOATS, NUMERIC};
+use crate::ops::common::elem::{
+    check_len, input, output, with_type, Num, Real, FLOATS, NUMERIC, WIDE,
+};
 use crate::ops::elementwise::unary::Map;
 use crate::{Fact, Kernel, OpError, Registry, RunError, View, ViewMut};
 
@@ -605,17 +607,7 @@ fn int_pow(a: i64, b: i64) -> i64 {
 fn build_pow(ctx: &BuildCtx<'_>) -> Result<Built, OpError> {
     two_inputs(ctx)?;
     // Opset 12 let the exponent's type differ from the base's.
-    let base = ctx.expect_dtype(
-        0,
-        &[
-            DType::F32,
-            DType::F64,
-            DType::F16,
-            DType::BF16,
-            DType::I32,
-            DType::I64,
-        ],
-    )?;
+    let base = ctx.expect_dtype(0, &WIDE[..6])?;
     let exp_dt = if ctx.opset >= 12 {
         ctx.expect_dtype(1, NUMERIC)?
     } else {

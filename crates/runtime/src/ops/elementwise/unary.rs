@@ -18,7 +18,7 @@ use whittle_kernels::Activation;
 use crate::op::{BuildCtx, Built, RunCtx};
 use crate::ops::common::broadcast::Plan;
 use crate::ops::common::elem::{
-    check_len, input, output, with_type, Half, Num, Real, FLOATS, NUMERIC,
+    check_len, input, output, with_type, Half, Num, Real, FLOATS, NUMERIC, SIGNED,
 };
 use crate::{Fact, Kernel, OpError, Registry, RunError, View, ViewMut};
 
@@ -124,22 +124,11 @@ impl<T: Pod + Send + Sync, F: Fn(T) -> T + Send + Sync> Kernel for Map<T, F> {
         outputs: &mut [ViewMut<'_>],
         ctx: &mut RunCtx<'_>,
     ) -> Result<(), RunError> {
-        let out = output::<T>(&mut outputs[0])?;
-        check_len(out, self.plan.numel())?;
         let f = &self.f;
-        if inputs[0].is_aliased() {
-            self.plan.run(out, ctx.par, &|_, seg| {
-                seg.iter_mut().for_each(|x| *x = f(*x));
-            });
-        } else {
-            let x = input::<T>(&inputs[0])?;
-            check_len(x, self.plan.numel())?;
-            self.plan.run(out, ctx.par, &|offs, seg| {
-                let x = &x[offs[0]..offs[0] + seg.len()];
-                seg.iter_mut().zip(x).for_each(|(o, &x)| *o = f(x));
-            });
-        }
-        Ok(())
+        run_in_place(&self.plan, inputs, outputs, ctx, &|seg, x| match x {
+            None => seg.iter_mut().for_each(|x| *x = f(*x)),
+            Some(x) => seg.iter_mut().zip(x).for_each(|(o, &x)| *o = f(x)),
+        })
     }
 }
 
@@ -214,23 +203,13 @@ impl Kernel for ActF32 {
         outputs: &mut [ViewMut<'_>],
         ctx: &mut RunCtx<'_>,
     ) -> Result<(), RunError> {
-        let out = output::<f32>(&mut outputs[0])?;
-        check_len(out, self.plan.numel())?;
-        let x: &[f32] = if inputs[0].is_aliased() {
-            &[]
-        } else {
-            let x = input::<f32>(&inputs[0])?;
-            check_len(x, self.plan.numel())?;
-            x
-        };
         let act = self.act;
-        self.plan.run(out, ctx.par, &|offs, seg| {
-            if !x.is_empty() {
-                seg.copy_from_slice(&x[offs[0]..offs[0] + seg.len()]);
+        run_in_place(&self.plan, inputs, outputs, ctx, &|seg, x| {
+            if let Some(x) = x {
+                seg.copy_from_slice(x);
             }
             act.apply_slice(seg);
-        });
-        Ok(())
+        })
     }
 }
 
@@ -280,15 +259,6 @@ impl<T: Num + Copy> Kernel for Clip<T> {
         ctx: &mut RunCtx<'_>,
     ) -> Result<(), RunError> {
         let (lo, hi) = self.bounds(inputs)?;
-        let out = output::<T>(&mut outputs[0])?;
-        check_len(out, self.plan.numel())?;
-        let x: &[T] = if inputs[0].is_aliased() {
-            &[]
-        } else {
-            let x = input::<T>(&inputs[0])?;
-            check_len(x, self.plan.numel())?;
-            x
-        };
         // f32 takes the shared activation; other types keep NaN like numpy.
         let act = match (
             bytemuck::try_cast::<T, f32>(lo),
@@ -297,9 +267,9 @@ impl<T: Num + Copy> Kernel for Clip<T> {
             (Ok(min), Ok(max)) if self.shared_f32 => Some(Activation::Clip { min, max }),
             _ => None,
         };
-        self.plan.run(out, ctx.par, &|offs, seg| {
-            if !x.is_empty() {
-                seg.copy_from_slice(&x[offs[0]..offs[0] + seg.len()]);
+        run_in_place(&self.plan, inputs, outputs, ctx, &|seg: &mut [T], x| {
+            if let Some(x) = x {
+                seg.copy_from_slice(x);
             }
             match (act, bytemuck::try_cast_slice_mut::<T, f32>(seg)) {
                 (Some(act), Ok(seg)) => act.apply_slice(seg),
@@ -310,9 +280,37 @@ impl<T: Num + Copy> Kernel for Clip<T> {
                     }
                 }
             }
-        });
-        Ok(())
+        })
     }
+}
+
+/// Runs a kernel over input 0's elements that may run in place: `body`
+/// gets each output segment with the matching input segment, or `None`
+/// when the planner aliased input 0 to the output (which then holds it).
+fn run_in_place<T, B>(
+    plan: &Plan<1>,
+    inputs: &[View<'_>],
+    outputs: &mut [ViewMut<'_>],
+    ctx: &RunCtx<'_>,
+    body: &B,
+) -> Result<(), RunError>
+where
+    T: Pod + Send + Sync,
+    B: Fn(&mut [T], Option<&[T]>) + Sync,
+{
+    let out = output::<T>(&mut outputs[0])?;
+    check_len(out, plan.numel())?;
+    let x = if inputs[0].is_aliased() {
+        None
+    } else {
+        let x = input::<T>(&inputs[0])?;
+        check_len(x, plan.numel())?;
+        Some(x)
+    };
+    plan.run(out, ctx.par, &|offs, seg| {
+        body(seg, x.map(|x| &x[offs[0]..offs[0] + seg.len()]));
+    });
+    Ok(())
 }
 
 // ---------------------------------------------------------------------------
@@ -444,19 +442,7 @@ fn build_activation(ctx: &BuildCtx<'_>) -> Result<Built, OpError> {
 
 fn build_relu(ctx: &BuildCtx<'_>) -> Result<Built, OpError> {
     // Opset 14 added signed integers.
-    let (dt, shape) = unary_input(
-        ctx,
-        &[
-            DType::F32,
-            DType::F64,
-            DType::F16,
-            DType::BF16,
-            DType::I8,
-            DType::I16,
-            DType::I32,
-            DType::I64,
-        ],
-    )?;
+    let (dt, shape) = unary_input(ctx, SIGNED)?;
     with_type!(dt, [I8, I16, I32, I64], T => map("relu", dt, shape, |x: T| x.max(0)),
         _ => activation(ctx, "relu", Activation::Relu))
 }
@@ -563,19 +549,7 @@ fn build_clip(ctx: &BuildCtx<'_>) -> Result<Built, OpError> {
 }
 
 fn build_neg(ctx: &BuildCtx<'_>) -> Result<Built, OpError> {
-    let (dt, shape) = unary_input(
-        ctx,
-        &[
-            DType::F32,
-            DType::F64,
-            DType::F16,
-            DType::BF16,
-            DType::I8,
-            DType::I16,
-            DType::I32,
-            DType::I64,
-        ],
-    )?;
+    let (dt, shape) = unary_input(ctx, SIGNED)?;
     with_type!(dt, [F32, F64, F16, BF16, I8, I16, I32, I64], T =>
         map("neg", dt, shape, <T as Num>::neg), _ => unreachable!("dtype checked"))
 }

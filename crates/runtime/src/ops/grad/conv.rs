@@ -192,7 +192,7 @@ impl Kernel for GradInput {
         }
         let g = &self.geom;
         let t = &self.taps;
-        let (isp, osp, ks, cout_g) = (t.in_len(), t.out_len(), t.taps(), g.cout_g());
+        let (isp, osp, ks, cout_g) = (t.input_len(), t.output_len(), t.window_len(), g.cout_g());
         // One input channel per group: channel `ci` of image `b` gathers
         // from output channels ci*cout_g .. (ci+1)*cout_g.
         ctx.par.for_each_chunk_mut(dx, isp, &|plane, dxp| {
@@ -305,7 +305,7 @@ struct GradWeight {
 /// im2col of one group of one image: row `(ci, tap)`, column = output
 /// position, zero where the tap falls in the padding.
 fn im2col(t: &Taps, cin_g: usize, x: &[f32], col: &mut [f32]) {
-    let (isp, osp, ks) = (t.in_len(), t.out_len(), t.taps());
+    let (isp, osp, ks) = (t.input_len(), t.output_len(), t.window_len());
     let sx = t.stride[2];
     for ci in 0..cin_g {
         let plane = &x[ci * isp..][..isp];
@@ -348,7 +348,7 @@ impl Kernel for GradWeight {
         let (dy, x) = (inputs[0].f32(), inputs[1].f32());
         let g = &self.geom;
         let t = &self.taps;
-        let (isp, osp, ks) = (t.in_len(), t.out_len(), t.taps());
+        let (isp, osp, ks) = (t.input_len(), t.output_len(), t.window_len());
         let (cin_g, cout_g) = (g.cin_g(), g.cout_g());
         if self.with_bias {
             let db = outputs[1].f32();

@@ -1,11 +1,12 @@
 //! Attribute parsing shared by the conv and pool backward ops.
 
-use crate::op::BuildCtx;
-use crate::OpError;
+use std::ops::Deref;
 
-/// Largest stride, dilation, pad or kernel dim accepted, so size arithmetic
-/// stays far from overflow whatever a graph says.
-pub(crate) const MAX_ATTR: i64 = 1 << 24;
+use whittle_kernels::pool::PoolGeom;
+
+use crate::op::BuildCtx;
+use crate::ops::common::shape_util::{dims_attr, to3};
+use crate::OpError;
 
 /// An ints attribute of exactly `len` values in `[min, MAX_ATTR]`, or
 /// `default` repeated when absent.
@@ -16,26 +17,7 @@ pub(crate) fn dims(
     min: i64,
     default: usize,
 ) -> Result<Vec<usize>, OpError> {
-    let Some(v) = ctx.node.attr_ints(name)? else {
-        return Ok(vec![default; len]);
-    };
-    if v.len() != len {
-        return Err(ctx.err(format!(
-            "attribute '{name}' has {} values; expected {len}",
-            v.len()
-        )));
-    }
-    v.iter()
-        .map(|&x| {
-            if (min..=MAX_ATTR).contains(&x) {
-                Ok(x as usize)
-            } else {
-                Err(ctx.err(format!(
-                    "attribute '{name}' value {x} is outside [{min}, {MAX_ATTR}]"
-                )))
-            }
-        })
-        .collect()
+    Ok(dims_attr(ctx, name, len, min)?.unwrap_or_else(|| vec![default; len]))
 }
 
 /// A required shape attribute (every dim >= 1 and the element count
@@ -61,24 +43,19 @@ pub(crate) fn shape_attr(ctx: &BuildCtx<'_>, name: &str) -> Result<Vec<usize>, O
     Ok(shape)
 }
 
-/// Left-pads a spatial list to 3 dims.
-pub(crate) fn to3(v: &[usize], fill: usize) -> [usize; 3] {
-    let mut out = [fill; 3];
-    out[3 - v.len()..].copy_from_slice(v);
-    out
-}
-
-/// Input positions a window tap reads, per spatial dim: for output
-/// coordinate `o` and tap `k`, `o * stride + k * dilation - pad_begin`, or
-/// `None` when that falls in the padding.
+/// A window geometry (the forward pool kernels' [`PoolGeom`], so the
+/// geometry is defined once) with the tap iteration the backward kernels
+/// need: for output coordinate `o` and tap `k` a tap reads input
+/// `o * stride + k * dilation - pad_begin`, or nothing in the padding.
 #[derive(Clone, Copy, Debug)]
-pub(crate) struct Taps {
-    pub input: [usize; 3],
-    pub output: [usize; 3],
-    pub kernel: [usize; 3],
-    pub stride: [usize; 3],
-    pub dilation: [usize; 3],
-    pub pad_begin: [usize; 3],
+pub(crate) struct Taps(PoolGeom);
+
+impl Deref for Taps {
+    type Target = PoolGeom;
+
+    fn deref(&self) -> &PoolGeom {
+        &self.0
+    }
 }
 
 impl Taps {
@@ -87,21 +64,6 @@ impl Taps {
     pub(crate) fn coord(&self, d: usize, o: usize, k: usize) -> Option<usize> {
         let i = (o * self.stride[d] + k * self.dilation[d]) as isize - self.pad_begin[d] as isize;
         (i >= 0 && (i as usize) < self.input[d]).then_some(i as usize)
-    }
-
-    /// Elements per output plane.
-    pub(crate) fn out_len(&self) -> usize {
-        self.output.iter().product()
-    }
-
-    /// Elements per input plane.
-    pub(crate) fn in_len(&self) -> usize {
-        self.input.iter().product()
-    }
-
-    /// Taps per window.
-    pub(crate) fn taps(&self) -> usize {
-        self.kernel.iter().product()
     }
 }
 
@@ -142,14 +104,15 @@ pub(crate) fn taps(
             )));
         }
     }
-    let taps = Taps {
+    let taps = Taps(PoolGeom {
         input: to3(input, 1),
         output: to3(output, 1),
         kernel: to3(kernel, 1),
         stride: to3(&strides, 1),
         dilation: to3(&dilations, 1),
         pad_begin: to3(&pads[..sr], 0),
-    };
+        pad_end: to3(&pads[sr..], 0),
+    });
     Ok((taps, pads))
 }
 

@@ -64,7 +64,7 @@ impl Kernel for MaxGrad {
     ) -> Result<(), RunError> {
         let (dy, x) = (inputs[0].f32(), inputs[1].f32());
         let t = &self.taps;
-        let (isp, osp) = (t.in_len(), t.out_len());
+        let (isp, osp) = (t.input_len(), t.output_len());
         ctx.par
             .for_each_chunk_mut(outputs[0].f32(), isp.max(1), &|p, dxp| {
                 dxp.fill(0.0);
@@ -156,7 +156,7 @@ impl Kernel for AvgGrad {
     ) -> Result<(), RunError> {
         let dy = inputs[0].f32();
         let t = &self.taps;
-        let (isp, osp) = (t.in_len(), t.out_len());
+        let (isp, osp) = (t.input_len(), t.output_len());
         ctx.par
             .for_each_chunk_mut(outputs[0].f32(), isp.max(1), &|p, dxp| {
                 dxp.fill(0.0);

@@ -14,6 +14,7 @@ use whittle_kernels::depthwise::{depthwise, is_depthwise, Depthwise, DwVariant};
 use whittle_kernels::Activation;
 
 use crate::op::{BuildCtx, Built, Kernel, RunCtx};
+use crate::ops::common::shape_util::to3;
 use crate::ops::nn::linear::par::{isa, kernel_name, max_tasks, scratch_f32, ParExec};
 use crate::{Fact, OpError, Registry, RunError, View, ViewMut};
 
@@ -68,11 +69,23 @@ fn to_usize(v: &[i64]) -> Vec<usize> {
     v.iter().map(|&x| x as usize).collect()
 }
 
-/// Left-pads a spatial list to 3 dims.
-fn to3(v: &[usize], fill: usize) -> [usize; 3] {
-    let mut out = [fill; 3];
-    out[3 - v.len()..].copy_from_slice(v);
-    out
+impl Common {
+    /// The kernel geometry for input shape `x` (`[N, C, spatial..]`) with
+    /// `cout` output channels, leading pads `pb` and output size `out`.
+    fn geom(&self, x: &[usize], cout: usize, pb: &[usize], out: &[usize]) -> ConvGeom {
+        ConvGeom {
+            batch: x[0],
+            cin: x[1],
+            cout,
+            groups: self.group,
+            input: to3(&x[2..], 1),
+            kernel: to3(&self.kernel, 1),
+            stride: to3(&self.strides, 1),
+            dilation: to3(&self.dilations, 1),
+            pad_begin: to3(pb, 0),
+            output: to3(out, 1),
+        }
+    }
 }
 
 fn common(ctx: &BuildCtx<'_>, x: &[usize], w: &[usize]) -> Result<Common, OpError> {
@@ -200,18 +213,7 @@ pub(crate) fn conv_geom(
             ))
         })?;
     }
-    let geom = ConvGeom {
-        batch: n,
-        cin,
-        cout,
-        groups: c.group,
-        input: to3(&x[2..], 1),
-        kernel: to3(&c.kernel, 1),
-        stride: to3(&c.strides, 1),
-        dilation: to3(&c.dilations, 1),
-        pad_begin: to3(&pb, 0),
-        output: to3(&out, 1),
-    };
+    let geom = c.geom(x, cout, &pb, &out);
     let mut oshape = vec![n, cout];
     oshape.extend(&out);
     Ok((geom, oshape))
@@ -478,18 +480,7 @@ fn build_conv_transpose(ctx: &BuildCtx<'_>) -> Result<Built, OpError> {
         pb[d] = begin as usize;
         out[d] = o as usize;
     }
-    let geom = ConvGeom {
-        batch: n,
-        cin,
-        cout,
-        groups: c.group,
-        input: to3(&x[2..], 1),
-        kernel: to3(&c.kernel, 1),
-        stride: to3(&c.strides, 1),
-        dilation: to3(&c.dilations, 1),
-        pad_begin: to3(&pb, 0),
-        output: to3(&out, 1),
-    };
+    let geom = c.geom(&x, cout, &pb, &out);
     let act = ctx.node.activation;
     let weights = const_f32(ctx, 1)?;
     let bias = if has_bias { const_f32(ctx, 2)? } else { None };

@@ -10,7 +10,7 @@
 
 use whittle_ir::DType;
 
-use crate::ops::common::elem::{input, output, with_type, Num};
+use crate::ops::common::elem::{input, output, with_type, Num, WIDE};
 use crate::ops::common::shape_util::{numel, strides, MAX_RANK};
 use crate::{BuildCtx, Built, Fact, Kernel, OpError, Registry, RunCtx, RunError, View, ViewMut};
 
@@ -23,17 +23,6 @@ pub fn register(r: &mut Registry) {
 const MAX_OPERANDS: usize = 8;
 /// Most distinct labels (letters and broadcast dims).
 const MAX_LABELS: usize = 2 * MAX_RANK;
-
-const TYPES: &[DType] = &[
-    DType::F32,
-    DType::F64,
-    DType::F16,
-    DType::BF16,
-    DType::I32,
-    DType::I64,
-    DType::U32,
-    DType::U64,
-];
 
 /// One term of the equation: letters, with the position of `...` if any.
 struct Term {
@@ -219,7 +208,7 @@ fn einsum(ctx: &BuildCtx<'_>) -> Result<Built, OpError> {
             "Einsum takes 1 to {MAX_OPERANDS} inputs, found {n}"
         )));
     }
-    let dtype = ctx.expect_dtype(0, TYPES)?;
+    let dtype = ctx.expect_dtype(0, WIDE)?;
     let mut shapes = Vec::with_capacity(n);
     for i in 0..n {
         let f = ctx.fact(i)?;

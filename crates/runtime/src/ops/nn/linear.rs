@@ -11,7 +11,7 @@ use whittle_kernels::gemm::{
 use whittle_kernels::Activation;
 
 use crate::op::{BuildCtx, Built, Kernel, RunCtx};
-use crate::ops::common::broadcast::broadcast_shapes;
+use crate::ops::common::matmul_shape::{gemm_c_dims, gemm_dims, gemm_ranks, MatMulShape};
 use crate::ops::nn::sparse_linear;
 use crate::{Fact, OpError, Registry, RunError, View, ViewMut};
 
@@ -43,39 +43,18 @@ fn build_gemm(ctx: &BuildCtx<'_>) -> Result<Built, OpError> {
     ctx.expect_dtype(1, &[DType::F32])?;
     let a = ctx.fact(0)?.shape.clone();
     let b = ctx.fact(1)?.shape.clone();
-    if a.len() != 2 || b.len() != 2 {
-        return Err(ctx.err(format!("A {a:?} and B {b:?} must both be rank 2")));
-    }
+    gemm_ranks(ctx, &a, &b)?;
     let trans_a = ctx.node.attr_int("transA", 0)? != 0;
     let trans_b = ctx.node.attr_int("transB", 0)? != 0;
     let alpha = ctx.node.attr_float("alpha", 1.0)?;
     let beta = ctx.node.attr_float("beta", 1.0)?;
-    let (m, k) = if trans_a { (a[1], a[0]) } else { (a[0], a[1]) };
-    let (k2, n) = if trans_b { (b[1], b[0]) } else { (b[0], b[1]) };
-    if k != k2 {
-        return Err(ctx.err(format!(
-            "inner dims differ: A{} {a:?} gives K = {k}, B{} {b:?} gives K = {k2}",
-            if trans_a { "^T" } else { "" },
-            if trans_b { "^T" } else { "" }
-        )));
-    }
+    let (m, n, k) = gemm_dims(ctx, (&a, trans_a), (&b, trans_b), true)?;
     let c_term = match ctx.opt_input(2) {
         None => CTerm::None,
         Some(_) if beta == 0.0 => CTerm::None,
         Some(cf) => {
             ctx.expect_dtype(2, &[DType::F32])?;
-            let cs = &cf.fact.shape;
-            if cs.len() > 2 {
-                return Err(ctx.err(format!("C {cs:?} has rank > 2")));
-            }
-            let mut c2 = [1usize; 2];
-            c2[2 - cs.len()..].copy_from_slice(cs);
-            let [cm, cn] = c2;
-            if (cm != 1 && cm != m) || (cn != 1 && cn != n) {
-                return Err(ctx.err(format!(
-                    "C {cs:?} does not broadcast to the output [{m}, {n}]"
-                )));
-            }
+            let (cm, cn) = gemm_c_dims(ctx, &cf.fact.shape, m, n)?;
             match cf.value {
                 Some(t) if cm == 1 => {
                     let v = t.as_f32()?;
@@ -254,92 +233,26 @@ impl Kernel for GemmKernel {
     }
 }
 
-/// Linear index into a batch of shape `shape` (right-aligned against
-/// `out`, broadcast dims read index 0) of the output batch index `idx`.
-pub(crate) fn batch_index(out: &[usize], shape: &[usize], mut idx: usize) -> usize {
-    let mut lin = 0;
-    let mut stride = 1;
-    for (i, &d) in out.iter().enumerate().rev() {
-        let coord = idx % d.max(1);
-        idx /= d.max(1);
-        let j = i as isize - (out.len() - shape.len()) as isize;
-        if j >= 0 {
-            let sd = shape[j as usize];
-            if sd != 1 {
-                lin += coord * stride;
-            }
-            stride *= sd;
-        }
-    }
-    lin
-}
-
 fn build_matmul(ctx: &BuildCtx<'_>) -> Result<Built, OpError> {
     ctx.expect_dtype(0, &[DType::F32])?;
     ctx.expect_dtype(1, &[DType::F32])?;
-    let a = ctx.fact(0)?.shape.clone();
-    let b = ctx.fact(1)?.shape.clone();
-    if a.is_empty() || b.is_empty() {
-        return Err(ctx.err(format!(
-            "MatMul operands must have rank >= 1; got A {a:?}, B {b:?}"
-        )));
-    }
-    let a2 = if a.len() == 1 {
-        vec![1, a[0]]
-    } else {
-        a.clone()
-    };
-    let b2 = if b.len() == 1 {
-        vec![b[0], 1]
-    } else {
-        b.clone()
-    };
-    let (m, k) = (a2[a2.len() - 2], a2[a2.len() - 1]);
-    let (k2, n) = (b2[b2.len() - 2], b2[b2.len() - 1]);
-    if k != k2 {
-        return Err(ctx.err(format!(
-            "inner dims differ: A {a:?} has K = {k}, B {b:?} has K = {k2}"
-        )));
-    }
-    let ba = &a2[..a2.len() - 2];
-    let bb = &b2[..b2.len() - 2];
-    let batch = broadcast_shapes(&[ba, bb]).ok_or_else(|| {
-        ctx.err(format!(
-            "batch dims of A {a:?} and B {b:?} do not broadcast"
-        ))
-    })?;
-    let nb: usize = batch.iter().product();
-    let mut out = batch.clone();
-    if a.len() > 1 {
-        out.push(m);
-    }
-    if b.len() > 1 {
-        out.push(n);
-    }
+    let (a, b) = (&ctx.fact(0)?.shape, &ctx.fact(1)?.shape);
+    let s = MatMulShape::resolve(ctx, a, b, "MatMul operands")?;
+    let (m, n, k, nb) = (s.m, s.n, s.k, s.nb());
     let act = ctx.node.activation;
     if let (Some(t), 2) = (ctx.input(1)?.value, b.len()) {
         // A pruned constant 2-D B runs sparse when that beats the dense
         // GEMM; A's batches are then rows of one product.
         let (layout, shape) = (sparse_linear::WeightLayout::KN, (nb * m, n, k));
         if let Some(built) =
-            sparse_linear::linear("matmul", t.as_f32()?, layout, shape, 1.0, None, act, &out)
+            sparse_linear::linear("matmul", t.as_f32()?, layout, shape, 1.0, None, act, &s.out)
         {
             return Ok(built);
         }
     }
-    let b_batches: usize = bb.iter().product();
-    let a_batches: usize = ba.iter().product();
     // One GEMM over all batches when B has a single matrix and A's batches
     // are exactly the output's: A rows then run contiguously.
-    let flat = b_batches == 1 && a_batches == nb;
-    let offsets: Vec<(usize, usize)> = (0..nb)
-        .map(|i| {
-            (
-                batch_index(&batch, ba, i) * m * k,
-                batch_index(&batch, bb, i) * k * n,
-            )
-        })
-        .collect();
+    let (flat, b_batches) = (s.flat, s.b_batches);
     let packed: Option<Vec<PackedB>> = match ctx.input(1)?.value {
         Some(t) => {
             let v = t.as_f32()?;
@@ -368,15 +281,10 @@ fn build_matmul(ctx: &BuildCtx<'_>) -> Result<Built, OpError> {
         (_, false, false) => "matmul.batched.dynamic",
     };
     Ok(Built::Kernel {
-        outputs: vec![Fact::new(DType::F32, out)],
+        outputs: vec![Fact::new(DType::F32, s.out.clone())],
         kernel: Box::new(MatMulKernel {
             name: kernel_name(base, act),
-            m,
-            n,
-            k,
-            nb,
-            flat,
-            offsets,
+            shape: s,
             packed,
             act,
             scratch,
@@ -386,15 +294,7 @@ fn build_matmul(ctx: &BuildCtx<'_>) -> Result<Built, OpError> {
 
 struct MatMulKernel {
     name: String,
-    m: usize,
-    n: usize,
-    k: usize,
-    /// Output batches.
-    nb: usize,
-    /// All batches as one GEMM with `nb * m` rows.
-    flat: bool,
-    /// Per output batch: element offsets into A and B.
-    offsets: Vec<(usize, usize)>,
+    shape: MatMulShape,
     /// B pre-packed, one per B batch.
     packed: Option<Vec<PackedB>>,
     act: Activation,
@@ -407,7 +307,7 @@ impl Kernel for MatMulKernel {
     }
 
     fn macs(&self) -> u64 {
-        (self.nb * self.m * self.n * self.k) as u64
+        self.shape.macs()
     }
 
     fn scratch_bytes(&self) -> usize {
@@ -434,7 +334,9 @@ impl Kernel for MatMulKernel {
         outputs: &mut [ViewMut<'_>],
         ctx: &mut RunCtx<'_>,
     ) -> Result<(), RunError> {
-        let (m, n, k) = (self.m, self.n, self.k);
+        let MatMulShape { m, n, k, flat, .. } = self.shape;
+        let offsets = &self.shape.offsets;
+        let nb = offsets.len();
         let a = inputs[0].f32();
         let bdata = inputs[1].f32();
         let y = outputs[0].f32();
@@ -442,8 +344,8 @@ impl Kernel for MatMulKernel {
         let s = scratch_f32(ctx.scratch, self.scratch)?;
         let exec = ParExec::new(ctx.par);
         let short = RunError::Unsupported("operand buffer smaller than its shape");
-        if self.flat {
-            let am = MatRef::row_major(a, self.nb * m, k).ok_or(short)?;
+        if flat {
+            let am = MatRef::row_major(a, nb * m, k).ok_or(short)?;
             match &self.packed {
                 Some(p) => gemm(isa(), &am, &p[0], y, n, &ep, s, &exec),
                 None => {
@@ -462,12 +364,12 @@ impl Kernel for MatMulKernel {
         let ok = std::sync::atomic::AtomicBool::new(true);
         for_each_chunk_mut_with_scratch(
             &exec,
-            &mut y[..self.nb * m * n],
+            &mut y[..nb * m * n],
             m * n,
             s,
             slot,
             &|i, yc, buf| {
-                let (ao, bo) = self.offsets[i];
+                let (ao, bo) = offsets[i];
                 let Some(am) = a.get(ao..).and_then(|v| MatRef::row_major(v, m, k)) else {
                     ok.store(false, std::sync::atomic::Ordering::Relaxed);
                     return;

@@ -6,6 +6,7 @@ use whittle_ir::DType;
 use whittle_kernels::pool::{self as k, PoolElem, PoolGeom};
 
 use crate::op::{BuildCtx, Built, Kernel, RunCtx};
+use crate::ops::common::shape_util::dims_attr;
 use crate::{Fact, OpError, Registry, RunError, View, ViewMut};
 
 /// Registers the pooling ops.
@@ -17,10 +18,6 @@ pub fn register(r: &mut Registry) {
     r.add("GlobalAveragePool", build_global_avg);
     r.add("GlobalLpPool", build_global_lp);
 }
-
-/// Largest window, stride, dilation or pad accepted; keeps the size
-/// arithmetic far from overflow whatever a model file says.
-const MAX_ATTR: i64 = 1 << 24;
 
 /// Largest output accepted, in elements.
 const MAX_OUTPUT_ELEMS: usize = 1 << 32;
@@ -37,36 +34,6 @@ enum Mode {
 pub(crate) struct Windows {
     pub(crate) geom: PoolGeom,
     pub(crate) out_shape: Vec<usize>,
-}
-
-/// Reads an ints attribute of exactly `len` values in `[min, MAX_ATTR]`.
-fn dims_attr(
-    ctx: &BuildCtx<'_>,
-    name: &str,
-    len: usize,
-    min: i64,
-) -> Result<Option<Vec<usize>>, OpError> {
-    let Some(v) = ctx.node.attr_ints(name)? else {
-        return Ok(None);
-    };
-    if v.len() != len {
-        return Err(ctx.err(format!(
-            "attribute '{name}' has {} values; expected {len}",
-            v.len()
-        )));
-    }
-    v.iter()
-        .map(|&x| {
-            if (min..=MAX_ATTR).contains(&x) {
-                Ok(x as usize)
-            } else {
-                Err(ctx.err(format!(
-                    "attribute '{name}' value {x} is outside [{min}, {MAX_ATTR}]"
-                )))
-            }
-        })
-        .collect::<Result<Vec<_>, _>>()
-        .map(Some)
 }
 
 /// Checks the input is N x C x spatial with 1..=3 spatial dims.
@@ -193,15 +160,20 @@ fn build_max_pool(ctx: &BuildCtx<'_>) -> Result<Built, OpError> {
     })
 }
 
+/// AveragePool's `count_include_pad` attribute (float and quantized).
+pub(crate) fn count_include_pad(ctx: &BuildCtx<'_>) -> Result<bool, OpError> {
+    match ctx.node.attr_int("count_include_pad", 0)? {
+        0 => Ok(false),
+        1 => Ok(true),
+        v => Err(ctx.err(format!("count_include_pad must be 0 or 1, got {v}"))),
+    }
+}
+
 fn build_avg_pool(ctx: &BuildCtx<'_>) -> Result<Built, OpError> {
     ctx.expect_dtype(0, &[DType::F32])?;
     let shape = spatial_input(ctx)?;
     let w = windows(ctx, &shape)?;
-    let include_pad = match ctx.node.attr_int("count_include_pad", 0)? {
-        0 => false,
-        1 => true,
-        v => return Err(ctx.err(format!("count_include_pad must be 0 or 1, got {v}"))),
-    };
+    let include_pad = count_include_pad(ctx)?;
     Ok(Built::Kernel {
         outputs: vec![Fact::new(DType::F32, w.out_shape)],
         kernel: Box::new(PoolKernel {

@@ -18,8 +18,7 @@ use whittle_kernels::requant::{QClamp, Requant};
 use whittle_kernels::Activation;
 
 use crate::op::{BuildCtx, Built, Kernel, RunCtx};
-use crate::ops::common::broadcast::broadcast_shapes;
-use crate::ops::nn::linear::batch_index;
+use crate::ops::common::matmul_shape::{gemm_c_dims, gemm_dims, gemm_ranks, MatMulShape};
 use crate::ops::nn::linear::par::{max_tasks, ParExec};
 use crate::{Fact, OpError, Registry, RunError, View, ViewMut};
 
@@ -73,88 +72,15 @@ struct Spec<'a> {
     b_idx: usize,
     a_dt: DType,
     b_dt: DType,
-    m: usize,
-    n: usize,
-    k: usize,
-    /// Per output batch: element offsets into A and B.
-    offsets: Vec<(usize, usize)>,
-    /// Distinct B matrices.
-    b_batches: usize,
-    /// A's rows of all batches are one contiguous `[nb * m, k]` matrix and
-    /// B is a single matrix.
-    flat: bool,
+    shape: MatMulShape,
     trans_a: bool,
     trans_b: bool,
-    out_shape: Vec<usize>,
     a_zp: Vec<i32>,
     b_zp: Vec<i32>,
     bias: Bias,
     out: Out,
     b_value: Option<&'a Tensor>,
     act: Activation,
-}
-
-/// Shapes of a numpy-style matmul: `(m, n, k, offsets, b_batches, flat,
-/// out_shape)`.
-type MatmulShapes = (
-    usize,
-    usize,
-    usize,
-    Vec<(usize, usize)>,
-    usize,
-    bool,
-    Vec<usize>,
-);
-
-fn matmul_shapes(ctx: &BuildCtx<'_>, a: &[usize], b: &[usize]) -> Result<MatmulShapes, OpError> {
-    if a.is_empty() || b.is_empty() {
-        return Err(ctx.err(format!(
-            "operands must have rank >= 1; got A {a:?}, B {b:?}"
-        )));
-    }
-    let a2 = if a.len() == 1 {
-        vec![1, a[0]]
-    } else {
-        a.to_vec()
-    };
-    let b2 = if b.len() == 1 {
-        vec![b[0], 1]
-    } else {
-        b.to_vec()
-    };
-    let (m, k) = (a2[a2.len() - 2], a2[a2.len() - 1]);
-    let (k2, n) = (b2[b2.len() - 2], b2[b2.len() - 1]);
-    if k != k2 {
-        return Err(ctx.err(format!(
-            "inner dims differ: A {a:?} has K = {k}, B {b:?} has K = {k2}"
-        )));
-    }
-    let (ba, bb) = (&a2[..a2.len() - 2], &b2[..b2.len() - 2]);
-    let batch = broadcast_shapes(&[ba, bb]).ok_or_else(|| {
-        ctx.err(format!(
-            "batch dims of A {a:?} and B {b:?} do not broadcast"
-        ))
-    })?;
-    let nb: usize = batch.iter().product();
-    let mut out = batch.clone();
-    if a.len() > 1 {
-        out.push(m);
-    }
-    if b.len() > 1 {
-        out.push(n);
-    }
-    let b_batches: usize = bb.iter().product();
-    let a_batches: usize = ba.iter().product();
-    let flat = b_batches == 1 && a_batches == nb;
-    let offsets = (0..nb)
-        .map(|i| {
-            (
-                batch_index(&batch, ba, i) * m * k,
-                batch_index(&batch, bb, i) * k * n,
-            )
-        })
-        .collect();
-    Ok((m, n, k, offsets, b_batches, flat, out))
 }
 
 /// Integer values of a constant zero-point input (`None` when omitted:
@@ -251,9 +177,9 @@ fn build_matmul_integer(ctx: &BuildCtx<'_>) -> Result<Built, OpError> {
     let a_dt = ctx.expect_dtype(0, &[DType::U8, DType::I8])?;
     let b_dt = ctx.expect_dtype(1, &[DType::U8, DType::I8])?;
     let (a, b) = (ctx.fact(0)?.shape.clone(), ctx.fact(1)?.shape.clone());
-    let (m, n, k, offsets, b_batches, flat, out_shape) = matmul_shapes(ctx, &a, &b)?;
-    let a_zp = zero_points(ctx, 2, a_dt, m, "a_zero_point")?;
-    let b_zp = zero_points(ctx, 3, b_dt, n, "b_zero_point")?;
+    let shape = MatMulShape::resolve(ctx, &a, &b, "operands")?;
+    let a_zp = zero_points(ctx, 2, a_dt, shape.m, "a_zero_point")?;
+    let b_zp = zero_points(ctx, 3, b_dt, shape.n, "b_zero_point")?;
     make(
         ctx,
         Spec {
@@ -262,15 +188,9 @@ fn build_matmul_integer(ctx: &BuildCtx<'_>) -> Result<Built, OpError> {
             b_idx: 1,
             a_dt,
             b_dt,
-            m,
-            n,
-            k,
-            offsets,
-            b_batches,
-            flat,
+            shape,
             trans_a: false,
             trans_b: false,
-            out_shape,
             a_zp,
             b_zp,
             bias: Bias::None,
@@ -286,7 +206,8 @@ fn build_qlinear_matmul(ctx: &BuildCtx<'_>) -> Result<Built, OpError> {
     let b_dt = ctx.expect_dtype(3, &[DType::U8, DType::I8])?;
     let y_dt = ctx.expect_dtype(7, &[DType::U8, DType::I8])?;
     let (a, b) = (ctx.fact(0)?.shape.clone(), ctx.fact(3)?.shape.clone());
-    let (m, n, k, offsets, b_batches, flat, out_shape) = matmul_shapes(ctx, &a, &b)?;
+    let shape = MatMulShape::resolve(ctx, &a, &b, "operands")?;
+    let n = shape.n;
     let a_scale = scales(ctx, 1, 1, "a_scale")?[0];
     let a_zp = zero_points(ctx, 2, a_dt, 1, "a_zero_point (per-tensor only)")?;
     let b_scale = scales(ctx, 4, n, "b_scale")?;
@@ -303,15 +224,9 @@ fn build_qlinear_matmul(ctx: &BuildCtx<'_>) -> Result<Built, OpError> {
             b_idx: 3,
             a_dt,
             b_dt,
-            m,
-            n,
-            k,
-            offsets,
-            b_batches,
-            flat,
+            shape,
             trans_a: false,
             trans_b: false,
-            out_shape,
             a_zp,
             b_zp,
             bias: Bias::None,
@@ -326,19 +241,11 @@ fn build_qgemm(ctx: &BuildCtx<'_>) -> Result<Built, OpError> {
     let a_dt = ctx.expect_dtype(0, &[DType::U8, DType::I8])?;
     let b_dt = ctx.expect_dtype(3, &[DType::U8, DType::I8])?;
     let (a, b) = (ctx.fact(0)?.shape.clone(), ctx.fact(3)?.shape.clone());
-    if a.len() != 2 || b.len() != 2 {
-        return Err(ctx.err(format!("A {a:?} and B {b:?} must both be rank 2")));
-    }
+    gemm_ranks(ctx, &a, &b)?;
     let trans_a = ctx.node.attr_int("transA", 0)? != 0;
     let trans_b = ctx.node.attr_int("transB", 0)? != 0;
     let alpha = ctx.node.attr_float("alpha", 1.0)?;
-    let (m, k) = if trans_a { (a[1], a[0]) } else { (a[0], a[1]) };
-    let (k2, n) = if trans_b { (b[1], b[0]) } else { (b[0], b[1]) };
-    if k != k2 {
-        return Err(ctx.err(format!(
-            "inner dims differ: A {a:?} gives K = {k}, B {b:?} gives K = {k2}"
-        )));
-    }
+    let (m, n, k) = gemm_dims(ctx, (&a, trans_a), (&b, trans_b), false)?;
     if !alpha.is_finite() {
         return Err(ctx.err(format!("alpha must be finite, got {alpha}")));
     }
@@ -350,18 +257,7 @@ fn build_qgemm(ctx: &BuildCtx<'_>) -> Result<Built, OpError> {
         None => Bias::None,
         Some(cf) => {
             ctx.expect_dtype(6, &[DType::I32])?;
-            let cs = &cf.fact.shape;
-            if cs.len() > 2 {
-                return Err(ctx.err(format!("C {cs:?} has rank > 2")));
-            }
-            let mut c2 = [1usize; 2];
-            c2[2 - cs.len()..].copy_from_slice(cs);
-            let [cm, cn] = c2;
-            if (cm != 1 && cm != m) || (cn != 1 && cn != n) {
-                return Err(ctx.err(format!(
-                    "C {cs:?} does not broadcast to the output [{m}, {n}]"
-                )));
-            }
+            let (cm, cn) = gemm_c_dims(ctx, &cf.fact.shape, m, n)?;
             match cf.value {
                 Some(t) => {
                     let v: Vec<i32> = t.to_i64_vec()?.into_iter().map(|x| x as i32).collect();
@@ -416,15 +312,9 @@ fn build_qgemm(ctx: &BuildCtx<'_>) -> Result<Built, OpError> {
             b_idx: 3,
             a_dt,
             b_dt,
-            m,
-            n,
-            k,
-            offsets: vec![(0, 0)],
-            b_batches: 1,
-            flat: true,
+            shape: MatMulShape::single(m, n, k),
             trans_a,
             trans_b,
-            out_shape: vec![m, n],
             a_zp,
             b_zp,
             bias,
@@ -446,10 +336,10 @@ fn make(ctx: &BuildCtx<'_>, s: Spec<'_>) -> Result<Built, OpError> {
     let packed = match s.b_value {
         Some(t) if fast_ok => {
             let bytes = t.as_bytes();
-            let (k, n) = (s.k, s.n);
+            let (k, n) = (s.shape.k, s.shape.n);
             let (cst, kst) = if s.trans_b { (k, 1) } else { (1, n) };
-            let mut v = Vec::with_capacity(s.b_batches);
-            for i in 0..s.b_batches {
+            let mut v = Vec::with_capacity(s.shape.b_batches);
+            for i in 0..s.shape.b_batches {
                 let part = bytes
                     .get(i * k * n..(i + 1) * k * n)
                     .ok_or_else(|| ctx.err("B data does not match its shape"))?;
@@ -463,14 +353,18 @@ fn make(ctx: &BuildCtx<'_>, s: Spec<'_>) -> Result<Built, OpError> {
         }
         _ => None,
     };
-    let positions = if s.flat { s.offsets.len() * s.m } else { s.m };
+    let positions = if s.shape.flat {
+        s.shape.offsets.len() * s.shape.m
+    } else {
+        s.shape.m
+    };
     let mut scratch = 0;
     if packed.is_some() {
-        scratch = qgemm_scratch_len(s.n, s.k, positions, max_tasks());
+        scratch = qgemm_scratch_len(s.shape.n, s.shape.k, positions, max_tasks());
         if matches!(s.out, Out::F32 { .. }) {
             // int32 accumulators of one GEMM, 64-byte aligned after the
             // kernel's part.
-            scratch = scratch.div_ceil(64) * 64 + positions * s.n * 4;
+            scratch = scratch.div_ceil(64) * 64 + positions * s.shape.n * 4;
         }
     }
     let path = if packed.is_some() {
@@ -483,21 +377,15 @@ fn make(ctx: &BuildCtx<'_>, s: Spec<'_>) -> Result<Built, OpError> {
         name.push('+');
         name.push_str(s.act.name());
     }
-    let nb = s.offsets.len();
     Ok(Built::Kernel {
-        outputs: vec![Fact::new(out_dt, s.out_shape.clone())],
+        outputs: vec![Fact::new(out_dt, s.shape.out.clone())],
         kernel: Box::new(QMatMulKernel {
             name,
             a_idx: s.a_idx,
             b_idx: s.b_idx,
             a_signed: s.a_dt == DType::I8,
             b_signed: s.b_dt == DType::I8,
-            m: s.m,
-            n: s.n,
-            k: s.k,
-            nb,
-            offsets: s.offsets,
-            flat: s.flat,
+            shape: s.shape,
             trans_a: s.trans_a,
             trans_b: s.trans_b,
             a_zp: s.a_zp,
@@ -526,12 +414,7 @@ struct QMatMulKernel {
     b_idx: usize,
     a_signed: bool,
     b_signed: bool,
-    m: usize,
-    n: usize,
-    k: usize,
-    nb: usize,
-    offsets: Vec<(usize, usize)>,
-    flat: bool,
+    shape: MatMulShape,
     trans_a: bool,
     trans_b: bool,
     a_zp: Vec<i32>,
@@ -549,7 +432,7 @@ impl Kernel for QMatMulKernel {
     }
 
     fn macs(&self) -> u64 {
-        (self.nb * self.m * self.n * self.k) as u64
+        self.shape.macs()
     }
 
     fn scratch_bytes(&self) -> usize {
@@ -604,11 +487,13 @@ impl Kernel for QMatMulKernel {
 impl QMatMulKernel {
     /// Elements of A needed by the offsets.
     fn a_len(&self) -> usize {
-        self.offsets.iter().map(|o| o.0).max().unwrap_or(0) + self.m * self.k
+        let s = &self.shape;
+        s.offsets.iter().map(|o| o.0).max().unwrap_or(0) + s.m * s.k
     }
 
     fn b_len(&self) -> usize {
-        self.offsets.iter().map(|o| o.1).max().unwrap_or(0) + self.k * self.n
+        let s = &self.shape;
+        s.offsets.iter().map(|o| o.1).max().unwrap_or(0) + s.k * s.n
     }
 
     /// Packed B: one qgemm per batch (or one for all rows when flat).
@@ -619,13 +504,14 @@ impl QMatMulKernel {
         y: &mut ViewMut<'_>,
         ctx: &mut RunCtx<'_>,
     ) -> Result<(), RunError> {
-        let (m, n, k) = (self.m, self.n, self.k);
+        let sh = &self.shape;
+        let (m, n, k) = (sh.m, sh.n, sh.k);
         let exec = ParExec::new(ctx.par);
-        let runs: Vec<(usize, usize, usize)> = if self.flat {
-            vec![(0, 0, self.nb * m)]
+        let runs: Vec<(usize, usize, usize)> = if sh.flat {
+            vec![(0, 0, sh.nb() * m)]
         } else {
-            (0..self.nb)
-                .map(|i| (self.offsets[i].0, self.offsets[i].1 / (k * n).max(1), m))
+            (0..sh.nb())
+                .map(|i| (sh.offsets[i].0, sh.offsets[i].1 / (k * n).max(1), m))
                 .collect()
         };
         let bias = match &self.bias {
@@ -699,7 +585,7 @@ impl QMatMulKernel {
 
     /// Plain integer loops: any B, per-row A zero points, any bias.
     fn run_reference(&self, a: &[u8], b: &[u8], c: Option<&[i32]>, y: &mut ViewMut<'_>) {
-        let (m, n, k) = (self.m, self.n, self.k);
+        let (m, n, k) = (self.shape.m, self.shape.n, self.shape.k);
         let val = |bytes: &[u8], i: usize, signed: bool| -> i32 {
             if signed {
                 bytes[i] as i8 as i32
@@ -708,7 +594,7 @@ impl QMatMulKernel {
             }
         };
         let pick = |v: &[i32], i: usize| v[if v.len() == 1 { 0 } else { i }];
-        for (bi, &(ao, bo)) in self.offsets.iter().enumerate() {
+        for (bi, &(ao, bo)) in self.shape.offsets.iter().enumerate() {
             for i in 0..m {
                 let azp = pick(&self.a_zp, i);
                 for j in 0..n {

@@ -9,7 +9,7 @@ use whittle_kernels::requant::{QClamp, Requant};
 
 use crate::op::{BuildCtx, Built, RunCtx};
 use crate::ops::common::shape_util::norm_axis;
-use crate::ops::nn::pool::{spatial_input, windows};
+use crate::ops::nn::pool::{count_include_pad, spatial_input, windows};
 use crate::ops::quantized::qlinear_elementwise::{range_of, scale_of, zp_of};
 use crate::{Fact, Kernel, OpError, Registry, RunError, View, ViewMut};
 
@@ -67,11 +67,7 @@ fn build_avg_pool(ctx: &BuildCtx<'_>) -> Result<Built, OpError> {
     let io = pool_io(ctx)?;
     let shape = spatial_input(ctx)?;
     let w = windows(ctx, &shape)?;
-    let include_pad = match ctx.node.attr_int("count_include_pad", 0)? {
-        0 => false,
-        1 => true,
-        v => return Err(ctx.err(format!("count_include_pad must be 0 or 1, got {v}"))),
-    };
+    let include_pad = count_include_pad(ctx)?;
     let taps = w.geom.window_len();
     if taps > MAX_GLOBAL_PLANE {
         return Err(ctx.err(format!("window of {taps} taps is too large")));
@@ -82,27 +78,41 @@ fn build_avg_pool(ctx: &BuildCtx<'_>) -> Result<Built, OpError> {
     }
     Ok(Built::Kernel {
         outputs: vec![Fact::new(io.dtype, w.out_shape)],
-        kernel: Box::new(AvgPoolKernel {
-            geom: w.geom,
-            include_pad,
+        kernel: Box::new(AvgKernel {
+            window: Window::Pool {
+                geom: w.geom,
+                include_pad,
+                rq,
+            },
             x_zp: io.x_zp,
-            rq,
             clamp: io.clamp,
             dtype: io.dtype,
         }),
     })
 }
 
-struct AvgPoolKernel {
-    geom: whittle_kernels::pool::PoolGeom,
-    include_pad: bool,
+/// The window an average runs over.
+enum Window {
+    /// AveragePool windows, with a multiplier per tap count (index 0 unused).
+    Pool {
+        geom: whittle_kernels::pool::PoolGeom,
+        include_pad: bool,
+        rq: Vec<Requant>,
+    },
+    /// The whole spatial plane of `plane` elements.
+    Global { plane: usize, rq: Requant },
+}
+
+/// QLinearAveragePool and QLinearGlobalAveragePool: one kernel, as they
+/// differ only in the window.
+struct AvgKernel {
+    window: Window,
     x_zp: i32,
-    rq: Vec<Requant>,
     clamp: QClamp,
     dtype: DType,
 }
 
-impl AvgPoolKernel {
+impl AvgKernel {
     fn run_typed<T: Q8 + bytemuck::Pod>(
         &self,
         x: &View<'_>,
@@ -111,7 +121,26 @@ impl AvgPoolKernel {
     ) -> Result<(), RunError> {
         let x: &[T] = crate::ops::common::elem::input(x)?;
         let y: &mut [T] = crate::ops::common::elem::output(y)?;
-        let (il, ol) = (self.geom.input_len(), self.geom.output_len());
+        match &self.window {
+            Window::Pool {
+                geom,
+                include_pad,
+                rq,
+            } => self.run_pool(x, y, ctx, geom, *include_pad, rq),
+            &Window::Global { plane, rq } => self.run_global(x, y, ctx, plane, rq),
+        }
+    }
+
+    fn run_pool<T: Q8 + bytemuck::Pod>(
+        &self,
+        x: &[T],
+        y: &mut [T],
+        ctx: &RunCtx<'_>,
+        geom: &whittle_kernels::pool::PoolGeom,
+        include_pad: bool,
+        rq: &[Requant],
+    ) -> Result<(), RunError> {
+        let (il, ol) = (geom.input_len(), geom.output_len());
         if ol == 0 || il == 0 || x.len() / il != y.len() / ol {
             return if y.is_empty() {
                 Ok(())
@@ -125,20 +154,46 @@ impl AvgPoolKernel {
             qelem::qavg_pool(
                 &x[p * il..][..il],
                 out,
-                &self.geom,
-                self.include_pad,
+                geom,
+                include_pad,
                 self.x_zp,
-                &self.rq,
+                rq,
                 self.clamp,
             )
         });
         Ok(())
     }
+
+    fn run_global<T: Q8 + bytemuck::Pod>(
+        &self,
+        x: &[T],
+        y: &mut [T],
+        ctx: &RunCtx<'_>,
+        n: usize,
+        rq: Requant,
+    ) -> Result<(), RunError> {
+        if x.len() != y.len() * n {
+            return Err(RunError::Unsupported(
+                "buffer size differs from the compiled shape",
+            ));
+        }
+        let chunk = (4096 / n.max(1)).max(1);
+        ctx.par.for_each_chunk_mut(y, chunk, &|i, out| {
+            for (j, o) in out.iter_mut().enumerate() {
+                let plane = &x[(i * chunk + j) * n..][..n];
+                *o = qelem::qglobal_avg(plane, self.x_zp, rq, self.clamp);
+            }
+        });
+        Ok(())
+    }
 }
 
-impl Kernel for AvgPoolKernel {
+impl Kernel for AvgKernel {
     fn name(&self) -> String {
-        format!("qlinear_avgpool.{}", self.dtype)
+        match self.window {
+            Window::Pool { .. } => format!("qlinear_avgpool.{}", self.dtype),
+            Window::Global { .. } => format!("qlinear_globalavgpool.{}", self.dtype),
+        }
     }
 
     fn run(
@@ -173,66 +228,13 @@ fn build_global_avg(ctx: &BuildCtx<'_>) -> Result<Built, OpError> {
     out[2..].fill(1);
     Ok(Built::Kernel {
         outputs: vec![Fact::new(io.dtype, out)],
-        kernel: Box::new(GlobalAvgKernel {
-            plane,
+        kernel: Box::new(AvgKernel {
+            window: Window::Global { plane, rq },
             x_zp: io.x_zp,
-            rq,
             clamp: io.clamp,
             dtype: io.dtype,
         }),
     })
-}
-
-struct GlobalAvgKernel {
-    plane: usize,
-    x_zp: i32,
-    rq: Requant,
-    clamp: QClamp,
-    dtype: DType,
-}
-
-impl GlobalAvgKernel {
-    fn run_typed<T: Q8 + bytemuck::Pod>(
-        &self,
-        x: &View<'_>,
-        y: &mut ViewMut<'_>,
-        ctx: &RunCtx<'_>,
-    ) -> Result<(), RunError> {
-        let x: &[T] = crate::ops::common::elem::input(x)?;
-        let y: &mut [T] = crate::ops::common::elem::output(y)?;
-        let n = self.plane;
-        if x.len() != y.len() * n {
-            return Err(RunError::Unsupported(
-                "buffer size differs from the compiled shape",
-            ));
-        }
-        let chunk = (4096 / n.max(1)).max(1);
-        ctx.par.for_each_chunk_mut(y, chunk, &|i, out| {
-            for (j, o) in out.iter_mut().enumerate() {
-                let plane = &x[(i * chunk + j) * n..][..n];
-                *o = qelem::qglobal_avg(plane, self.x_zp, self.rq, self.clamp);
-            }
-        });
-        Ok(())
-    }
-}
-
-impl Kernel for GlobalAvgKernel {
-    fn name(&self) -> String {
-        format!("qlinear_globalavgpool.{}", self.dtype)
-    }
-
-    fn run(
-        &self,
-        inputs: &[View<'_>],
-        outputs: &mut [ViewMut<'_>],
-        ctx: &mut RunCtx<'_>,
-    ) -> Result<(), RunError> {
-        match self.dtype {
-            DType::I8 => self.run_typed::<i8>(&inputs[0], &mut outputs[0], ctx),
-            _ => self.run_typed::<u8>(&inputs[0], &mut outputs[0], ctx),
-        }
-    }
 }
 
 /// QLinearConcat: inputs Y_scale, Y_zero_point, then (X, X_scale,

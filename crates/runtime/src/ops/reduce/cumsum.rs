@@ -5,7 +5,7 @@
 
 use whittle_ir::DType;
 
-use crate::ops::common::elem::{input, output, with_type, Num};
+use crate::ops::common::elem::{input, output, with_type, Num, WIDE};
 use crate::ops::common::shape_util::numel;
 use crate::{BuildCtx, Built, Fact, Kernel, OpError, Registry, RunCtx, RunError, View, ViewMut};
 
@@ -13,18 +13,6 @@ use crate::{BuildCtx, Built, Fact, Kernel, OpError, Registry, RunCtx, RunError, 
 pub fn register(r: &mut Registry) {
     r.add("CumSum", cumsum);
 }
-
-/// dtypes CumSum computes on (opset 14 added the half types).
-const TYPES: &[DType] = &[
-    DType::F32,
-    DType::F64,
-    DType::F16,
-    DType::BF16,
-    DType::I32,
-    DType::I64,
-    DType::U32,
-    DType::U64,
-];
 
 struct CumSum {
     dtype: DType,
@@ -110,7 +98,7 @@ fn flag(ctx: &BuildCtx<'_>, name: &str) -> Result<bool, OpError> {
 }
 
 fn cumsum(ctx: &BuildCtx<'_>) -> Result<Built, OpError> {
-    let dtype = ctx.expect_dtype(0, TYPES)?;
+    let dtype = ctx.expect_dtype(0, WIDE)?; // opset 14 added the half types
     let shape = ctx.fact(0)?.shape.clone();
     if shape.is_empty() {
         return Err(ctx.err("input must have rank 1 or more"));
