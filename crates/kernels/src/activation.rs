@@ -3,10 +3,13 @@
 //!
 //! Each activation's formula, and its derivative, is written once here, over
 //! [`ActFloat`], so f32 kernels, f64 ops and the gradients compute the same
-//! expression. SIMD epilogues (`gemm::micro::VecAct`) vectorise some of them
-//! and are tested against these.
+//! expression. [`Activation::apply_slice`] and the SIMD epilogues
+//! (`gemm::micro::VecAct`) vectorise them — Sigmoid, Tanh and Swish through
+//! [`crate::vmath`], within a few ulp — and are tested against these.
 
 use core::ops::{Add, Div, Mul, Neg, Sub};
+
+use crate::vmath::{self, MathIsa};
 
 /// An activation applied elementwise after a linear op.
 #[derive(Clone, Copy, Debug, PartialEq, Default)]
@@ -209,10 +212,21 @@ impl Activation {
         self.eval(x)
     }
 
-    /// Applies the activation in place. The match is hoisted out of the loop
-    /// (each arm passes a constant variant to [`Activation::eval`]), so each
-    /// arm compiles to its own tight, vectorisable loop.
+    /// Applies the activation in place, with the fastest [`MathIsa`] this
+    /// CPU has for Sigmoid, Tanh and Swish (within a few ulp of
+    /// [`Activation::apply`]; see [`crate::vmath`]). Code that must give the
+    /// same bits on every machine (int8 lookup tables) uses
+    /// [`Activation::apply`] instead.
     pub fn apply_slice(&self, xs: &mut [f32]) {
+        self.apply_slice_with(MathIsa::detect(), xs);
+    }
+
+    /// [`Activation::apply_slice`] with Sigmoid, Tanh and Swish on `isa`
+    /// ([`MathIsa::scalar`]: exactly [`Activation::apply`]). The match is
+    /// hoisted out of the loop (each arm passes a constant variant to
+    /// [`Activation::eval`]), so each of the other arms compiles to its own
+    /// tight, autovectorised loop.
+    pub fn apply_slice_with(&self, isa: MathIsa, xs: &mut [f32]) {
         match *self {
             Activation::None => {}
             Activation::Relu => each(xs, |x| Activation::Relu.eval(x)),
@@ -224,9 +238,9 @@ impl Activation {
                 each(xs, |x| Activation::HardSigmoid { alpha, beta }.eval(x))
             }
             Activation::HardSwish => each(xs, |x| Activation::HardSwish.eval(x)),
-            Activation::Sigmoid => each(xs, |x| Activation::Sigmoid.eval(x)),
-            Activation::Tanh => each(xs, |x| Activation::Tanh.eval(x)),
-            Activation::Swish { alpha } => each(xs, |x| Activation::Swish { alpha }.eval(x)),
+            Activation::Sigmoid => vmath::sigmoid(isa, xs),
+            Activation::Tanh => vmath::tanh(isa, xs),
+            Activation::Swish { alpha } => vmath::swish(isa, alpha, xs),
         }
     }
 
@@ -340,16 +354,41 @@ mod tests {
         Activation::Swish { alpha: 1.7 },
     ];
 
+    /// On every [`MathIsa`]: exact for the activations without `exp` and
+    /// on the scalar path, within 4e-7 relative (the bound of
+    /// `vmath::tests::simd_accuracy_against_libm`) for the rest.
     #[test]
     fn slice_matches_scalar() {
-        let xs: [f32; 7] = [-100.0, -3.5, -0.25, 0.0, 0.5, 3.0, 90.0];
-        for act in ACTS {
-            let mut v = xs;
-            act.apply_slice(&mut v);
-            for (x, y) in xs.iter().zip(v) {
-                assert_eq!(act.apply(*x), y, "{act:?} at {x}");
+        let xs: [f32; 19] = [
+            -100.0, -20.0, -3.5, -0.7, -0.25, -1e-3, -0.0, 0.0, 1e-6, 0.3, 0.5, 0.8, 3.0, 7.0, 9.5,
+            17.0, 90.0, -1e4, 1e4,
+        ];
+        for isa in MathIsa::available() {
+            for act in ACTS {
+                let mut v = xs;
+                act.apply_slice_with(isa, &mut v);
+                let uses_exp = matches!(
+                    act,
+                    Activation::Sigmoid | Activation::Tanh | Activation::Swish { .. }
+                );
+                let exact = isa == MathIsa::scalar() || !uses_exp;
+                for (x, y) in xs.iter().zip(v) {
+                    let want = act.apply(*x);
+                    if exact {
+                        assert_eq!(want.to_bits(), y.to_bits(), "{act:?} at {x}");
+                    } else {
+                        let tol = 4e-7 * want.abs();
+                        assert!(
+                            (y - want).abs() <= tol,
+                            "{act:?} {isa:?} at {x}: {y} vs {want}"
+                        );
+                    }
+                }
             }
         }
+        let mut v = xs;
+        Activation::Sigmoid.apply_slice(&mut v);
+        assert!(v.iter().all(|y| (0.0..=1.0).contains(y)));
         assert_eq!(Activation::HardSwish.apply(3.0), 3.0);
         assert_eq!(Activation::HardSwish.apply(-3.0), 0.0);
         assert!((sigmoid(-100.0)).abs() < 1e-30 && sigmoid(100.0) == 1.0);

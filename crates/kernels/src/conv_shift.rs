@@ -443,10 +443,10 @@ pub fn conv_shift(
         xp
     };
     if plan.pixels {
-        run_pixels(plan, a, bias, act, xp, y, exec);
+        run_pixels(isa, plan, a, bias, act, xp, y, exec);
         return;
     }
-    let (vact, scalar_act) = crate::gemm::split_act(act);
+    let (vact, scalar_act) = crate::gemm::split_act(isa, act);
     let tiles = plan.grid().div_ceil(TILE);
     let panels = m.div_ceil(ROWS);
     // Whole panels of rows or whole column tiles per task, like the GEMM.

@@ -130,7 +130,7 @@ impl Depthwise {
             let g = &self.geom;
             let (w, bias, act) = (&self.weights, self.bias.as_deref(), self.act);
             per_channel(g, x, y, exec, &|xc, co, out| {
-                let (vact, scalar_act) = split_act(act);
+                let (vact, scalar_act) = split_act(isa, act);
                 let bv = bias.map_or(0.0, |v| v[co]);
                 let ks = g.kernel_size();
                 // SAFETY: AVX-512 is present (`isa`); `channel` checks
@@ -187,7 +187,7 @@ pub fn depthwise(
     #[cfg(target_arch = "x86_64")]
     if isa.is_avx512() && avx512::s2_supported(g) {
         per_channel(g, x, y, exec, &|xc, co, out| {
-            let (vact, scalar_act) = split_act(act);
+            let (vact, scalar_act) = split_act(isa, act);
             let bv = bias.map_or(0.0, |v| v[co]);
             // SAFETY: AVX-512 is present (`isa`); `s2_channel` checks the
             // lengths it relies on.
@@ -294,7 +294,7 @@ fn channel_ring(
     act: Activation,
     out: &mut [f32],
 ) {
-    let (vact, scalar_act) = split_act(act);
+    let (vact, scalar_act) = split_act(isa, act);
     let taps: [[f32; 3]; 3] = core::array::from_fn(|r| [w[3 * r], w[3 * r + 1], w[3 * r + 2]]);
     #[cfg(target_arch = "x86_64")]
     {
@@ -348,7 +348,7 @@ fn channel(
 ) {
     #[cfg(target_arch = "x86_64")]
     let variant = DwVariant::of(g);
-    let (vact, scalar_act) = split_act(act);
+    let (vact, scalar_act) = split_act(isa, act);
     let (lo, hi) = interior(g);
     let (ih, iw, ow) = (g.input[1], g.input[2], g.output[2]);
     let (kh, kw) = (g.kernel[1], g.kernel[2]);
@@ -396,9 +396,7 @@ fn channel(
         }
         if !done {
             row_generic(isa, g, &valid, w, bias, lo, hi, orow);
-            for o in &mut orow[lo..hi] {
-                *o = vact.apply(*o);
-            }
+            vact.apply_slice(&mut orow[lo..hi]);
         }
         // Border columns, tap by tap with bounds checks.
         for ox in (0..lo).chain(hi..ow) {

@@ -19,5 +19,6 @@ pub mod qelem;
 pub mod qgemm;
 pub mod requant;
 pub mod sparse;
+pub mod vmath;
 
 pub use activation::{ActFloat, Activation, GradInput};

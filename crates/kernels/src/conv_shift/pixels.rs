@@ -3,13 +3,15 @@
 #[cfg(target_arch = "x86_64")]
 use super::avx512;
 use super::{PackedRows, ShiftPlan, LANES, ROWS, TILE};
-use crate::gemm::{balanced_tasks, task_range, Exec, SharedMut};
+use crate::gemm::{balanced_tasks, task_range, Exec, Isa, SharedMut};
 use crate::Activation;
 
 /// The pixel-major form of [`super::conv_shift`] (planes already filled).
 // Only AVX-512 has tile kernels; elsewhere the locals go unused.
 #[cfg_attr(not(target_arch = "x86_64"), allow(unused_variables))]
+#[allow(clippy::too_many_arguments)]
 pub(super) fn run_pixels(
+    isa: Isa,
     plan: &ShiftPlan,
     a: &PackedRows,
     bias: Option<&[f32]>,
@@ -20,7 +22,7 @@ pub(super) fn run_pixels(
 ) {
     let (m, k) = (a.m, a.k);
     let osp = plan.oh * plan.ow;
-    let (vact, scalar_act) = crate::gemm::split_act(act);
+    let (vact, scalar_act) = crate::gemm::split_act(isa, act);
     // Pixel tiles of near-equal size, at most ROWS pixels.
     let r = osp.div_ceil(osp.div_ceil(ROWS).max(1)).max(1);
     let ptiles = osp.div_ceil(r);

@@ -5,6 +5,7 @@ use core::arch::x86_64::*;
 
 use super::micro::{TileEp, VecAct};
 use super::{MR, NR};
+use crate::vmath::avx2 as vmath;
 
 /// `R x 16` tile; see [`super::micro::tile`].
 ///
@@ -103,5 +104,8 @@ pub(crate) unsafe fn act(a: VecAct, x: __m256) -> __m256 {
             let y = _mm256_min_ps(_mm256_max_ps(y, _mm256_setzero_ps()), _mm256_set1_ps(1.0));
             _mm256_mul_ps(x, y)
         }
+        VecAct::Sigmoid => vmath::sigmoid(x),
+        VecAct::Tanh => vmath::tanh(x),
+        VecAct::Swish { alpha } => vmath::swish(x, _mm256_set1_ps(alpha)),
     }
 }

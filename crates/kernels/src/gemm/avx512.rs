@@ -6,6 +6,7 @@ use core::arch::x86_64::*;
 
 use super::micro::{TileEp, VecAct};
 use super::{MR, NR};
+use crate::vmath::avx512 as vmath;
 
 /// `R x 32` tile; `b` holds panel 0 (`kc * NR`) then panel 1.
 ///
@@ -157,5 +158,8 @@ pub(crate) fn act(a: VecAct, x: __m512) -> __m512 {
             );
             _mm512_mul_ps(x, _mm512_min_ps(_mm512_max_ps(y, zero), one))
         }
+        VecAct::Sigmoid => vmath::sigmoid(x),
+        VecAct::Tanh => vmath::tanh(x),
+        VecAct::Swish { alpha } => vmath::swish(x, _mm512_set1_ps(alpha)),
     }
 }

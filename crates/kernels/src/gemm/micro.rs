@@ -2,6 +2,7 @@
 //! one A panel and one B panel, with the epilogue applied before the store.
 
 use super::{Isa, MR, NR};
+use crate::vmath::{self, MathIsa};
 use crate::Activation;
 
 /// The part of an activation that SIMD code applies in registers.
@@ -21,11 +22,18 @@ pub(crate) enum VecAct {
         beta: f32,
     },
     HardSwish,
+    /// Through [`crate::vmath`]'s `exp`.
+    Sigmoid,
+    Tanh,
+    Swish {
+        alpha: f32,
+    },
 }
 
-/// Splits an activation into what the micro-kernel does in registers and
-/// whether a scalar pass over the stored tile must follow.
-pub(crate) fn split_act(act: Activation) -> (VecAct, bool) {
+/// Splits an activation into what kernels running on `isa` do in registers
+/// and whether a pass over the stored tile (`Activation::apply_slice`) must
+/// follow.
+pub(crate) fn split_act(isa: Isa, act: Activation) -> (VecAct, bool) {
     match act {
         Activation::None => (VecAct::None, false),
         Activation::Relu => (
@@ -39,16 +47,24 @@ pub(crate) fn split_act(act: Activation) -> (VecAct, bool) {
         Activation::LeakyRelu { alpha } => (VecAct::Leaky { alpha }, false),
         Activation::HardSigmoid { alpha, beta } => (VecAct::HardSigmoid { alpha, beta }, false),
         Activation::HardSwish => (VecAct::HardSwish, false),
-        // The rest (Sigmoid, Tanh, Swish, and any activation added later)
-        // need `exp`, which is not vectorised yet: a scalar pass after the
-        // store applies the activation's own formula.
+        // The x86 SIMD kernels apply these in registers; the portable
+        // kernels would call the scalar formula per element, so they leave
+        // them to the pass over the stored tile, which is vectorised
+        // wherever the CPU allows (NEON on aarch64).
+        Activation::Sigmoid if isa.is_avx2() => (VecAct::Sigmoid, false),
+        Activation::Tanh if isa.is_avx2() => (VecAct::Tanh, false),
+        Activation::Swish { alpha } if isa.is_avx2() => (VecAct::Swish { alpha }, false),
+        // Any activation without a vector form (including ones added
+        // later) takes the pass after the store.
         _ => (VecAct::None, true),
     }
 }
 
 impl VecAct {
-    /// Scalar form, bit-compatible with the SIMD form up to FMA contraction:
-    /// the activation's own formula.
+    /// Scalar form: the activation's own formula. Bit-compatible with the
+    /// SIMD form up to FMA contraction, except Sigmoid, Tanh and Swish,
+    /// whose SIMD forms agree with it within a few ulp (see
+    /// [`crate::vmath`]).
     #[inline(always)]
     pub(crate) fn apply(self, x: f32) -> f32 {
         match self {
@@ -57,6 +73,21 @@ impl VecAct {
             VecAct::Leaky { alpha } => Activation::LeakyRelu { alpha }.apply(x),
             VecAct::HardSigmoid { alpha, beta } => Activation::HardSigmoid { alpha, beta }.apply(x),
             VecAct::HardSwish => Activation::HardSwish.apply(x),
+            VecAct::Sigmoid => Activation::Sigmoid.apply(x),
+            VecAct::Tanh => Activation::Tanh.apply(x),
+            VecAct::Swish { alpha } => Activation::Swish { alpha }.apply(x),
+        }
+    }
+
+    /// [`VecAct::apply`] on a slice, with the `exp`-based forms on the best
+    /// [`MathIsa`].
+    pub(crate) fn apply_slice(self, xs: &mut [f32]) {
+        match self {
+            VecAct::None => {}
+            VecAct::Sigmoid => vmath::sigmoid(MathIsa::detect(), xs),
+            VecAct::Tanh => vmath::tanh(MathIsa::detect(), xs),
+            VecAct::Swish { alpha } => vmath::swish(MathIsa::detect(), alpha, xs),
+            _ => xs.iter_mut().for_each(|x| *x = self.apply(*x)),
         }
     }
 }

@@ -243,7 +243,7 @@ unsafe fn gemm_block<A: Lhs + ?Sized, B: Rhs + ?Sized>(
 ) {
     debug_assert!(rows.start.is_multiple_of(MR) && cols.start.is_multiple_of(NR));
     let k = a.k();
-    let (vact, scalar_act) = split_act(ep.act);
+    let (vact, scalar_act) = split_act(isa, ep.act);
     let a_len = if a.is_prepacked() {
         0
     } else {

@@ -244,3 +244,49 @@ fn chunks_with_scratch_use_private_slots() {
         assert_eq!(v, want);
     }
 }
+
+/// Sigmoid, Tanh and Swish run in registers on the x86 SIMD micro-kernels
+/// (no pass after the store) and give the same bits as `apply_slice` on
+/// the unactivated product: every vmath path is bit-identical.
+#[test]
+fn exp_epilogues_match_the_slice_pass() {
+    let (m, n, k) = (19, 45, 23);
+    let (ad, bd) = (rand_vec(m * k, 41), rand_vec(k * n, 42));
+    let a = MatRef::row_major(&ad, m, k).unwrap();
+    let b = MatRef::row_major(&bd, k, n).unwrap();
+    let rb = rand_vec(m, 43);
+    let acts = [
+        Activation::Sigmoid,
+        Activation::Tanh,
+        Activation::Swish { alpha: 1.0 },
+        Activation::Swish { alpha: 0.6 },
+    ];
+    for isa in Isa::available() {
+        for act in acts {
+            assert_eq!(split_act(isa, act).1, !isa.is_avx2(), "{act:?}");
+            let mut scratch = vec![0.0; gemm_scratch_len(m, n, k, false, false, 1)];
+            // alpha spreads the pre-activations over about [-30, 30].
+            let ep = |act| Epilogue {
+                alpha: 6.0,
+                accumulate: false,
+                bias: Bias::PerRow(&rb),
+                act,
+            };
+            let mut fused = vec![0.0; m * n];
+            gemm(isa, &a, &b, &mut fused, n, &ep(act), &mut scratch, &Serial);
+            let mut plain = vec![0.0; m * n];
+            gemm(
+                isa,
+                &a,
+                &b,
+                &mut plain,
+                n,
+                &ep(Activation::None),
+                &mut scratch,
+                &Serial,
+            );
+            act.apply_slice(&mut plain);
+            assert_eq!(fused, plain, "{act:?} on {}", isa.name());
+        }
+    }
+}

@@ -211,7 +211,7 @@ pub fn spmm(
         _ => (x.as_ptr(), false),
     };
     let xsrc = XSrc(xp);
-    let (vact, scalar_act) = split_act(act);
+    let (vact, scalar_act) = split_act(isa, act);
     let chunk = rows_per_chunk(exec, m);
     with_rows!(w, |r| for_each_chunk_mut(
         exec,
@@ -325,7 +325,7 @@ pub fn spmv(
     if m == 0 {
         return;
     }
-    let (vact, scalar_act) = split_act(act);
+    let (vact, scalar_act) = split_act(isa, act);
     let chunk = rows_per_chunk(exec, m);
     for b in 0..batch {
         let xb = &x[b * k..][..k];
@@ -448,7 +448,7 @@ impl SparseLinear {
         if batch < SPMM_MIN_BATCH {
             #[cfg(target_arch = "x86_64")]
             if let (true, Some(sell)) = (isa.is_avx512(), &self.sell) {
-                let (vact, scalar_act) = split_act(act);
+                let (vact, scalar_act) = split_act(isa, act);
                 let groups = m.div_ceil(sell::LANES);
                 let chunk = rows_per_chunk(exec, groups);
                 for b in 0..batch {

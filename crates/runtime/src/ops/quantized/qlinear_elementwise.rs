@@ -1,12 +1,13 @@
 //! com.microsoft QLinearAdd / QLinearMul (fixed point, broadcasting) and the
 //! table ops: com.microsoft QLinearSigmoid / QLinearLeakyRelu and
 //! whittle::QLinearLookup, whose 256-entry table is built at compile time
-//! by running the float op through [`eval_node`](crate::eval_node) on every
-//! dequantized input value.
+//! by evaluating the float op on every dequantized input value: activations
+//! with their scalar formula ([`Activation::apply`]), other ops through
+//! [`eval_node`](crate::eval_node).
 //!
 //! Scales and zero points must be compile-time constants (per tensor).
 
-use whittle_ir::{Attr, DType, Node, Tensor};
+use whittle_ir::{Activation, Attr, DType, Node, Tensor};
 use whittle_kernels::qelem::{self, Operand, QAdd, QMul, Q8};
 use whittle_kernels::requant::QClamp;
 
@@ -239,22 +240,11 @@ fn build_table(
             (q as f32 - io.x_zp as f32) * io.x_scale
         })
         .collect();
-    let mut inputs = vec![Some(Tensor::from_f32(vec![256], xs)?)];
-    inputs.extend(extra);
-    let out = crate::eval_node(&Registry::standard(), float_node, &inputs, opset).map_err(|e| {
-        ctx.err(format!(
-            "evaluating {} for the lookup table: {e}",
-            float_node.op_type
-        ))
-    })?;
-    let ys = match out.first() {
-        Some(t) if t.dtype() == DType::F32 && t.numel() == 256 => t.to_f32_vec(),
-        _ => {
-            return Err(ctx.err(format!(
-                "{} did not produce 256 f32 values",
-                float_node.op_type
-            )))
-        }
+    let ys = match scalar_activation(float_node, &extra) {
+        // Not the f32 kernel: its Sigmoid/Tanh/Swish are SIMD code whose
+        // last bits depend on the CPU, and the table must not.
+        Some(act) => xs.iter().map(|&x| act.apply(x)).collect(),
+        None => eval_table(ctx, float_node, xs, extra, opset)?,
     };
     let (lo, hi) = range_of(io.y);
     let mut table = [0u8; 256];
@@ -265,6 +255,41 @@ fn build_table(
         *t = q as i32 as u8;
     }
     Ok(table)
+}
+
+/// The activation `node` computes, with constant inputs 1.. from `extra`,
+/// when its op is one.
+fn scalar_activation(node: &Node, extra: &[Option<Tensor>]) -> Option<Activation> {
+    let of = node.info().activation?;
+    of(node, &|i| {
+        let t = extra.get(i.checked_sub(1)?)?.as_ref()?;
+        t.to_f32_vec().first().copied()
+    })
+}
+
+/// `float_node` run on the 256 values `xs` by its f32 kernel.
+fn eval_table(
+    ctx: &BuildCtx<'_>,
+    float_node: &Node,
+    xs: Vec<f32>,
+    extra: Vec<Option<Tensor>>,
+    opset: i64,
+) -> Result<Vec<f32>, OpError> {
+    let mut inputs = vec![Some(Tensor::from_f32(vec![256], xs)?)];
+    inputs.extend(extra);
+    let out = crate::eval_node(&Registry::standard(), float_node, &inputs, opset).map_err(|e| {
+        ctx.err(format!(
+            "evaluating {} for the lookup table: {e}",
+            float_node.op_type
+        ))
+    })?;
+    match out.first() {
+        Some(t) if t.dtype() == DType::F32 && t.numel() == 256 => Ok(t.to_f32_vec()),
+        _ => Err(ctx.err(format!(
+            "{} did not produce 256 f32 values",
+            float_node.op_type
+        ))),
+    }
 }
 
 fn table_kernel(
@@ -377,5 +402,74 @@ impl Kernel for TableKernel {
             qelem::lookup(&self.table, &x[i * chunk..][..out.len()], out)
         });
         Ok(())
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use whittle_ir::{Activation, Attr, Node, Tensor, TensorData};
+    use whittle_kernels::vmath::MathIsa;
+
+    use crate::{eval_node, Registry};
+
+    /// The table by the scalar formula, as `build_table` quantizes it.
+    fn scalar_table(act: Activation, xs: &[f32], y_scale: f32) -> Vec<u8> {
+        xs.iter()
+            .map(|&x| (act.apply(x) / y_scale).round_ties_even().clamp(0.0, 255.0) as u8)
+            .collect()
+    }
+
+    /// Tables of the exp-based activations are the scalar formula's on
+    /// every machine: the f32 kernels' SIMD forms differ from it in the
+    /// last bit now and then, which moves a value across a rounding
+    /// boundary for some scales (counted and printed below; with AVX-512,
+    /// 1 of these 1200 tables would differ, which this test catches when
+    /// the tables are built through `apply_slice`).
+    #[test]
+    fn activation_tables_use_the_scalar_formula() {
+        let acts = [
+            ("Sigmoid", None, Activation::Sigmoid),
+            ("Tanh", None, Activation::Tanh),
+            ("Swish", Some(1.0), Activation::Swish { alpha: 1.0 }),
+            ("Swish", Some(1.7), Activation::Swish { alpha: 1.7 }),
+        ];
+        let bytes: Vec<u8> = (0..=255).collect();
+        let reg = Registry::standard();
+        let mut simd_differs = 0;
+        for (op, alpha, act) in acts {
+            let mut node = Node::new(op, "QLinearLookup", &["x", "xs", "xz", "ys", "yz"], &["y"])
+                .with_attr("op", Attr::String(op.into()));
+            node.domain = "whittle".into();
+            if let Some(a) = alpha {
+                node.attrs.insert("op.alpha".into(), Attr::Float(a));
+            }
+            // Output scales chosen so that the outputs span many steps.
+            for i in 0..300 {
+                let x_scale = 0.02 + i as f32 * 1.3e-4;
+                let y_scale = 0.003 + i as f32 * 2.1e-5;
+                let xs: Vec<f32> = (0..256).map(|b| (b as f32 - 128.0) * x_scale).collect();
+                let inputs = vec![
+                    Some(Tensor::new(vec![256], TensorData::U8(bytes.clone())).unwrap()),
+                    Some(Tensor::scalar_f32(x_scale)),
+                    Some(Tensor::new(vec![], TensorData::U8(vec![128])).unwrap()),
+                    Some(Tensor::scalar_f32(y_scale)),
+                    Some(Tensor::new(vec![], TensorData::U8(vec![0])).unwrap()),
+                ];
+                let got = eval_node(&reg, &node, &inputs, 13).unwrap();
+                let TensorData::U8(got) = got[0].data() else {
+                    panic!("u8 output expected");
+                };
+                let want = scalar_table(act, &xs, y_scale);
+                assert_eq!(got, &want, "{act:?} x_scale {x_scale} y_scale {y_scale}");
+                let mut simd = xs.clone();
+                act.apply_slice_with(MathIsa::detect(), &mut simd);
+                let simd: Vec<u8> = simd
+                    .iter()
+                    .map(|&v| (v / y_scale).round_ties_even().clamp(0.0, 255.0) as u8)
+                    .collect();
+                simd_differs += usize::from(simd != want);
+            }
+        }
+        std::println!("SIMD tables that would differ: {simd_differs} of 1200");
     }
 }
