@@ -218,7 +218,13 @@ impl Activation {
     /// same bits on every machine (int8 lookup tables) uses
     /// [`Activation::apply`] instead.
     pub fn apply_slice(&self, xs: &mut [f32]) {
-        self.apply_slice_with(MathIsa::detect(), xs);
+        // Kernels call this once per row or channel: only the exp-based
+        // activations need the CPU's vector ISA, so only they look it up.
+        let isa = match self {
+            Activation::Sigmoid | Activation::Tanh | Activation::Swish { .. } => MathIsa::detect(),
+            _ => MathIsa::scalar(),
+        };
+        self.apply_slice_with(isa, xs);
     }
 
     /// [`Activation::apply_slice`] with Sigmoid, Tanh and Swish on `isa`
