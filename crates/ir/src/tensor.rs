@@ -258,6 +258,15 @@ impl Tensor {
         Tensor::new(shape, TensorData::I64(values))
     }
 
+    /// The value of a one-element tensor (any shape, any numeric dtype) as
+    /// f32; `None` when it holds more or fewer elements.
+    pub fn as_scalar_f32(&self) -> Option<f32> {
+        if self.numel() != 1 {
+            return None;
+        }
+        self.to_f32_vec().first().copied()
+    }
+
     /// A rank-0 f32 tensor.
     pub fn scalar_f32(v: f32) -> Tensor {
         Tensor {

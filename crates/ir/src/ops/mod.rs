@@ -173,11 +173,7 @@ impl Node {
 
 /// The value of a one-element initializer.
 pub fn scalar_initializer(graph: &Graph, name: &str) -> Option<f32> {
-    let t = graph.initializers.get(name)?;
-    if t.numel() != 1 {
-        return None;
-    }
-    t.to_f32_vec().first().copied()
+    graph.initializers.get(name)?.as_scalar_f32()
 }
 
 #[cfg(test)]

@@ -444,7 +444,7 @@ fn activation(e: &mut Emit<'_>, c: &Ctx<'_>) -> Result<(), TrainError> {
         .info()
         .activation
         .ok_or_else(|| err(n, "not an activation"))?;
-    let scalar = |i: usize| e.value(c.input(i))?.to_f32_vec().first().copied();
+    let scalar = |i: usize| e.value(c.input(i))?.as_scalar_f32();
     let act = of(n, &scalar).ok_or_else(|| {
         err(
             n,

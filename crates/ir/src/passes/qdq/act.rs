@@ -14,13 +14,7 @@ pub(super) fn carried_act(n: &Node) -> Option<Activation> {
 /// initializers or Constant nodes).
 pub(super) fn act_of_node(g: &Graph, maps: &Maps<'_>, n: &Node) -> Option<Activation> {
     let of = n.info().activation?;
-    of(n, &|i| {
-        let t = konst(g, maps, n.input(i)?)?;
-        if t.numel() != 1 {
-            return None;
-        }
-        t.to_f32_vec().first().copied()
-    })
+    of(n, &|i| konst(g, maps, n.input(i)?)?.as_scalar_f32())
 }
 
 /// Input indices of (y_scale, y_zero_point) of QLinear ops that requantize

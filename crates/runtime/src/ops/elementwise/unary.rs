@@ -430,7 +430,7 @@ fn build_activation(ctx: &BuildCtx<'_>) -> Result<Built, OpError> {
         .info()
         .activation
         .ok_or_else(|| ctx.err("not an activation"))?;
-    let scalar = |i: usize| ctx.opt_input(i)?.value?.to_f32_vec().first().copied();
+    let scalar = |i: usize| ctx.opt_input(i)?.value?.as_scalar_f32();
     let act = of(ctx.node, &scalar).ok_or_else(|| {
         ctx.err(format!(
             "invalid activation parameters {:?}",
